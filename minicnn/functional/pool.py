@@ -1,0 +1,136 @@
+"""Max and average pooling in NCHW, by a few strided slices (one per window offset).
+
+Shapes: x (N, C, H, W) -> out (N, C, OH, OW) with, as in torch (ceil_mode=False),
+    OH = floor((H + 2*PH - KH) / SH) + 1
+stride defaults to the kernel size; padding may be at most half the kernel.
+"""
+
+from ..backend import get_array_module
+from .conv import _output_hw, _tap, pair
+
+
+def _pool_args(x, kernel_size, stride, padding, where):
+    kernel = pair(kernel_size, "kernel_size", where)
+    stride = kernel if stride is None else pair(stride, "stride", where)
+    padding = pair(padding, "padding", where, minimum=0)
+    if padding[0] > kernel[0] // 2 or padding[1] > kernel[1] // 2:
+        raise ValueError(f"{where}: padding {padding} must be at most half the kernel size {kernel}")
+    if x.ndim != 4:
+        raise ValueError(f"{where}: expected input of shape (N, C, H, W), got shape {tuple(x.shape)}")
+    OH, OW = _output_hw(x.shape, *kernel, stride, padding, (1, 1), where)
+    return kernel, stride, padding, (OH, OW)
+
+
+def _padded(x, padding, value):
+    xp = get_array_module(x)
+    (PH, PW) = padding
+    return xp.pad(x, ((0, 0), (0, 0), (PH, PH), (PW, PW)), constant_values=value)
+
+
+def max_pool2d(x, kernel_size, stride=None, padding=0):
+    """Maximum over each KH x KW window: x (N, C, H, W) -> out (N, C, OH, OW).
+
+    Padding is -inf, so a padded cell never wins, even when every input is negative.
+    The cache keeps which tap won in each window (the first one, on ties).
+    """
+    xp = get_array_module(x)
+    (KH, KW), stride, padding, (OH, OW) = _pool_args(x, kernel_size, stride, padding, "max_pool2d")
+    xpad = _padded(x, padding, -xp.inf)
+    out = None
+    for k in range(KH * KW):
+        window = xpad[(Ellipsis, *_tap(k // KW, k % KW, OH, OW, stride, (1, 1)))]
+        if out is None:
+            out = window.copy()
+            argmax = xp.zeros(out.shape, dtype=xp.int32)
+        else:
+            better = window > out
+            out = xp.where(better, window, out)
+            argmax = xp.where(better, k, argmax)
+    return out, (x.shape, argmax, (KH, KW), stride, padding)
+
+
+def max_pool2d_backward(dout, cache):
+    """dx: each window's dout goes to the input cell that won it, summed where windows overlap."""
+    xp = get_array_module(dout)
+    (N, C, H, W), argmax, (KH, KW), stride, (PH, PW) = cache
+    OH, OW = dout.shape[2:]
+    dxpad = xp.zeros((N, C, H + 2 * PH, W + 2 * PW), dtype=dout.dtype)
+    for k in range(KH * KW):
+        dxpad[(Ellipsis, *_tap(k // KW, k % KW, OH, OW, stride, (1, 1)))] += xp.where(argmax == k, dout, 0)
+    return dxpad[:, :, PH:PH + H, PW:PW + W]
+
+
+def avg_pool2d(x, kernel_size, stride=None, padding=0, count_include_pad=True):
+    """Mean over each KH x KW window: x (N, C, H, W) -> out (N, C, OH, OW).
+
+    Zero padding. With count_include_pad (torch's default) every window divides by KH*KW;
+    without, by the number of real (unpadded) cells it covers.
+    """
+    xp = get_array_module(x)
+    (KH, KW), stride, padding, (OH, OW) = _pool_args(x, kernel_size, stride, padding, "avg_pool2d")
+    xpad = _padded(x, padding, 0)
+    out = xp.zeros((x.shape[0], x.shape[1], OH, OW), dtype=x.dtype)
+    for k in range(KH * KW):
+        out += xpad[(Ellipsis, *_tap(k // KW, k % KW, OH, OW, stride, (1, 1)))]
+    divisor = _divisor(x, (KH, KW), stride, padding, (OH, OW), count_include_pad)
+    return out / divisor, (x.shape, divisor, (KH, KW), stride, padding)
+
+
+def _divisor(x, kernel, stride, padding, out_hw, count_include_pad):
+    """KH*KW, or an (OH, OW) array counting the real cells in each window."""
+    KH, KW = kernel
+    if count_include_pad or padding == (0, 0):
+        return x.dtype.type(KH * KW)
+    xp = get_array_module(x)
+    ones = _padded(xp.ones((1, 1) + x.shape[2:], dtype=x.dtype), padding, 0)
+    count = xp.zeros(out_hw, dtype=x.dtype)
+    for k in range(KH * KW):
+        count += ones[(0, 0, *_tap(k // KW, k % KW, *out_hw, stride, (1, 1)))]
+    return count
+
+
+def avg_pool2d_backward(dout, cache):
+    """dx: each window's dout / divisor is spread evenly over the cells of the window."""
+    xp = get_array_module(dout)
+    (N, C, H, W), divisor, (KH, KW), stride, (PH, PW) = cache
+    OH, OW = dout.shape[2:]
+    share = dout / divisor
+    dxpad = xp.zeros((N, C, H + 2 * PH, W + 2 * PW), dtype=dout.dtype)
+    for k in range(KH * KW):
+        dxpad[(Ellipsis, *_tap(k // KW, k % KW, OH, OW, stride, (1, 1)))] += share
+    return dxpad[:, :, PH:PH + H, PW:PW + W]
+
+
+def _check_4d(x, where):
+    if x.ndim != 4:
+        raise ValueError(f"{where}: expected input of shape (N, C, H, W), got shape {tuple(x.shape)}")
+
+
+def global_avg_pool2d(x):
+    """Mean over the whole H x W plane: x (N, C, H, W) -> out (N, C, 1, 1)."""
+    _check_4d(x, "global_avg_pool2d")
+    return x.mean(axis=(2, 3), keepdims=True), x.shape
+
+
+def global_avg_pool2d_backward(dout, cache):
+    """dx = dout / (H*W) at every cell. dout (N, C, 1, 1) -> dx (N, C, H, W)."""
+    xp = get_array_module(dout)
+    N, C, H, W = cache
+    return xp.broadcast_to(dout / (H * W), (N, C, H, W)).copy()
+
+
+def global_max_pool2d(x):
+    """Maximum over the whole H x W plane: x (N, C, H, W) -> out (N, C, 1, 1)."""
+    _check_4d(x, "global_max_pool2d")
+    N, C, H, W = x.shape
+    flat = x.reshape(N, C, H * W)
+    argmax = flat.argmax(axis=2)
+    return flat.max(axis=2).reshape(N, C, 1, 1), (x.shape, argmax)
+
+
+def global_max_pool2d_backward(dout, cache):
+    """dx: all of dout goes to the (first) cell that held the maximum."""
+    xp = get_array_module(dout)
+    (N, C, H, W), argmax = cache
+    hit = xp.arange(H * W).reshape(1, 1, H * W) == argmax[:, :, None]
+    return (hit * dout.reshape(N, C, 1)).reshape(N, C, H, W).astype(dout.dtype, copy=False)

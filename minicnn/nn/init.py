@@ -1,0 +1,98 @@
+"""Weight initialisers, as torch.nn.init defines them. Each fills a Parameter in place.
+
+fan_in = C * KH * KW for a conv weight (OC, C, KH, KW), IN for a linear weight (OUT, IN);
+fan_out = OC * KH * KW, or OUT. Random numbers come from minicnn's host generator
+(seeded by minicnn.seed), so the same seed gives the same weights on every backend.
+"""
+
+import math
+
+import numpy as np
+
+from ..backend import default_rng, get_array_module
+
+
+def _fill(param, values):
+    """Write host values into the parameter, keeping its dtype and device."""
+    xp = get_array_module(param.data)
+    param.data = xp.asarray(values.astype(param.dtype))
+    return param
+
+
+def _fans(shape):
+    if len(shape) < 2:
+        raise ValueError(f"init: fan in and fan out need a weight with at least 2 dimensions, got shape {tuple(shape)}")
+    receptive = math.prod(shape[2:])
+    return shape[1] * receptive, shape[0] * receptive
+
+
+def calculate_gain(nonlinearity, param=None):
+    """The gain torch recommends for each nonlinearity (1 for linear, conv and sigmoid)."""
+    if nonlinearity in ("linear", "conv1d", "conv2d", "sigmoid"):
+        return 1.0
+    if nonlinearity == "tanh":
+        return 5.0 / 3
+    if nonlinearity == "relu":
+        return math.sqrt(2.0)
+    if nonlinearity == "leaky_relu":
+        slope = 0.01 if param is None else param
+        return math.sqrt(2.0 / (1 + slope ** 2))
+    raise ValueError(f"calculate_gain: unknown nonlinearity {nonlinearity!r}")
+
+
+def uniform_(param, a=0.0, b=1.0):
+    """U(a, b)."""
+    return _fill(param, default_rng().uniform(a, b, size=param.shape))
+
+
+def normal_(param, mean=0.0, std=1.0):
+    """N(mean, std^2)."""
+    return _fill(param, default_rng().normal(mean, std, size=param.shape))
+
+
+def constant_(param, value):
+    return _fill(param, np.full(param.shape, value))
+
+
+def zeros_(param):
+    return constant_(param, 0.0)
+
+
+def xavier_uniform_(param, gain=1.0):
+    """U(-a, a) with a = gain * sqrt(6 / (fan_in + fan_out)) (Glorot & Bengio, 2010)."""
+    fan_in, fan_out = _fans(param.shape)
+    bound = gain * math.sqrt(6.0 / (fan_in + fan_out))
+    return uniform_(param, -bound, bound)
+
+
+def xavier_normal_(param, gain=1.0):
+    """N(0, std^2) with std = gain * sqrt(2 / (fan_in + fan_out))."""
+    fan_in, fan_out = _fans(param.shape)
+    return normal_(param, 0.0, gain * math.sqrt(2.0 / (fan_in + fan_out)))
+
+
+def _kaiming_std(shape, a, mode, nonlinearity):
+    if mode not in ("fan_in", "fan_out"):
+        raise ValueError(f"kaiming init: mode must be 'fan_in' or 'fan_out', got {mode!r}")
+    fan_in, fan_out = _fans(shape)
+    return calculate_gain(nonlinearity, a) / math.sqrt(fan_in if mode == "fan_in" else fan_out)
+
+
+def kaiming_uniform_(param, a=0.0, mode="fan_in", nonlinearity="leaky_relu"):
+    """U(-b, b) with b = gain * sqrt(3 / fan) (He et al., 2015)."""
+    bound = math.sqrt(3.0) * _kaiming_std(param.shape, a, mode, nonlinearity)
+    return uniform_(param, -bound, bound)
+
+
+def kaiming_normal_(param, a=0.0, mode="fan_in", nonlinearity="leaky_relu"):
+    """N(0, std^2) with std = gain / sqrt(fan)."""
+    return normal_(param, 0.0, _kaiming_std(param.shape, a, mode, nonlinearity))
+
+
+def torch_default_(weight, bias=None):
+    """torch's default for Conv2d and Linear: kaiming_uniform_(a=sqrt(5)) on the weight,
+    which is U(-1/sqrt(fan_in), 1/sqrt(fan_in)), and the same bound for the bias."""
+    kaiming_uniform_(weight, a=math.sqrt(5))
+    if bias is not None:
+        bound = 1 / math.sqrt(_fans(weight.shape)[0])
+        uniform_(bias, -bound, bound)
