@@ -13,6 +13,8 @@ from .backend import get_array_module, to_numpy
 class Optimizer:
     """Shared contract: step(), zero_grad(), .lr, state_dict(), load_state_dict()."""
 
+    hyper_parameters = ()  # names of the attributes state_dict saves besides lr (as torch's param_groups)
+
     def __init__(self, params, lr):
         self.params = list(params)
         if not self.params:
@@ -32,7 +34,8 @@ class Optimizer:
     def state_dict(self):
         """lr, hyper-parameters and every buffer as NumPy arrays (for checkpoints)."""
         state = [{k: to_numpy(v).copy() if hasattr(v, "shape") else v for k, v in s.items()} for s in self.state]
-        return {"type": type(self).__name__, "lr": self.lr, "state": state}
+        hyper = {name: getattr(self, name) for name in self.hyper_parameters}
+        return {"type": type(self).__name__, "lr": self.lr, "hyper": hyper, "state": state}
 
     def load_state_dict(self, state_dict):
         """Restore buffers onto each parameter's backend; refuses a state from another optimizer or model."""
@@ -45,6 +48,8 @@ class Optimizer:
                 f"this optimizer has {len(self.params)}"
             )
         self.lr = float(state_dict["lr"])
+        for name, value in state_dict.get("hyper", {}).items():
+            setattr(self, name, tuple(value) if isinstance(value, list) else value)  # JSON turns tuples to lists
         self.state = []
         for p, s in zip(self.params, state_dict["state"]):
             xp = get_array_module(p.data)
@@ -59,6 +64,8 @@ class SGD(Optimizer):
         g = g + momentum * buf (nesterov) or buf
         p = p - lr * g
     """
+
+    hyper_parameters = ("momentum", "dampening", "weight_decay", "nesterov")
 
     def __init__(self, params, lr, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False):
         super().__init__(params, lr)
@@ -90,6 +97,8 @@ class Adam(Optimizer):
         m = b1 * m + (1 - b1) * g          v = b2 * v + (1 - b2) * g^2
         p = p - lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
     """
+
+    hyper_parameters = ("betas", "eps", "weight_decay")
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
         super().__init__(params, lr)

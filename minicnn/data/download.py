@@ -6,7 +6,7 @@ the published MD5, and only then renamed into place (a rename within one
 folder is atomic). A half-finished or tampered download can never be mistaken
 for data.
 
-pooch (optional extra `minicnn[download]`) does exactly this, with a tqdm
+pooch (optional extra `minicnn[data]`) does exactly this, with a tqdm
 progress bar; without it we do the same with urllib, hashlib and os.replace.
 """
 
@@ -42,6 +42,7 @@ def fetch(url, dest, md5):
     dest = Path(dest)
     if dest.is_file() and md5sum(dest) == md5:  # already here from an earlier, partial run
         return dest
+    made = not dest.parent.exists()
     dest.parent.mkdir(parents=True, exist_ok=True)
     try:
         import pooch
@@ -53,13 +54,23 @@ def fetch(url, dest, md5):
         else:
             _fetch_urllib(url, dest, md5)
     except OSError as exc:  # URLError, timeouts, refused connections, requests' errors
-        raise DownloadError(f"could not download {url}: {exc}") from exc
+        raise DownloadError(f"could not download {url}: {_short(exc)}") from exc
+    finally:
+        if made and not any(dest.parent.iterdir()):  # leave no empty folder behind a failure
+            dest.parent.rmdir()
     return dest
+
+
+def _short(exc):
+    """The gist of a network error: its type and the first line of its text, trimmed."""
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {text[:120]}{'...' if len(text) > 120 else ''}"
 
 
 def _fetch_pooch(pooch, url, dest, md5):
     progressbar = _have_tqdm() and sys.stderr.isatty()
     downloader = pooch.HTTPDownloader(progressbar=progressbar, timeout=TIMEOUT)
+    pooch.get_logger().setLevel("WARNING")  # its "Downloading data from ..." line: the bar says enough
     try:
         pooch.retrieve(url, known_hash=f"md5:{md5}", fname=dest.name,
                        path=dest.parent, downloader=downloader)

@@ -7,8 +7,8 @@ from ..backend import get_array_module
 
 
 def relu(x):
-    """max(x, 0)."""
-    return x * (x > 0), (x,)
+    """max(x, 0). (Not x * (x > 0): that is nan at x = -inf.)"""
+    return get_array_module(x).maximum(x, 0), (x,)
 
 
 def relu_backward(dout, cache):

@@ -8,9 +8,18 @@ Symbols used throughout:
 The im2col buffer is laid out as (C*KH*KW, N*OH*OW): row (c, i, j) holds, for every
 output pixel of every image, the input value that kernel tap (i, j) of channel c sees
 there. The convolution is then a single product  W (OC, C*KH*KW) @ col.
+
+Two implementations of the same math, selected by IMPL (or impl= per call):
+    'plain'  im2col / col2im as written above: a zero-padded copy of x, fresh buffers every call.
+    'fast'   the same slices, but no padded copy (each tap copies only the pixels that fall
+             inside the image; the rest of col stays zero), and, when the caller passes a
+             Workspace (Conv2d does), col and the backward's temporaries are reused from
+             call to call instead of being allocated (and page-faulted in) every step.
 """
 
 from ..backend import get_array_module
+
+IMPL = "fast"  # "plain" | "fast": the default for conv2d / conv2d_backward
 
 
 def pair(value, name, where, minimum=1):
@@ -101,23 +110,36 @@ def _check_conv_args(x, w, b, stride, padding, dilation, where):
         )
     if b is not None and tuple(b.shape) != (w.shape[0],):
         raise ValueError(f"{where}: expected bias of shape ({w.shape[0]},), got {tuple(b.shape)}")
+    if x.dtype != w.dtype or (b is not None and b.dtype != w.dtype):
+        raise TypeError(
+            f"{where}: expected x, w and b of one dtype (no silent promotion), got x {x.dtype}, w {w.dtype}"
+            + (f", b {b.dtype}" if b is not None else "")
+        )
     return stride, padding, dilation
 
 
-def conv2d(x, w, b=None, stride=1, padding=0, dilation=1):
+def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, impl=None, workspace=None):
     """Convolve x (N, C, H, W) with w (OC, C, KH, KW), add b (OC,): out (N, OC, OH, OW).
 
     out = W (OC, C*KH*KW) @ im2col(x) (C*KH*KW, N*OH*OW), reshaped back to NCHW.
+    impl: 'plain' or 'fast' (default: IMPL). workspace: a Workspace whose buffers the fast
+    path may reuse; its owner must keep only the cache of its latest call (as Conv2d does).
     """
     stride, padding, dilation = _check_conv_args(x, w, b, stride, padding, dilation, "conv2d")
+    impl = _choose(impl)
     N = x.shape[0]
     OC, C, KH, KW = w.shape
     OH, OW = _output_hw(x.shape, KH, KW, stride, padding, dilation, "conv2d")
-    col = im2col(x, KH, KW, stride, padding, dilation)
+    if impl == "plain":
+        col = im2col(x, KH, KW, stride, padding, dilation)
+    else:
+        col = _buffer(workspace, "col", (C, KH, KW, N, OH, OW), x, zero=True)
+        _im2col_into(col, x, stride, padding, dilation)
+        col = col.reshape(C * KH * KW, N * OH * OW)
     out = (w.reshape(OC, -1) @ col).reshape(OC, N, OH, OW)
     if b is not None:
         out += b.reshape(OC, 1, 1, 1)
-    cache = (x.shape, w, b is not None, col, stride, padding, dilation)
+    cache = (x.shape, w, b is not None, col, stride, padding, dilation, impl, workspace)
     return out.transpose(1, 0, 2, 3), cache
 
 
@@ -127,13 +149,112 @@ def conv2d_backward(dout, cache):
     With out = Wf @ col:  dWf = dout_f @ col^T,  dcol = Wf^T @ dout_f,  dx = col2im(dcol),
     db = dout summed over N, OH, OW.
     """
-    x_shape, w, has_bias, col, stride, padding, dilation = cache
+    x_shape, w, has_bias, col, stride, padding, dilation, impl, workspace = cache
     OC, C, KH, KW = w.shape
-    dout_f = dout.transpose(1, 0, 2, 3).reshape(OC, -1)  # (OC, N*OH*OW)
+    if impl == "plain":
+        dout_f = dout.transpose(1, 0, 2, 3).reshape(OC, -1)  # (OC, N*OH*OW)
+        dw = (dout_f @ col.T).reshape(w.shape)
+        db = dout_f.sum(axis=1) if has_bias else None
+        dx = col2im(w.reshape(OC, -1).T @ dout_f, x_shape, KH, KW, stride, padding, dilation)
+        return dx, dw, db
+    xp = get_array_module(dout)
+    dout_t = dout.transpose(1, 0, 2, 3)  # (OC, N, OH, OW): free when dout is laid out like conv2d's out
+    if not dout_t.flags.c_contiguous:  # else one copy, into a reused buffer
+        dout_t = _buffer(workspace, "dout", dout_t.shape, dout)
+        dout_t[...] = dout.transpose(1, 0, 2, 3)
+    dout_f = dout_t.reshape(OC, -1)
     dw = (dout_f @ col.T).reshape(w.shape)
     db = dout_f.sum(axis=1) if has_bias else None
-    dx = col2im(w.reshape(OC, -1).T @ dout_f, x_shape, KH, KW, stride, padding, dilation)
-    return dx, dw, db
+    dcol = _buffer(workspace, "dcol", col.shape, dout)
+    xp.matmul(w.reshape(OC, -1).T, dout_f, out=dcol)
+    N, C, H, W = x_shape
+    dx_t = xp.zeros((C, N, H, W), dtype=dout.dtype)  # fresh: the caller may keep dx
+    _col2im_add(dx_t, dcol.reshape(C, KH, KW, N, *dout.shape[2:]), stride, padding, dilation)
+    return dx_t.transpose(1, 0, 2, 3), dw, db
+
+
+# -- the fast path ----------------------------------------------------------------------
+
+
+def _choose(impl):
+    impl = IMPL if impl is None else impl
+    if impl not in ("plain", "fast"):
+        raise ValueError(f"conv2d: impl must be 'plain' or 'fast', got {impl!r}")
+    return impl
+
+
+class Workspace:
+    """Arrays one owner (a layer) reuses across calls, one per role, keyed by shape and dtype.
+
+    Reusing them saves the allocation and, above all, the page faults of touching fresh
+    memory, which grow with the buffer (col is KH*KW times the size of x).
+    """
+
+    def __init__(self):
+        self._buffers = {}
+
+    def get(self, role, shape, like, zero=False):
+        """The buffer for role, shaped shape with like's dtype and array module; a new
+        one (zeroed when zero=True) when the shape or dtype changed since the last call."""
+        xp = get_array_module(like)
+        key = (tuple(shape), like.dtype, xp.__name__)
+        held = self._buffers.get(role)
+        if held is None or held[0] != key:
+            held = (key, (xp.zeros if zero else xp.empty)(shape, dtype=like.dtype))
+            self._buffers[role] = held
+        return held[1]
+
+    def __deepcopy__(self, memo):
+        return Workspace()  # a copy of a layer starts with its own, empty workspace
+
+
+def _buffer(workspace, role, shape, like, zero=False):
+    """A buffer from the workspace, or a fresh one when there is none."""
+    if workspace is not None:
+        return workspace.get(role, shape, like, zero)
+    xp = get_array_module(like)
+    return (xp.zeros if zero else xp.empty)(shape, dtype=like.dtype)
+
+
+def _inside(k, size, out_size, s, p, d):
+    """For kernel offset k along one axis: (input slice, output slice) of the output pixels
+    o whose input o*s + k*d - p falls inside [0, size), i.e. not in the padding."""
+    first = max(0, -((k * d - p) // s))  # smallest o with o*s + k*d - p >= 0
+    last = min(out_size - 1, (size - 1 + p - k * d) // s)
+    if last < first:
+        return None
+    start = first * s + k * d - p
+    return slice(start, start + (last - first) * s + 1, s), slice(first, last + 1)
+
+
+def _taps_inside(x_shape, out_hw, KH, KW, stride, padding, dilation):
+    """(i, j, input slices, output slices) for every kernel tap that sees any real pixel."""
+    H, W = x_shape[2:]
+    for i in range(KH):
+        rows = _inside(i, H, out_hw[0], stride[0], padding[0], dilation[0])
+        for j in range(KW):
+            cols = _inside(j, W, out_hw[1], stride[1], padding[1], dilation[1])
+            if rows is not None and cols is not None:
+                yield i, j, (rows[0], cols[0]), (rows[1], cols[1])
+
+
+def _im2col_into(col, x, stride, padding, dilation):
+    """Fill col (C, KH, KW, N, OH, OW) from x (N, C, H, W) without padding x: each tap copies
+    only the pixels inside the image; the padded positions are never written (col came zeroed,
+    and a reused col keeps its zeros, since for one shape they are always the same positions)."""
+    C, KH, KW, N, OH, OW = col.shape
+    xt = x.transpose(1, 0, 2, 3)  # (C, N, H, W), a view
+    for i, j, (rows, cols), (orows, ocols) in _taps_inside(x.shape, (OH, OW), KH, KW, stride, padding, dilation):
+        col[:, i, j, :, orows, ocols] = xt[:, :, rows, cols]
+
+
+def _col2im_add(dx_t, dcol, stride, padding, dilation):
+    """The adjoint of _im2col_into: add each tap of dcol (C, KH, KW, N, OH, OW) into the
+    pixels of dx_t (C, N, H, W) it was copied from; the padding's share is dropped."""
+    C, KH, KW, N, OH, OW = dcol.shape
+    x_shape = (N, C) + dx_t.shape[2:]
+    for i, j, (rows, cols), (orows, ocols) in _taps_inside(x_shape, (OH, OW), KH, KW, stride, padding, dilation):
+        dx_t[:, :, rows, cols] += dcol[:, i, j, :, orows, ocols]
 
 
 def conv2d_naive(x, w, b=None, stride=1, padding=0, dilation=1):

@@ -9,6 +9,11 @@ def linear(x, w, b=None):
         )
     if b is not None and tuple(b.shape) != (w.shape[0],):
         raise ValueError(f"linear: expected bias of shape ({w.shape[0]},), got {tuple(b.shape)}")
+    if x.dtype != w.dtype or (b is not None and b.dtype != w.dtype):
+        raise TypeError(
+            f"linear: expected x, w and b of one dtype (no silent promotion), got x {x.dtype}, w {w.dtype}"
+            + (f", b {b.dtype}" if b is not None else "")
+        )
     out = x @ w.T
     if b is not None:
         out += b

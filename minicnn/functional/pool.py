@@ -3,10 +3,27 @@
 Shapes: x (N, C, H, W) -> out (N, C, OH, OW) with, as in torch (ceil_mode=False),
     OH = floor((H + 2*PH - KH) / SH) + 1
 stride defaults to the kernel size; padding may be at most half the kernel.
+
+Two implementations of the same math, selected by IMPL (or impl= per call):
+    'plain'  as written first below: padded copies, an argmax array, fresh temporaries.
+    'fast'   the same slices, computed in place (xp.maximum(..., out=)), no padded copy when
+             there is no padding, the winner of each max window found again in the backward
+             (out == window, first one on ties), non-overlapping windows written without
+             read-add, and gradients laid out in memory like the input (NCHW or, after
+             conv2d, CNHW), so the next backward needs no transpose copy.
 """
 
 from ..backend import get_array_module
 from .conv import _output_hw, _tap, pair
+
+IMPL = "fast"  # "plain" | "fast": the default for the pooling functions below
+
+
+def _choose(impl, where):
+    impl = IMPL if impl is None else impl
+    if impl not in ("plain", "fast"):
+        raise ValueError(f"{where}: impl must be 'plain' or 'fast', got {impl!r}")
+    return impl
 
 
 def _pool_args(x, kernel_size, stride, padding, where):
@@ -27,7 +44,7 @@ def _padded(x, padding, value):
     return xp.pad(x, ((0, 0), (0, 0), (PH, PH), (PW, PW)), constant_values=value)
 
 
-def max_pool2d(x, kernel_size, stride=None, padding=0):
+def max_pool2d(x, kernel_size, stride=None, padding=0, impl=None):
     """Maximum over each KH x KW window: x (N, C, H, W) -> out (N, C, OH, OW).
 
     Padding is -inf, so a padded cell never wins, even when every input is negative.
@@ -35,6 +52,8 @@ def max_pool2d(x, kernel_size, stride=None, padding=0):
     """
     xp = get_array_module(x)
     (KH, KW), stride, padding, (OH, OW) = _pool_args(x, kernel_size, stride, padding, "max_pool2d")
+    if _choose(impl, "max_pool2d") == "fast":
+        return _max_pool2d_fast(x, (KH, KW), stride, padding, (OH, OW))
     xpad = _padded(x, padding, -xp.inf)
     out = None
     for k in range(KH * KW):
@@ -46,13 +65,15 @@ def max_pool2d(x, kernel_size, stride=None, padding=0):
             better = window > out
             out = xp.where(better, window, out)
             argmax = xp.where(better, k, argmax)
-    return out, (x.shape, argmax, (KH, KW), stride, padding)
+    return out, ("plain", x.shape, argmax, (KH, KW), stride, padding)
 
 
 def max_pool2d_backward(dout, cache):
     """dx: each window's dout goes to the input cell that won it, summed where windows overlap."""
+    if cache[0] == "fast":
+        return _max_pool2d_backward_fast(dout, cache)
     xp = get_array_module(dout)
-    (N, C, H, W), argmax, (KH, KW), stride, (PH, PW) = cache
+    _, (N, C, H, W), argmax, (KH, KW), stride, (PH, PW) = cache
     OH, OW = dout.shape[2:]
     dxpad = xp.zeros((N, C, H + 2 * PH, W + 2 * PW), dtype=dout.dtype)
     for k in range(KH * KW):
@@ -60,7 +81,49 @@ def max_pool2d_backward(dout, cache):
     return dxpad[:, :, PH:PH + H, PW:PW + W]
 
 
-def avg_pool2d(x, kernel_size, stride=None, padding=0, count_include_pad=True):
+def _windows(xpad, kernel, stride, out_hw):
+    """The KH*KW strided views of xpad, one per tap: window k holds tap k of every output pixel."""
+    KH, KW = kernel
+    return [xpad[(Ellipsis, *_tap(k // KW, k % KW, *out_hw, stride, (1, 1)))] for k in range(KH * KW)]
+
+
+def _max_pool2d_fast(x, kernel, stride, padding, out_hw):
+    xp = get_array_module(x)
+    xpad = _padded(x, padding, -xp.inf) if padding != (0, 0) else x
+    windows = _windows(xpad, kernel, stride, out_hw)
+    # A ufunc lays its output out like its inputs (NCHW, or CNHW after conv2d); .copy() would not.
+    out = xp.maximum(windows[0], windows[1]) if len(windows) > 1 else windows[0].copy()
+    for window in windows[2:]:
+        xp.maximum(out, window, out=out)
+    return out, ("fast", x.shape, xpad, out, kernel, stride, padding)
+
+
+def _max_pool2d_backward_fast(dout, cache):
+    """The winner of each window is its first tap equal to the maximum (as in the plain argmax):
+    `unclaimed` holds the dout of the windows no earlier tap has won yet."""
+    xp = get_array_module(dout)
+    _, (N, C, H, W), xpad, out, kernel, stride, (PH, PW) = cache
+    OH, OW = dout.shape[2:]
+    dxpad = xp.zeros_like(xpad, dtype=dout.dtype)
+    unclaimed = dout.copy(order="K")  # order K: keep dout's memory layout, as empty_like does
+    hit, won = xp.empty_like(out, dtype=bool), xp.empty_like(unclaimed)  # reused for every tap
+    for k, window in enumerate(_windows(xpad, kernel, stride, (OH, OW))):
+        dx_k = dxpad[(Ellipsis, *_tap(k // kernel[1], k % kernel[1], OH, OW, stride, (1, 1)))]
+        xp.multiply(unclaimed, xp.equal(window, out, out=hit), out=won)
+        if _disjoint(kernel, stride):  # each input cell in one window at most: write, no read-add
+            dx_k[...] = won
+        else:
+            dx_k += won
+        unclaimed -= won  # exact: a won window's unclaimed becomes 0, the others lose 0
+    return dxpad[:, :, PH:PH + H, PW:PW + W]
+
+
+def _disjoint(kernel, stride):
+    """Windows never overlap, so each input cell belongs to one window at most."""
+    return stride[0] >= kernel[0] and stride[1] >= kernel[1]
+
+
+def avg_pool2d(x, kernel_size, stride=None, padding=0, count_include_pad=True, impl=None):
     """Mean over each KH x KW window: x (N, C, H, W) -> out (N, C, OH, OW).
 
     Zero padding. With count_include_pad (torch's default) every window divides by KH*KW;
@@ -68,11 +131,18 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, count_include_pad=True):
     """
     xp = get_array_module(x)
     (KH, KW), stride, padding, (OH, OW) = _pool_args(x, kernel_size, stride, padding, "avg_pool2d")
+    divisor = _divisor(x, (KH, KW), stride, padding, (OH, OW), count_include_pad)
+    if _choose(impl, "avg_pool2d") == "fast":
+        windows = _windows(_padded(x, padding, 0) if padding != (0, 0) else x, (KH, KW), stride, (OH, OW))
+        out = windows[0] + windows[1] if len(windows) > 1 else windows[0].copy()
+        for window in windows[2:]:
+            out += window
+        out /= divisor
+        return out, (x, divisor, (KH, KW), stride, padding)
     xpad = _padded(x, padding, 0)
     out = xp.zeros((x.shape[0], x.shape[1], OH, OW), dtype=x.dtype)
     for k in range(KH * KW):
         out += xpad[(Ellipsis, *_tap(k // KW, k % KW, OH, OW, stride, (1, 1)))]
-    divisor = _divisor(x, (KH, KW), stride, padding, (OH, OW), count_include_pad)
     return out / divisor, (x.shape, divisor, (KH, KW), stride, padding)
 
 
@@ -92,9 +162,21 @@ def _divisor(x, kernel, stride, padding, out_hw, count_include_pad):
 def avg_pool2d_backward(dout, cache):
     """dx: each window's dout / divisor is spread evenly over the cells of the window."""
     xp = get_array_module(dout)
-    (N, C, H, W), divisor, (KH, KW), stride, (PH, PW) = cache
+    x_or_shape, divisor, (KH, KW), stride, (PH, PW) = cache
     OH, OW = dout.shape[2:]
     share = dout / divisor
+    if not isinstance(x_or_shape, tuple):  # the fast forward kept x, to lay dx out in memory as x is
+        x = x_or_shape
+        N, C, H, W = x.shape
+        dxpad = xp.zeros_like(x) if (PH, PW) == (0, 0) else xp.zeros((N, C, H + 2 * PH, W + 2 * PW), x.dtype)
+        for k in range(KH * KW):
+            dx_k = dxpad[(Ellipsis, *_tap(k // KW, k % KW, OH, OW, stride, (1, 1)))]
+            if _disjoint((KH, KW), stride):
+                dx_k[...] = share
+            else:
+                dx_k += share
+        return dxpad[:, :, PH:PH + H, PW:PW + W]
+    N, C, H, W = x_or_shape
     dxpad = xp.zeros((N, C, H + 2 * PH, W + 2 * PW), dtype=dout.dtype)
     for k in range(KH * KW):
         dxpad[(Ellipsis, *_tap(k // KW, k % KW, OH, OW, stride, (1, 1)))] += share

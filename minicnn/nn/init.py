@@ -13,7 +13,10 @@ from ..backend import default_rng, get_array_module
 
 
 def _fill(param, values):
-    """Write host values into the parameter, keeping its dtype and device."""
+    """Write host values into the parameter (or plain array), keeping its dtype and device."""
+    if not hasattr(param, "grad"):  # a bare NumPy/CuPy array: fill it in place
+        param[...] = get_array_module(param).asarray(values.astype(param.dtype))
+        return param
     xp = get_array_module(param.data)
     param.data = xp.asarray(values.astype(param.dtype))
     return param
@@ -28,8 +31,11 @@ def _fans(shape):
 
 def calculate_gain(nonlinearity, param=None):
     """The gain torch recommends for each nonlinearity (1 for linear, conv and sigmoid)."""
-    if nonlinearity in ("linear", "conv1d", "conv2d", "sigmoid"):
+    if nonlinearity in ("linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
+                        "conv_transpose3d", "sigmoid"):
         return 1.0
+    if nonlinearity == "selu":
+        return 3.0 / 4
     if nonlinearity == "tanh":
         return 5.0 / 3
     if nonlinearity == "relu":

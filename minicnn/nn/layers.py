@@ -5,7 +5,7 @@ import numpy as np
 
 from .. import functional as F
 from ..backend import get_array_module, get_xp
-from ..functional.conv import pair
+from ..functional.conv import Workspace, pair
 from . import init
 from .module import Module, Parameter
 
@@ -33,6 +33,18 @@ class _Layer(Module):
                     f"{self!r}: the input is {x.dtype} but the parameters are {p.dtype}; cast the input "
                     f"(x.astype('{p.dtype}')) or the model (model.to(dtype='{x.dtype}')) so nothing is promoted silently"
                 )
+
+    def _take_saved(self):
+        """The cache of the last forward, handed to one backward only. A layer object used twice in
+        one forward pass keeps only its second cache, so its second backward stops here instead of
+        returning wrong gradients."""
+        if getattr(self, "_cache", None) is None and getattr(self, "_cache_used", False):
+            raise RuntimeError(
+                f"{self!r}: backward() ran twice after one forward(). A layer keeps the cache of its last "
+                "forward only, once: if this layer object appears twice in the network, use two layer objects"
+            )
+        cache, self._cache, self._cache_used = self._saved(), None, True
+        return cache
 
     def _run(self, fn, *args, **kwargs):
         """Call a functional op, prefixing any ValueError with this layer's name."""
@@ -63,6 +75,7 @@ class Conv2d(_Layer):
         self.weight = _empty_parameter((out_channels, in_channels, *self.kernel_size), dtype)
         self.bias = _empty_parameter((out_channels,), dtype) if bias else None
         init.torch_default_(self.weight, self.bias)
+        self._workspace = Workspace()  # im2col buffers reused from step to step (the fast path)
 
     def forward(self, x):
         self._check_input(x, 4, f"(N, {self.in_channels}, H, W)")
@@ -72,11 +85,12 @@ class Conv2d(_Layer):
                 f"(N, {self.in_channels}, H, W), got shape {tuple(x.shape)} with {x.shape[1]} channels"
             )
         b = self.bias.data if self.bias is not None else None
-        out, self._cache = self._run(F.conv2d, x, self.weight.data, b, self.stride, self.padding, self.dilation)
+        out, self._cache = self._run(F.conv2d, x, self.weight.data, b, self.stride, self.padding, self.dilation,
+                                     workspace=self._workspace)
         return out
 
     def backward(self, dout):
-        dx, dw, db = F.conv2d_backward(dout, self._saved())
+        dx, dw, db = F.conv2d_backward(dout, self._take_saved())
         self.weight.accumulate(dw)
         if self.bias is not None:
             self.bias.accumulate(db)
@@ -153,7 +167,7 @@ class MaxPool2d(_Pool):
         return out
 
     def backward(self, dout):
-        return F.max_pool2d_backward(dout, self._saved())
+        return F.max_pool2d_backward(dout, self._take_saved())
 
 
 class AvgPool2d(_Pool):
@@ -170,7 +184,7 @@ class AvgPool2d(_Pool):
         return out
 
     def backward(self, dout):
-        return F.avg_pool2d_backward(dout, self._saved())
+        return F.avg_pool2d_backward(dout, self._take_saved())
 
 
 class GlobalAvgPool2d(_Layer):

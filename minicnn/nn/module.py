@@ -154,6 +154,11 @@ class Module:
 
     # -- printing ----------------------------------------------------------------------
 
+    def summary(self, input_shape, dtype=None, print=True):
+        """A table of layers, output shapes, parameters and MACs: see minicnn.summary.summary."""
+        from ..summary import summary
+        return summary(self, input_shape, dtype=dtype, print=print)
+
     def extra_repr(self):
         return ""
 

@@ -1,0 +1,411 @@
+"""Looking inside a network without pictures: summary() tabulates every layer (output shape,
+parameters, multiply-adds, memory); trace() walks one forward and one backward pass and
+prints every shape on the way, with the formula that gives it.
+
+Both record the leaf layers as they run (a layer with no sub-modules), so they work for a
+Sequential of Sequentials and for any Module whose forward calls its layers. They run in
+eval mode and put the model back as they found it: mode, caches and parameter gradients.
+"""
+
+import builtins
+import contextlib
+import math
+
+import numpy as np
+
+from .backend import get_array_module, get_xp, to_device, to_numpy
+from .functional.conv import pair
+
+# -- leaving the model as it was ------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def preserved(model):
+    """Run a block, then restore every module's attributes (training flag, caches of the
+    last forward) and every parameter's .grad to what they were before the block."""
+    modules = list(model.modules())
+    attributes = [dict(vars(m)) for m in modules]
+    grads = [(p, p.grad) for p in model.parameters()]
+    try:
+        yield model
+    finally:
+        for m, saved in zip(modules, attributes):
+            vars(m).clear()
+            vars(m).update(saved)
+        for p, grad in grads:
+            p.grad = grad
+
+
+def named_leaves(model):
+    """(dotted name, module) for every module without sub-modules, in order: '0', 'features.3'.
+
+    A model that is itself a single layer is its own leaf, named ''."""
+    def walk(module, prefix):
+        children = list(module.named_children())
+        if not children:
+            yield prefix.rstrip("."), module
+        for name, child in children:
+            yield from walk(child, prefix + name + ".")
+    seen = set()
+    for name, module in walk(model, ""):
+        if id(module) not in seen:
+            seen.add(id(module))
+            yield name, module
+
+
+def _run_recorded(model, x, with_backward=False):
+    """Forward x through model (then, with_backward, backward from dout = ones), recording each leaf call.
+
+    Returns (forward calls, backward calls, output). The caller restores the model (preserved()).
+    """
+    forward_calls, backward_calls = [], []
+    for name, layer in named_leaves(model):
+        def forward(x, *args, _name=name, _layer=layer, _forward=layer.forward):
+            out = _forward(x, *args)
+            forward_calls.append({"name": _name, "layer": _layer, "input_shape": tuple(x.shape),
+                                  "output_shape": tuple(out.shape)})
+            return out
+
+        def backward(dout, _name=name, _layer=layer, _backward=layer.backward):
+            dx = _backward(dout)
+            grads = {(_name + "." if _name else "") + pname: tuple(p.grad.shape)
+                     for pname, p in _layer.named_parameters() if p.grad is not None}
+            backward_calls.append({"name": _name, "layer": _layer, "dout_shape": tuple(dout.shape),
+                                   "dx_shape": tuple(dx.shape), "grads": grads})
+            return dx
+        layer.forward, layer.backward = forward, backward   # instance attributes, removed by preserved()
+    out = model(x)
+    if with_backward:
+        model.zero_grad()
+        model.backward(get_array_module(out).ones_like(out))
+    return forward_calls, backward_calls, out
+
+
+def model_input(model, x):
+    """x on the model's device and in its dtype (the parameters' array module and dtype)."""
+    params = model.parameters()
+    if not params:
+        return x
+    p = params[0].data
+    if get_array_module(x) is not get_array_module(p):
+        x = to_device(to_numpy(x))
+    return x.astype(p.dtype)
+
+
+def _full_shape(input_shape):
+    shape = tuple(int(s) for s in input_shape)
+    if len(shape) == 3:
+        shape = (1,) + shape
+    return shape
+
+
+# -- what one layer costs -------------------------------------------------------------------
+
+
+def layer_macs(layer, output_shape):
+    """Multiply-adds of one forward call (bias additions are not counted, as in torchinfo).
+
+    Conv2d: N*OC*OH*OW * C*KH*KW (each output pixel is a dot product over C*KH*KW inputs).
+    Linear: N*IN*OUT.
+    Everything else (pooling, activations, Flatten, Dropout): 0. Those do comparisons,
+    additions or element-wise functions, not multiply-adds; this is the usual convention.
+    """
+    from .nn import Conv2d, Linear
+    if isinstance(layer, Conv2d):
+        N, OC, OH, OW = output_shape
+        KH, KW = layer.kernel_size
+        return N * OC * OH * OW * layer.in_channels * KH * KW
+    if isinstance(layer, Linear):
+        return math.prod(output_shape[:-1]) * layer.in_features * layer.out_features
+    return 0
+
+
+def short_name(layer):
+    """A one-line name: 'Conv2d(1, 6, k=5, p=2)', 'MaxPool2d(k=2, s=2)', 'Linear(400, 120)'."""
+    from .nn import Conv2d, Linear
+    from .nn.layers import _Pool
+    kind = type(layer).__name__
+    if isinstance(layer, Conv2d):
+        parts = [str(layer.in_channels), str(layer.out_channels), "k=" + _by(layer.kernel_size)]
+        for key, value, default in (("s", layer.stride, (1, 1)), ("p", layer.padding, (0, 0)),
+                                    ("d", layer.dilation, (1, 1))):
+            if value != default:
+                parts.append(f"{key}={_by(value)}")
+        if layer.bias is None:
+            parts.append("bias=False")
+        return f"{kind}({', '.join(parts)})"
+    if isinstance(layer, Linear):
+        return f"{kind}({layer.in_features}, {layer.out_features}" + (", bias=False)" if layer.bias is None else ")")
+    if isinstance(layer, _Pool):
+        parts = [f"k={_by(pair(layer.kernel_size, 'kernel_size', kind))}",
+                 f"s={_by(pair(layer.stride, 'stride', kind))}"]
+        if pair(layer.padding, "padding", kind, minimum=0) != (0, 0):
+            parts.append(f"p={_by(pair(layer.padding, 'padding', kind, minimum=0))}")
+        return f"{kind}({', '.join(parts)})"
+    text = f"{kind}({layer.extra_repr()})"
+    return text if len(text) <= 32 else text[:29] + "...)"
+
+
+def _by(hw):
+    """(5, 5) -> '5', (3, 5) -> '3x5'."""
+    return str(hw[0]) if hw[0] == hw[1] else f"{hw[0]}x{hw[1]}"
+
+
+# -- summary --------------------------------------------------------------------------------
+
+
+class ModelSummary(str):
+    """The summary table: a str (print it, search it), which also carries the numbers.
+
+    .rows: one dict per leaf-layer call with 'name', 'layer', 'input_shape', 'output_shape',
+    'params', 'macs', 'activation_bytes'; .total_params, .trainable_params, .total_macs,
+    .activation_bytes, .param_bytes, .input_bytes.
+    """
+
+    def __new__(cls, text, rows, **totals):
+        self = super().__new__(cls, text)
+        self.rows = rows
+        vars(self).update(totals)
+        return self
+
+    def __repr__(self):
+        return (f"<ModelSummary: {len(self.rows)} layers, {self.total_params:,} parameters, "
+                f"{self.total_macs:,} MACs; print() it for the table>")
+
+
+def summary(model, input_shape, dtype=None, print=True):
+    """Tabulate a model, one row per leaf layer, like torchsummary / torchinfo.
+
+    input_shape: the shape of one input batch including N, e.g. (1, 1, 28, 28); a (C, H, W)
+    triple means N = 1. A forward pass on zeros of that shape, in the parameters' dtype
+    (float32 unless the model was cast), finds every layer's output shape.
+    Columns: layer (its dotted name and a short description), output shape, parameters,
+    MACs (multiply-adds of the forward pass, see layer_macs: Conv2d N*OC*OH*OW*C*KH*KW,
+    Linear N*IN*OUT, biases and all other layers 0), and activation memory: the bytes of the
+    layer's output for this batch. Totals: parameters (trainable_params equals total_params:
+    minicnn trains every Parameter), MACs, input, activation and parameter memory.
+    dtype: the dtype to count memory in (default: the parameters' dtype), e.g. np.float64
+    to see what a gradient-check model would need.
+    The model's mode, caches and gradients are left as they were.
+    Returns a ModelSummary (a str with .rows and the totals); print=True also prints it.
+    """
+    shape = _full_shape(input_shape)
+    params = list({id(p): p for p in model.parameters()}.values())   # a shared parameter counts once
+    x = model_input(model, get_xp().zeros(shape, dtype=np.float32))
+    dtype = np.dtype(dtype or x.dtype)
+    with preserved(model):
+        model.eval()
+        calls, _, _ = _run_recorded(model, x)
+
+    itemsize = dtype.itemsize
+    rows = []
+    for call in calls:
+        layer = call["layer"]
+        rows.append({
+            "name": call["name"], "layer": short_name(layer), "input_shape": call["input_shape"],
+            "output_shape": call["output_shape"], "params": sum(p.size for p in layer.parameters()),
+            "macs": layer_macs(layer, call["output_shape"]),
+            "activation_bytes": math.prod(call["output_shape"]) * itemsize,
+        })
+    totals = {
+        "total_params": sum(p.size for p in params),
+        "trainable_params": sum(p.size for p in params),
+        "total_macs": sum(r["macs"] for r in rows),
+        "input_bytes": math.prod(shape) * itemsize,
+        "activation_bytes": sum(r["activation_bytes"] for r in rows),
+        "param_bytes": sum(p.size for p in params) * itemsize,
+    }
+    result = ModelSummary(_summary_table(model, shape, dtype, rows, totals), rows, **totals)
+    if print:
+        builtins.print(result)
+    return result
+
+
+def _summary_table(model, shape, dtype, rows, t):
+    header = ("layer", "output shape", "params", "MACs", "activation")
+    cells = [(f"({r['name']}) {r['layer']}" if r["name"] else r["layer"], str(r["output_shape"]),
+              f"{r['params']:,}", f"{r['macs']:,}", _bytes(r["activation_bytes"])) for r in rows]
+    widths = [max(len(c[i]) for c in cells + [header]) for i in range(5)]
+
+    def line(c):
+        return "  ".join([c[0].ljust(widths[0]), c[1].ljust(widths[1])] + [c[i].rjust(widths[i]) for i in (2, 3, 4)])
+    rule_width = len(line(header))
+    lines = [f"{type(model).__name__} on input {shape}, memory counted in {dtype.name}", "=" * rule_width, line(header),
+             "-" * rule_width]
+    lines += [line(c) for c in cells]
+    lines += [
+        "=" * rule_width,
+        f"Total params:          {t['total_params']:,}",
+        f"Trainable params:      {t['trainable_params']:,}",
+        f"Total MACs:            {t['total_macs']:,} ({_si(t['total_macs'])})",
+        "  (multiply-adds of Conv2d and Linear; biases, pooling and activations count 0)",
+        f"Input memory:          {_bytes(t['input_bytes'])}",
+        f"Activation memory:     {_bytes(t['activation_bytes'])}  (every layer's output, once)",
+        f"Parameter memory:      {_bytes(t['param_bytes'])}",
+        "=" * rule_width,
+    ]
+    return "\n".join(lines)
+
+
+def _bytes(n):
+    for unit, size in (("GiB", 2 ** 30), ("MiB", 2 ** 20), ("KiB", 2 ** 10)):
+        if n >= size:
+            return f"{n / size:.2f} {unit}"
+    return f"{n} B"
+
+
+def _si(n):
+    for unit, size in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if n >= size:
+            return f"{n / size:.2f} {unit}"
+    return str(n)
+
+
+# -- trace ----------------------------------------------------------------------------------
+
+
+class Trace(str):
+    """The text of a trace: a str, which also carries .forward and .backward, lists of dicts.
+
+    forward rows: 'name', 'layer', 'input_shape', 'output_shape', 'formula'.
+    backward rows (in the order backward runs): 'name', 'layer', 'dout_shape', 'dx_shape',
+    'grads' ({parameter name in the model: gradient shape}), 'formula'.
+    """
+
+    def __new__(cls, text, forward, backward):
+        self = super().__new__(cls, text)
+        self.forward, self.backward = forward, backward
+        return self
+
+    def __repr__(self):
+        return f"<Trace: {len(self.forward)} layers forward, {len(self.backward)} backward; print() it for the text>"
+
+
+def trace(model, x, print=True):
+    """Walk one forward and one backward pass, showing every shape and where it comes from.
+
+    x: an input batch (N, C, H, W) (or (C, H, W), taken as N = 1), or a shape tuple (zeros
+    are used). Forward: each leaf layer's input -> output shape, with the formula behind it
+    (Conv2d and pools: OH = floor((H + 2P - D(K-1) - 1)/S) + 1 with the numbers filled in;
+    Flatten: C*H*W; Linear: (N, IN) @ W^T (IN, OUT)). Backward: starting from dout = ones
+    (the gradient of out.sum()), each layer's dout -> dx shape and the gradient shape of
+    each of its parameters, with the rule that computes them.
+    Runs in eval mode (Dropout is the identity); the model's mode, caches and parameter
+    gradients are left as they were. Returns a Trace (a str with .forward and .backward);
+    print=True also prints it.
+    """
+    if isinstance(x, tuple):
+        x = get_xp().zeros(_full_shape(x), dtype=np.float32)
+    if x.ndim == 3:
+        x = x[None]
+    x = model_input(model, x)
+    with preserved(model):
+        model.eval()
+        forward_calls, backward_calls, out = _run_recorded(model, x, with_backward=True)
+    for call in forward_calls:
+        call["formula"] = forward_formula(call["layer"], call["input_shape"], call["output_shape"])
+    for call in backward_calls:
+        call["formula"] = backward_formula(call["layer"], call["dout_shape"], call["dx_shape"])
+
+    width = max((len(_label(c)) for c in forward_calls), default=0)
+    lines = [f"Forward: x {tuple(x.shape)} {x.dtype}"]
+    for c in forward_calls:
+        lines.append(f"  {_label(c).ljust(width)}  {c['input_shape']} -> {c['output_shape']}")
+        lines += [f"      {f}" for f in c["formula"]]
+    lines.append(f"Backward: dout = ones {tuple(out.shape)}, the gradient of out.sum()")
+    for c in backward_calls:
+        lines.append(f"  {_label(c).ljust(width)}  dout {c['dout_shape']} -> dx {c['dx_shape']}")
+        lines += [f"      {f}" for f in c["formula"]]
+        lines += [f"      {name}.grad {shape}" for name, shape in c["grads"].items()]
+    result = Trace("\n".join(lines), forward_calls, backward_calls)
+    if print:
+        builtins.print(result)
+    return result
+
+
+def _label(call):
+    text = short_name(call["layer"])
+    return f"({call['name']}) {text}" if call["name"] else text
+
+
+def _size_formula(axis, size, kernel, stride, padding, dilation, out, pool):
+    """'OH = floor((H + 2P - D(K-1) - 1)/S) + 1 = floor((28 + 4 - 4 - 1)/1) + 1 = 28' for one axis."""
+    if pool:
+        return (f"floor(({axis} + 2P - K)/S) + 1 = floor(({size} + {2 * padding} - {kernel})/{stride}) + 1 = {out}")
+    return (f"floor(({axis} + 2P - D(K-1) - 1)/S) + 1 = "
+            f"floor(({size} + {2 * padding} - {dilation * (kernel - 1)} - 1)/{stride}) + 1 = {out}")
+
+
+def _spatial_formulas(in_shape, out_shape, kernel, stride, padding, dilation, pool):
+    H, W = in_shape[2:]
+    OH, OW = out_shape[2:]
+    rows = [_size_formula("H", H, kernel[0], stride[0], padding[0], dilation[0], OH, pool),
+            _size_formula("W", W, kernel[1], stride[1], padding[1], dilation[1], OW, pool)]
+    if rows[0] == rows[1].replace("(W +", "(H +"):
+        return ["OH = OW = " + rows[0]]
+    return ["OH = " + rows[0], "OW = " + rows[1]]
+
+
+def forward_formula(layer, in_shape, out_shape):
+    """The lines that explain out_shape from in_shape for one layer (may be empty)."""
+    from . import nn
+    from .nn.layers import _Activation, _Pool
+    if isinstance(layer, nn.Conv2d):
+        return _spatial_formulas(in_shape, out_shape, layer.kernel_size, layer.stride, layer.padding,
+                                 layer.dilation, pool=False) + [f"channels: C = {in_shape[1]} -> OC = {out_shape[1]}"]
+    if isinstance(layer, _Pool):
+        kind = type(layer).__name__
+        return _spatial_formulas(in_shape, out_shape, pair(layer.kernel_size, "kernel_size", kind),
+                                 pair(layer.stride, "stride", kind), pair(layer.padding, "padding", kind, 0),
+                                 (1, 1), pool=True) + ["channels kept"]
+    if isinstance(layer, (nn.GlobalAvgPool2d, nn.GlobalMaxPool2d)):
+        what = "mean" if isinstance(layer, nn.GlobalAvgPool2d) else "max"
+        return [f"{what} over each {in_shape[2]}x{in_shape[3]} map -> 1x1"]
+    if isinstance(layer, nn.Flatten):
+        letters = "C*H*W" if len(in_shape) == 4 else "*".join(f"D{i}" for i in range(1, len(in_shape)))
+        numbers = "*".join(str(s) for s in in_shape[1:])
+        return [f"{letters} = {numbers} = {math.prod(in_shape[1:])}"]
+    if isinstance(layer, nn.Linear):
+        b = " + b" if layer.bias is not None else ""
+        return [f"(N, IN) @ W^T (IN, OUT){b} = {in_shape} @ {(layer.in_features, layer.out_features)} -> {out_shape}"]
+    if isinstance(layer, _Activation):
+        return ["element-wise, shape kept"]
+    if isinstance(layer, nn.Dropout):
+        return ["identity in eval mode (a random mask while training), shape kept"]
+    return []
+
+
+def backward_formula(layer, dout_shape, dx_shape):
+    """The rule that turns dout into dx and the parameter gradients, for one layer (may be empty)."""
+    from . import nn
+    if isinstance(layer, nn.Conv2d):
+        OC, C, KH, KW = layer.weight.shape
+        N, _, OH, OW = dout_shape
+        rows = [f"dx = col2im(W^T (C*KH*KW, OC) @ dout (OC, N*OH*OW)) = col2im(({C * KH * KW}, {OC}) @ "
+                f"({OC}, {N * OH * OW})) -> {dx_shape}",
+                f"dW = dout (OC, N*OH*OW) @ col^T (N*OH*OW, C*KH*KW) = ({OC}, {N * OH * OW}) @ "
+                f"({N * OH * OW}, {C * KH * KW}) -> reshaped to {(OC, C, KH, KW)}"]
+        if layer.bias is not None:
+            rows.append(f"db = dout summed over N, OH, OW -> ({OC},)")
+        return rows
+    if isinstance(layer, nn.Linear):
+        N, OUT = dout_shape
+        IN = layer.in_features
+        rows = [f"dx = dout @ W = ({N}, {OUT}) @ ({OUT}, {IN}) -> {dx_shape}",
+                f"dW = dout^T @ x = ({OUT}, {N}) @ ({N}, {IN}) -> ({OUT}, {IN})"]
+        if layer.bias is not None:
+            rows.append(f"db = dout summed over N -> ({OUT},)")
+        return rows
+    rules = {
+        nn.MaxPool2d: "dout goes to the position of each window's maximum, 0 elsewhere",
+        nn.AvgPool2d: "dout / (KH*KW) spread evenly over each window",
+        nn.GlobalAvgPool2d: "dout / (H*W) spread over each whole map",
+        nn.GlobalMaxPool2d: "dout goes to the position of each map's maximum",
+        nn.ReLU: "dx = dout * (x > 0)",
+        nn.Sigmoid: "dx = dout * y * (1 - y)",
+        nn.Tanh: "dx = dout * (1 - y^2)",
+        nn.Flatten: f"reshape back: {dout_shape} -> {dx_shape}",
+        nn.Dropout: "dx = dout * mask (the identity in eval mode)",
+    }
+    rule = rules.get(type(layer))
+    return [rule] if rule else []

@@ -1,0 +1,509 @@
+"""minicnn.nn against torch.nn: each layer with torch's weights copied in gives torch's
+output, dx and parameter gradients; default and named initialisers follow torch's
+formulas; errors say which layer, what it expected and what it got; the Module API
+(names, state_dict, zero_grad, train/eval, Sequential, repr) behaves as torch's does.
+"""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import minicnn
+from minicnn import nn
+from minicnn.backend import to_device, to_numpy
+from minicnn.nn import init
+
+DTYPES = [np.float64, np.float32]
+TOL = {np.float64: dict(rtol=1e-10, atol=1e-10), np.float32: dict(rtol=1e-4, atol=1e-5)}
+seeds = st.integers(0, 2**32 - 1)
+
+
+def assert_matches(actual, expected, dtype):
+    actual = to_numpy(actual)
+    expected = expected.detach().numpy() if isinstance(expected, torch.Tensor) else np.asarray(expected)
+    assert actual.dtype == dtype, f"dtype {actual.dtype}, expected {np.dtype(dtype)}"
+    np.testing.assert_allclose(actual, expected, **TOL[dtype])
+
+
+def torch_dtype(dtype):
+    return torch.float64 if dtype == np.float64 else torch.float32
+
+
+def copy_weights_into_torch(ours, theirs):
+    """Load our parameters into the torch module (same names), in its dtype."""
+    state = {k: torch.tensor(v) for k, v in ours.state_dict().items()}
+    theirs.load_state_dict(state, strict=True)
+
+
+def compare_with_torch(ours, theirs, x, dtype):
+    """Forward and backward through both modules with the same weights, input and dout."""
+    ours.to(dtype=dtype)
+    theirs.to(torch_dtype(dtype))
+    copy_weights_into_torch(ours, theirs)
+    out = ours(to_device(x))
+    dout = np.random.default_rng(1).standard_normal(out.shape).astype(dtype)
+    dx = ours.backward(to_device(dout))
+
+    t_x = torch.tensor(x, requires_grad=True)
+    t_out = theirs(t_x)
+    t_out.backward(torch.tensor(dout))
+    assert_matches(out, t_out, dtype)
+    assert_matches(dx, t_x.grad, dtype)
+    t_params = dict(theirs.named_parameters())
+    assert [name for name, _ in ours.named_parameters()] == list(t_params)
+    for name, p in ours.named_parameters():
+        assert_matches(p.grad, t_params[name].grad, dtype)
+
+
+def random_input(seed, dtype, shape):
+    return np.random.default_rng(seed).standard_normal(shape).astype(dtype)
+
+
+# -- each layer against torch --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@settings(max_examples=25)
+@given(C=st.integers(1, 3), OC=st.integers(1, 4), KH=st.integers(1, 3), KW=st.integers(1, 3),
+       stride=st.tuples(st.integers(1, 2), st.integers(1, 2)), padding=st.tuples(st.integers(0, 2), st.integers(0, 2)),
+       dilation=st.integers(1, 2), bias=st.booleans(), seed=seeds)
+def test_conv2d_layer_matches_torch_forward_backward_and_weight_grads(backend, dtype, C, OC, KH, KW, stride, padding,
+                                                                       dilation, bias, seed):
+    ours = nn.Conv2d(C, OC, (KH, KW), stride, padding, dilation, bias=bias)
+    theirs = torch.nn.Conv2d(C, OC, (KH, KW), stride, padding, dilation, bias=bias)
+    compare_with_torch(ours, theirs, random_input(seed, dtype, (2, C, 6, 5)), dtype)
+
+
+def test_conv2d_layer_matches_torch_on_every_call_of_a_loop_with_changing_batch_sizes(backend):
+    """A layer reuses its buffers from call to call: results must not depend on the previous call."""
+    ours, theirs = nn.Conv2d(2, 3, 3, stride=2, padding=1).double(), torch.nn.Conv2d(2, 3, 3, 2, 1).double()
+    copy_weights_into_torch(ours, theirs)
+    rng = np.random.default_rng(0)
+    for N in (4, 4, 1, 4, 2, 2):
+        x, dout = rng.standard_normal((N, 2, 7, 6)), rng.standard_normal((N, 3, 4, 3))
+        ours.zero_grad()
+        theirs.zero_grad()
+        t_x = torch.tensor(x, requires_grad=True)
+        t_out = theirs(t_x)
+        t_out.backward(torch.tensor(dout))
+        assert_matches(ours(to_device(x)), t_out, np.float64)
+        assert_matches(ours.backward(to_device(dout)), t_x.grad, np.float64)
+        assert_matches(ours.weight.grad, theirs.weight.grad, np.float64)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@settings(max_examples=20)
+@given(N=st.integers(1, 4), IN=st.integers(1, 10), OUT=st.integers(1, 10), bias=st.booleans(), seed=seeds)
+def test_linear_layer_matches_torch_forward_backward_and_weight_grads(backend, dtype, N, IN, OUT, bias, seed):
+    compare_with_torch(nn.Linear(IN, OUT, bias=bias), torch.nn.Linear(IN, OUT, bias=bias),
+                       random_input(seed, dtype, (N, IN)), dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("ours, theirs", [
+    (nn.MaxPool2d(2), torch.nn.MaxPool2d(2)),
+    (nn.MaxPool2d(3, 2, 1), torch.nn.MaxPool2d(3, 2, 1)),
+    (nn.MaxPool2d((3, 2), (1, 2), (1, 0)), torch.nn.MaxPool2d((3, 2), (1, 2), (1, 0))),
+    (nn.AvgPool2d(2), torch.nn.AvgPool2d(2)),
+    (nn.AvgPool2d(3, 1, 1), torch.nn.AvgPool2d(3, 1, 1)),
+    (nn.AvgPool2d((2, 3), 2, (1, 1), count_include_pad=False), torch.nn.AvgPool2d((2, 3), 2, (1, 1), count_include_pad=False)),
+    (nn.GlobalAvgPool2d(), torch.nn.AdaptiveAvgPool2d(1)),
+    (nn.GlobalMaxPool2d(), torch.nn.AdaptiveMaxPool2d(1)),
+    (nn.ReLU(), torch.nn.ReLU()),
+    (nn.Sigmoid(), torch.nn.Sigmoid()),
+    (nn.Tanh(), torch.nn.Tanh()),
+    (nn.Flatten(), torch.nn.Flatten()),
+], ids=lambda m: repr(m) if isinstance(m, nn.Module) else "")
+@settings(max_examples=10)
+@given(seed=seeds)
+def test_parameter_free_layer_matches_torch_forward_and_backward(backend, dtype, ours, theirs, seed):
+    # distinct values, so that max pooling has no ties
+    x = (np.random.default_rng(seed).permutation(2 * 3 * 7 * 6).reshape(2, 3, 7, 6) / 11 - 20).astype(dtype)
+    compare_with_torch(ours, theirs, x, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_dropout_layer_in_eval_mode_is_the_identity_like_torch(backend, dtype):
+    x = random_input(0, dtype, (3, 4, 5, 5))
+    compare_with_torch(nn.Dropout(0.5).eval(), torch.nn.Dropout(0.5).eval(), x, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_dropout_layer_in_training_scales_by_one_over_one_minus_p_and_backward_reuses_the_mask(backend, dtype):
+    minicnn.seed(0)
+    layer = nn.Dropout(0.25)
+    x = np.random.default_rng(0).uniform(1, 2, (40, 50)).astype(dtype)
+    out = to_numpy(layer(to_device(x)))
+    dx = to_numpy(layer.backward(to_device(np.ones_like(x))))
+    kept = out != 0
+    assert 0.2 < 1 - kept.mean() < 0.3
+    np.testing.assert_allclose(out[kept], x[kept] / dtype(0.75), rtol=1e-6)
+    np.testing.assert_allclose(dx, kept / dtype(0.75), rtol=1e-6)
+    assert out.dtype == dx.dtype == dtype
+
+
+def test_dropout_masks_follow_minicnn_seed(backend):
+    x = to_device(np.ones((10, 10)))
+    minicnn.seed(3)
+    a = to_numpy(nn.Dropout(0.5)(x))
+    minicnn.seed(3)
+    b = to_numpy(nn.Dropout(0.5)(x))
+    np.testing.assert_array_equal(a, b)
+
+
+def lenet_like(lib, **kw):
+    return lib.Sequential(
+        lib.Conv2d(1, 4, 3, padding=1, **kw), lib.ReLU(), lib.MaxPool2d(2),
+        lib.Conv2d(4, 6, (3, 2), stride=(1, 2), **kw), lib.Tanh(), lib.AvgPool2d(2),
+        lib.Flatten(), lib.Linear(6, 5, **kw), lib.Sigmoid(), lib.Linear(5, 3, **kw),
+    )
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@settings(max_examples=10)
+@given(seed=seeds)
+def test_sequential_network_matches_torch_forward_backward_and_every_parameter_grad(backend, dtype, seed):
+    compare_with_torch(lenet_like(nn), lenet_like(torch.nn), random_input(seed, dtype, (3, 1, 8, 8)), dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@settings(max_examples=15)
+@given(N=st.integers(1, 6), K=st.integers(2, 6), seed=seeds)
+def test_cross_entropy_loss_matches_torch_value_and_grad(backend, dtype, N, K, seed):
+    rng = np.random.default_rng(seed)
+    logits, labels = (rng.standard_normal((N, K)) * 3).astype(dtype), rng.integers(0, K, N)
+    crit = nn.CrossEntropyLoss()
+    loss = crit(to_device(logits), to_device(labels))
+    dlogits = crit.backward()
+    t_logits = torch.tensor(logits, requires_grad=True)
+    t_loss = torch.nn.CrossEntropyLoss()(t_logits, torch.tensor(labels))
+    t_loss.backward()
+    assert loss == pytest.approx(t_loss.item(), rel=TOL[dtype]["rtol"], abs=TOL[dtype]["atol"])
+    assert_matches(dlogits, t_logits.grad, dtype)
+
+
+# -- dtypes ---------------------------------------------------------------------------------------
+
+ALL_LAYERS = [
+    lambda: nn.Conv2d(3, 2, 3, padding=1), lambda: nn.MaxPool2d(2), lambda: nn.AvgPool2d(3, 1, 1),
+    nn.GlobalAvgPool2d, nn.GlobalMaxPool2d, nn.ReLU, nn.Sigmoid, nn.Tanh, nn.Flatten, lambda: nn.Dropout(0.5),
+    lambda: nn.Sequential(nn.Flatten(), nn.Linear(48, 2)),
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("make", ALL_LAYERS)
+def test_every_layer_keeps_the_dtype_of_input_output_and_gradients(backend, dtype, make):
+    layer = make().to(dtype=dtype)
+    out = layer(to_device(np.ones((2, 3, 4, 4), dtype=dtype)))
+    dx = layer.backward(to_device(np.ones(out.shape, dtype=dtype)))
+    assert out.dtype == dx.dtype == dtype
+    for p in layer.parameters():
+        assert p.dtype == p.grad.dtype == dtype
+
+
+def test_layers_are_float32_by_default_and_double_makes_them_float64(backend):
+    net = lenet_like(nn)
+    assert {p.dtype for p in net.parameters()} == {np.dtype(np.float32)}
+    net.double()
+    assert {p.dtype for p in net.parameters()} == {np.dtype(np.float64)}
+
+
+def test_cross_entropy_loss_gradient_keeps_float32(backend):
+    crit = nn.CrossEntropyLoss()
+    crit(to_device(np.zeros((2, 3), np.float32)), to_device(np.array([0, 2])))
+    assert crit.backward().dtype == np.float32
+
+
+# -- initialisation --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("make, fan_in", [
+    (lambda: nn.Conv2d(64, 128, 3), 64 * 9),
+    (lambda: nn.Linear(800, 500), 800),
+])
+def test_default_init_is_uniform_within_one_over_sqrt_fan_in_like_torch(make, fan_in):
+    minicnn.seed(0)
+    layer = make()
+    bound = 1 / math.sqrt(fan_in)
+    w, b = to_numpy(layer.weight.data), to_numpy(layer.bias.data)
+    assert np.abs(w).max() <= bound and np.abs(b).max() <= bound
+    assert np.abs(w).max() > 0.99 * bound  # fills the whole interval
+    assert w.std() == pytest.approx(bound / math.sqrt(3), rel=0.02)  # std of U(-a, a) is a / sqrt(3)
+    assert abs(w.mean()) < 0.02 * bound
+
+
+def test_default_init_of_large_layers_has_the_spread_of_torchs():
+    torch.manual_seed(0)
+    theirs = torch.nn.Conv2d(32, 64, 5).weight.detach().numpy()
+    ours = to_numpy(nn.Conv2d(32, 64, 5).weight.data)
+    assert ours.std() == pytest.approx(theirs.std(), rel=0.03)
+    assert np.abs(ours).max() == pytest.approx(np.abs(theirs).max(), rel=0.01)
+
+
+GAIN_CASES = [("linear", None), ("conv2d", None), ("sigmoid", None), ("tanh", None), ("relu", None),
+              ("leaky_relu", None), ("leaky_relu", 0.2), ("leaky_relu", 0), ("selu", None), ("conv_transpose2d", None)]
+
+
+@pytest.mark.parametrize("nonlinearity, param", GAIN_CASES)
+def test_calculate_gain_equals_torch(nonlinearity, param):
+    assert init.calculate_gain(nonlinearity, param) == pytest.approx(
+        torch.nn.init.calculate_gain(nonlinearity, param), rel=1e-15)
+
+
+def test_calculate_gain_rejects_unknown_nonlinearity():
+    with pytest.raises(ValueError, match="calculate_gain: unknown nonlinearity 'swish'"):
+        init.calculate_gain("swish")
+
+
+def expected_spread(kind, shape, **kw):
+    """(bound for a uniform init or None, std) from torch's documented formulas."""
+    fan_in, fan_out = torch.nn.init._calculate_fan_in_and_fan_out(torch.empty(shape))
+    if kind.startswith("xavier"):
+        std = kw.get("gain", 1.0) * math.sqrt(2.0 / (fan_in + fan_out))
+    else:
+        fan = fan_in if kw.get("mode", "fan_in") == "fan_in" else fan_out
+        std = torch.nn.init.calculate_gain(kw.get("nonlinearity", "leaky_relu"), kw.get("a", 0)) / math.sqrt(fan)
+    return (math.sqrt(3.0) * std if kind.endswith("uniform_") else None), std
+
+
+INIT_CASES = [
+    ("xavier_uniform_", (256, 128), {}), ("xavier_uniform_", (64, 32, 3, 3), {"gain": 2.0}),
+    ("xavier_normal_", (256, 128), {}), ("xavier_normal_", (64, 32, 3, 3), {"gain": 5 / 3}),
+    ("kaiming_uniform_", (256, 128), {}), ("kaiming_uniform_", (64, 32, 3, 3), {"mode": "fan_out", "nonlinearity": "relu"}),
+    ("kaiming_uniform_", (128, 64, 3, 3), {"a": math.sqrt(5)}),
+    ("kaiming_normal_", (256, 128), {"nonlinearity": "relu"}), ("kaiming_normal_", (64, 32, 3, 3), {"mode": "fan_out", "a": 0.1}),
+]
+
+
+@pytest.mark.parametrize("kind, shape, kw", INIT_CASES)
+def test_named_initialisers_follow_torchs_bounds_and_std(kind, shape, kw):
+    bound, std = expected_spread(kind, shape, **kw)
+    minicnn.seed(0)
+    ours = to_numpy(getattr(init, kind)(nn.Parameter(np.zeros(shape)), **kw).data)
+    theirs = getattr(torch.nn.init, kind)(torch.empty(shape, dtype=torch.float64), **kw).numpy()
+    for w in (ours, theirs):  # the formula is torch's: torch's own init passes the same check
+        assert w.std() == pytest.approx(std, rel=0.03)
+        if bound is not None:
+            assert bound * 0.99 < np.abs(w).max() <= bound
+
+
+def test_initialisers_fill_plain_arrays_in_place_keeping_their_dtype():
+    a = np.zeros((50, 40), dtype=np.float32)
+    out = init.xavier_uniform_(a)
+    assert out is a and a.dtype == np.float32
+    assert 0 < np.abs(a).max() <= math.sqrt(6 / 90)
+    init.constant_(a, 0.5)
+    assert (a == 0.5).all()
+
+
+def test_kaiming_rejects_unknown_mode():
+    with pytest.raises(ValueError, match="mode must be 'fan_in' or 'fan_out', got 'fan_avg'"):
+        init.kaiming_uniform_(nn.Parameter(np.zeros((3, 3))), mode="fan_avg")
+
+
+def test_the_same_seed_gives_the_same_initial_weights():
+    minicnn.seed(42)
+    a = lenet_like(nn).state_dict()
+    minicnn.seed(42)
+    b = lenet_like(nn).state_dict()
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k])
+
+
+# -- errors ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("make, error, match", [
+    (lambda: nn.Conv2d(3, 8, 0), ValueError, r"Conv2d: kernel_size must be >= 1, got 0"),
+    (lambda: nn.Conv2d(3, 8, (3, -1)), ValueError, r"Conv2d: kernel_size must be >= 1, got \(3, -1\)"),
+    (lambda: nn.Conv2d(3, 8, 3, stride=0), ValueError, r"Conv2d: stride must be >= 1, got 0"),
+    (lambda: nn.Conv2d(0, 8, 3), ValueError, r"Conv2d: in_channels must be a positive int, got 0"),
+    (lambda: nn.Conv2d(3, 8, 2.5), TypeError, r"Conv2d: kernel_size must be an int or a pair of ints, got 2.5"),
+    (lambda: nn.MaxPool2d(0), ValueError, r"MaxPool2d: kernel_size must be >= 1, got 0"),
+    (lambda: nn.MaxPool2d(2, stride=0), ValueError, r"MaxPool2d: stride must be >= 1, got 0"),
+    (lambda: nn.MaxPool2d(3, padding=2), ValueError, r"MaxPool2d: padding 2 must be at most half the kernel size 3"),
+    (lambda: nn.AvgPool2d(2, padding=2), ValueError, r"AvgPool2d: padding 2 must be at most half the kernel size 2"),
+    (lambda: nn.Linear(0, 3), ValueError, r"Linear: in_features must be a positive int, got 0"),
+    (lambda: nn.Dropout(1.0), ValueError, r"Dropout: p must be a number in \[0, 1\), got 1.0"),
+])
+def test_constructors_reject_bad_arguments_naming_the_layer(make, error, match):
+    with pytest.raises(error, match=match):
+        make()
+
+
+def test_conv2d_with_a_kernel_larger_than_the_padded_input_says_so():
+    with pytest.raises(ValueError, match=r"Conv2d\(1, 2, kernel_size=\(5, 5\).*larger than the padded input \(4, 4\)"):
+        nn.Conv2d(1, 2, 5)(np.zeros((1, 1, 4, 4), np.float32))
+
+
+def test_conv2d_with_the_wrong_channel_count_says_what_it_expected():
+    with pytest.raises(ValueError, match=r"Conv2d\(3, 8, .*expected 3 input channels.*got shape \(2, 1, 8, 8\) with 1"):
+        nn.Conv2d(3, 8, 3)(np.zeros((2, 1, 8, 8), np.float32))
+
+
+def test_linear_after_flatten_in_a_sequential_names_the_flattened_shape():
+    net = nn.Sequential(nn.Conv2d(1, 64, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(1600, 10))
+    with pytest.raises(ValueError) as info:
+        net(np.zeros((2, 1, 8, 8), np.float32))
+    message = str(info.value)
+    assert "layer (3) of the Sequential" in message
+    assert "Linear(in_features=1600" in message
+    assert "4096 features arrived for 1600" in message
+    assert "turned (2, 64, 8, 8) into 4096 features" in message
+
+
+def test_pool_whose_window_exceeds_the_input_says_so():
+    with pytest.raises(ValueError, match=r"MaxPool2d\(kernel_size=4.*larger than the padded input \(2, 2\)"):
+        nn.MaxPool2d(4)(np.zeros((1, 1, 2, 2), np.float32))
+
+
+def test_a_layer_given_the_wrong_rank_says_what_shape_it_expected():
+    with pytest.raises(ValueError, match=r"Linear\(in_features=4.*expected input of shape \(N, 4\), got shape \(2, 2, 2\)"):
+        nn.Linear(4, 2)(np.zeros((2, 2, 2), np.float32))
+
+
+def test_mixing_dtypes_between_input_and_parameters_is_a_type_error():
+    with pytest.raises(TypeError, match=r"Conv2d\(.*the input is float64 but the parameters are float32"):
+        nn.Conv2d(1, 2, 3)(np.zeros((1, 1, 5, 5)))
+    with pytest.raises(TypeError, match=r"Linear\(.*the input is float32 but the parameters are float64"):
+        nn.Linear(3, 2).double()(np.zeros((1, 3), np.float32))
+
+
+def test_cross_entropy_loss_with_labels_out_of_range_names_the_range():
+    with pytest.raises(ValueError, match=r"CrossEntropyLoss: .*labels must lie in \[0, 3\) for 3 classes, got values from 0 to 5"):
+        nn.CrossEntropyLoss()(np.zeros((2, 3), np.float32), np.array([0, 5]))
+
+
+def test_load_state_dict_with_a_shape_mismatch_names_the_key():
+    state = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2)).state_dict()
+    state["2.weight"] = np.zeros((2, 5), np.float32)
+    with pytest.raises(ValueError, match=r"'2.weight' has shape \(2, 5\) in the state, but the model's parameter has shape \(2, 3\)"):
+        nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2)).load_state_dict(state)
+
+
+def test_load_state_dict_names_missing_and_unexpected_keys():
+    state = nn.Sequential(nn.Linear(4, 3)).state_dict()
+    state["1.weight"] = state.pop("0.bias")
+    with pytest.raises(ValueError, match=r"missing keys \['0.bias'\], unexpected keys \['1.weight'\]"):
+        nn.Sequential(nn.Linear(4, 3)).load_state_dict(state)
+
+
+def test_backward_before_forward_is_a_clear_runtime_error():
+    for module in (nn.Conv2d(1, 1, 3), nn.Linear(2, 2), nn.MaxPool2d(2), nn.ReLU(), nn.Dropout(),
+                   nn.Sequential(nn.Linear(2, 2), nn.ReLU()), nn.CrossEntropyLoss()):
+        with pytest.raises(RuntimeError, match=r"backward\(\) was called before forward\(\)"):
+            module.backward(np.ones((1, 2), np.float32))
+
+
+# -- module API ---------------------------------------------------------------------------------
+
+
+def test_parameter_names_equal_torchs_for_the_same_network():
+    ours = dict(lenet_like(nn).named_parameters())
+    theirs = dict(lenet_like(torch.nn).named_parameters())
+    assert list(ours) == list(theirs)
+    for name in ours:
+        assert tuple(ours[name].shape) == tuple(theirs[name].shape)
+    assert lenet_like(nn).num_parameters() == sum(p.numel() for p in lenet_like(torch.nn).parameters())
+
+
+def test_nested_sequential_names_its_parameters_like_torch():
+    ours = nn.Sequential(nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU()), nn.Flatten(), nn.Linear(8, 2, bias=False))
+    theirs = torch.nn.Sequential(torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.ReLU()), torch.nn.Flatten(),
+                                 torch.nn.Linear(8, 2, bias=False))
+    assert [n for n, _ in ours.named_parameters()] == [n for n, _ in theirs.named_parameters()]
+
+
+def test_state_dict_round_trip_reproduces_the_network(backend):
+    x = to_device(np.random.default_rng(0).standard_normal((2, 1, 8, 8)).astype(np.float32))
+    a, b = lenet_like(nn), lenet_like(nn)
+    state = a.state_dict()
+    assert all(isinstance(v, np.ndarray) for v in state.values())
+    b.load_state_dict(state)
+    np.testing.assert_array_equal(to_numpy(a(x)), to_numpy(b(x)))
+    state["0.weight"][...] = 0  # the state is a copy, not a view of the parameters
+    assert (to_numpy(a[0].weight.data) != 0).any()
+
+
+def test_load_state_dict_keeps_the_models_dtype():
+    net = nn.Linear(3, 2)
+    net.load_state_dict({"weight": np.ones((2, 3)), "bias": np.ones(2)})
+    assert net.weight.dtype == net.bias.dtype == np.float32
+
+
+def test_zero_grad_clears_every_gradient():
+    net = nn.Sequential(nn.Linear(3, 2), nn.ReLU(), nn.Linear(2, 1))
+    net(np.ones((4, 3), np.float32))
+    net.backward(np.ones((4, 1), np.float32))
+    assert all(p.grad is not None for p in net.parameters())
+    net.zero_grad()
+    assert all(p.grad is None for p in net.parameters())
+
+
+def test_gradients_accumulate_over_two_backward_passes_as_in_torch():
+    """Two forward/backward passes without zero_grad leave the sum of both gradients, as in torch."""
+    ours, theirs = lenet_like(nn).double(), lenet_like(torch.nn).double()
+    copy_weights_into_torch(ours, theirs)
+    rng = np.random.default_rng(0)
+    for _ in range(2):
+        x, dout = rng.standard_normal((2, 1, 8, 8)), rng.standard_normal((2, 3))
+        ours(x)
+        ours.backward(dout)
+        theirs(torch.tensor(x)).backward(torch.tensor(dout))
+    t_params = dict(theirs.named_parameters())
+    for name, p in ours.named_parameters():
+        np.testing.assert_allclose(p.grad, t_params[name].grad.numpy(), rtol=1e-10, atol=1e-10)
+
+
+def test_train_and_eval_set_the_mode_of_every_submodule():
+    net = nn.Sequential(nn.Linear(2, 2), nn.Sequential(nn.Dropout(), nn.ReLU()))
+    assert all(m.training for m in net.modules())
+    assert net.eval() is net
+    assert not any(m.training for m in net.modules())
+    net.train()
+    assert all(m.training for m in net.modules())
+
+
+def test_sequential_indexing_and_slicing_share_the_layers():
+    net = lenet_like(nn)
+    assert len(net) == 10
+    assert isinstance(net[0], nn.Conv2d) and net[-1] is list(net)[-1]
+    head = net[:4]
+    assert isinstance(head, nn.Sequential) and len(head) == 4
+    assert all(a is b for a, b in zip(head, list(net)[:4]))
+    head[0].weight.data[...] = 0  # a shared layer: the change shows in the whole network
+    assert (to_numpy(net[0].weight.data) == 0).all()
+    x = np.ones((1, 1, 8, 8), np.float32)
+    assert head(x).shape == (1, 6, 2, 2)
+
+
+def test_sequential_append_adds_a_layer_named_by_its_position():
+    net = nn.Sequential(nn.Linear(3, 2))
+    assert net.append(nn.ReLU()) is net
+    assert len(net) == 2 and [name for name, _ in net.named_children()] == ["0", "1"]
+    with pytest.raises(TypeError, match="Sequential: expected a Module, got function"):
+        net.append(lambda x: x)
+
+
+def test_repr_matches_torchs_print_for_conv_linear_and_sequential():
+    def build(lib):
+        return lib.Sequential(lib.Conv2d(1, 6, 5, padding=2), lib.ReLU(), lib.Conv2d(6, 16, (3, 2), stride=2, bias=False),
+                              lib.Linear(400, 120))
+    assert repr(build(nn)) == repr(build(torch.nn))
+
+
+def test_repr_of_pooling_layers_starts_like_torchs():
+    assert repr(torch.nn.MaxPool2d(2)).startswith(repr(nn.MaxPool2d(2))[:-1])
+    assert repr(nn.AvgPool2d(3, 1, 1)) == repr(torch.nn.AvgPool2d(3, 1, 1))
+    assert repr(nn.Dropout(0.3)) in repr(torch.nn.Dropout(0.3)).replace(", inplace=False", "")
+
+
+def test_to_dtype_casts_in_place_and_returns_the_module():
+    net = nn.Linear(3, 2)
+    assert net.to(dtype=np.float64) is net
+    assert net.weight.dtype == np.float64
