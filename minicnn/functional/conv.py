@@ -17,6 +17,8 @@ Two implementations of the same math, selected by IMPL (or impl= per call):
              call to call instead of being allocated (and page-faulted in) every step.
 """
 
+import functools
+
 from ..backend import get_array_module
 
 IMPL = "fast"  # "plain" | "fast": the default for conv2d / conv2d_backward
@@ -227,15 +229,18 @@ def _inside(k, size, out_size, s, p, d):
     return slice(start, start + (last - first) * s + 1, s), slice(first, last + 1)
 
 
-def _taps_inside(x_shape, out_hw, KH, KW, stride, padding, dilation):
-    """(i, j, input slices, output slices) for every kernel tap that sees any real pixel."""
-    H, W = x_shape[2:]
+@functools.lru_cache(maxsize=256)
+def _taps_inside(HW, out_hw, KH, KW, stride, padding, dilation):
+    """(i, j, input slices, output slices) for every kernel tap that sees any real pixel of an
+    H x W image. Computed once per geometry: a training loop asks for the same ones every step."""
+    (H, W), taps = HW, []
     for i in range(KH):
         rows = _inside(i, H, out_hw[0], stride[0], padding[0], dilation[0])
         for j in range(KW):
             cols = _inside(j, W, out_hw[1], stride[1], padding[1], dilation[1])
             if rows is not None and cols is not None:
-                yield i, j, (rows[0], cols[0]), (rows[1], cols[1])
+                taps.append((i, j, (rows[0], cols[0]), (rows[1], cols[1])))
+    return tuple(taps)
 
 
 def _im2col_into(col, x, stride, padding, dilation):
@@ -244,7 +249,7 @@ def _im2col_into(col, x, stride, padding, dilation):
     and a reused col keeps its zeros, since for one shape they are always the same positions)."""
     C, KH, KW, N, OH, OW = col.shape
     xt = x.transpose(1, 0, 2, 3)  # (C, N, H, W), a view
-    for i, j, (rows, cols), (orows, ocols) in _taps_inside(x.shape, (OH, OW), KH, KW, stride, padding, dilation):
+    for i, j, (rows, cols), (orows, ocols) in _taps_inside(x.shape[2:], (OH, OW), KH, KW, stride, padding, dilation):
         col[:, i, j, :, orows, ocols] = xt[:, :, rows, cols]
 
 
@@ -252,8 +257,7 @@ def _col2im_add(dx_t, dcol, stride, padding, dilation):
     """The adjoint of _im2col_into: add each tap of dcol (C, KH, KW, N, OH, OW) into the
     pixels of dx_t (C, N, H, W) it was copied from; the padding's share is dropped."""
     C, KH, KW, N, OH, OW = dcol.shape
-    x_shape = (N, C) + dx_t.shape[2:]
-    for i, j, (rows, cols), (orows, ocols) in _taps_inside(x_shape, (OH, OW), KH, KW, stride, padding, dilation):
+    for i, j, (rows, cols), (orows, ocols) in _taps_inside(dx_t.shape[2:], (OH, OW), KH, KW, stride, padding, dilation):
         dx_t[:, :, rows, cols] += dcol[:, i, j, :, orows, ocols]
 
 
