@@ -74,7 +74,7 @@ def minicnn_steps(name, x, y, impl):
         net.train()
         opt.zero_grad()
         loss(net(x), y)
-        net.backward(loss.backward())
+        net.backward(loss.backward(), input_grad=False)  # as torch: the images need no gradient
         opt.step()
 
     def infer():

@@ -190,7 +190,11 @@ def _train_one_epoch(model, loss, optimizer, loader, epoch, epochs, progress):
                     f"try a smaller one, e.g. --lr {optimizer.lr / 10:g}. Also check that the inputs "
                     "are normalised and contain no NaN."
                 )
-            model.backward(loss.backward())
+            dlogits = loss.backward()
+            if model.can_skip_input_grad:
+                model.backward(dlogits, input_grad=False)  # the images need no gradient
+            else:
+                model.backward(dlogits)
             optimizer.step()
             total_loss += value * len(y)
             correct += int((logits.argmax(axis=1) == y).sum())

@@ -507,3 +507,46 @@ def test_to_dtype_casts_in_place_and_returns_the_module():
     net = nn.Linear(3, 2)
     assert net.to(dtype=np.float64) is net
     assert net.weight.dtype == np.float64
+
+
+@pytest.mark.parametrize("make", [lambda: nn.ReLU(), lambda: nn.Tanh(), lambda: nn.Sigmoid(), lambda: nn.Flatten(),
+                                  lambda: nn.Dropout(0.5), lambda: nn.GlobalAvgPool2d(), lambda: nn.GlobalMaxPool2d()],
+                         ids=["ReLU", "Tanh", "Sigmoid", "Flatten", "Dropout", "GlobalAvgPool2d", "GlobalMaxPool2d"])
+def test_any_layer_used_twice_in_one_forward_pass_refuses_its_second_backward(make):
+    layer = make()
+    x = np.random.default_rng(7).standard_normal((2, 3, 4, 4))
+    out = layer(layer(x)) if not isinstance(layer, nn.Flatten) else layer(x)
+    layer.backward(np.ones_like(out))
+    with pytest.raises(RuntimeError, match=r"backward\(\) ran twice after one forward\(\)"):
+        layer.backward(np.ones_like(out))
+
+
+def test_linear_used_twice_in_one_forward_pass_refuses_its_second_backward():
+    layer = nn.Linear(3, 3, dtype=np.float64)
+    net = nn.Sequential(layer, nn.Tanh(), layer)
+    out = net(np.random.default_rng(8).standard_normal((2, 3)))
+    with pytest.raises(RuntimeError, match=r"backward\(\) ran twice after one forward\(\)"):
+        net.backward(np.ones_like(out))
+
+
+@pytest.mark.parametrize("first", ["conv", "linear"])
+def test_sequential_backward_without_input_grad_gives_the_same_parameter_grads_and_no_dx(first):
+    rng = np.random.default_rng(9)
+    if first == "conv":
+        make = lambda: nn.Sequential(nn.Conv2d(2, 3, 3, dtype=np.float64), nn.Tanh(), nn.Flatten(),  # noqa: E731
+                                     nn.Linear(12, 4, dtype=np.float64))
+        x = rng.standard_normal((2, 2, 4, 4))
+    else:
+        make = lambda: nn.Sequential(nn.Linear(5, 4, dtype=np.float64), nn.ReLU(),  # noqa: E731
+                                     nn.Linear(4, 3, dtype=np.float64))
+        x = rng.standard_normal((2, 5))
+    minicnn.seed(0)
+    full = make()
+    minicnn.seed(0)
+    skip = make()
+    dout = rng.standard_normal(full(x).shape)
+    skip(x)
+    assert full.backward(dout) is not None
+    assert skip.backward(dout, input_grad=False) is None
+    for (name, p), (_, q) in zip(full.named_parameters(), skip.named_parameters()):
+        np.testing.assert_array_equal(p.grad, q.grad, err_msg=name)

@@ -28,7 +28,10 @@ def sigmoid(x):
 def sigmoid_backward(dout, cache):
     """d sigmoid / dx = s * (1 - s)."""
     (out,) = cache
-    return dout * out * (1 - out)
+    dx = 1 - out  # one new array, then updated in place: no temporaries on a hot path
+    dx *= out
+    dx *= dout
+    return dx
 
 
 def tanh(x):
@@ -40,7 +43,10 @@ def tanh(x):
 def tanh_backward(dout, cache):
     """d tanh / dx = 1 - tanh^2."""
     (out,) = cache
-    return dout * (1 - out * out)
+    dx = out * out  # one new array, then updated in place: no temporaries on a hot path
+    get_array_module(out).subtract(1, dx, out=dx)
+    dx *= dout
+    return dx
 
 
 def softmax(x, axis=1):

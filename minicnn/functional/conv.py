@@ -145,11 +145,13 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, impl=None, workspace=N
     return out.transpose(1, 0, 2, 3), cache
 
 
-def conv2d_backward(dout, cache):
+def conv2d_backward(dout, cache, input_grad=True):
     """Gradients of conv2d. dout (N, OC, OH, OW) -> dx (N, C, H, W), dw (OC, C, KH, KW), db (OC,) or None.
 
     With out = Wf @ col:  dWf = dout_f @ col^T,  dcol = Wf^T @ dout_f,  dx = col2im(dcol),
     db = dout summed over N, OH, OW.
+    input_grad=False skips dx (None): a network's first layer has no use for it, and torch
+    does not compute it either (its input does not require a gradient).
     """
     x_shape, w, has_bias, col, stride, padding, dilation, impl, workspace = cache
     OC, C, KH, KW = w.shape
@@ -157,6 +159,8 @@ def conv2d_backward(dout, cache):
         dout_f = dout.transpose(1, 0, 2, 3).reshape(OC, -1)  # (OC, N*OH*OW)
         dw = (dout_f @ col.T).reshape(w.shape)
         db = dout_f.sum(axis=1) if has_bias else None
+        if not input_grad:
+            return None, dw, db
         dx = col2im(w.reshape(OC, -1).T @ dout_f, x_shape, KH, KW, stride, padding, dilation)
         return dx, dw, db
     xp = get_array_module(dout)
@@ -167,6 +171,8 @@ def conv2d_backward(dout, cache):
     dout_f = dout_t.reshape(OC, -1)
     dw = (dout_f @ col.T).reshape(w.shape)
     db = dout_f.sum(axis=1) if has_bias else None
+    if not input_grad:
+        return None, dw, db
     dcol = _buffer(workspace, "dcol", col.shape, dout)
     xp.matmul(w.reshape(OC, -1).T, dout_f, out=dcol)
     N, C, H, W = x_shape

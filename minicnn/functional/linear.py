@@ -20,10 +20,13 @@ def linear(x, w, b=None):
     return out, (x, w, b is not None)
 
 
-def linear_backward(dout, cache):
-    """dout (N, OUT) -> dx = dout @ w (N, IN), dw = dout^T @ x (OUT, IN), db = sum_n dout (OUT,) or None."""
+def linear_backward(dout, cache, input_grad=True):
+    """dout (N, OUT) -> dx = dout @ w (N, IN), dw = dout^T @ x (OUT, IN), db = sum_n dout (OUT,) or None.
+
+    input_grad=False skips dx (None), as for the first layer of a network.
+    """
     x, w, has_bias = cache
-    return dout @ w, dout.T @ x, dout.sum(axis=0) if has_bias else None
+    return dout @ w if input_grad else None, dout.T @ x, dout.sum(axis=0) if has_bias else None
 
 
 def flatten(x):

@@ -34,18 +34,6 @@ class _Layer(Module):
                     f"(x.astype('{p.dtype}')) or the model (model.to(dtype='{x.dtype}')) so nothing is promoted silently"
                 )
 
-    def _take_saved(self):
-        """The cache of the last forward, handed to one backward only. A layer object used twice in
-        one forward pass keeps only its second cache, so its second backward stops here instead of
-        returning wrong gradients."""
-        if getattr(self, "_cache", None) is None and getattr(self, "_cache_used", False):
-            raise RuntimeError(
-                f"{self!r}: backward() ran twice after one forward(). A layer keeps the cache of its last "
-                "forward only, once: if this layer object appears twice in the network, use two layer objects"
-            )
-        cache, self._cache, self._cache_used = self._saved(), None, True
-        return cache
-
     def _run(self, fn, *args, **kwargs):
         """Call a functional op, prefixing any ValueError with this layer's name."""
         try:
@@ -59,6 +47,8 @@ class Conv2d(_Layer):
 
     weight (OC, C, KH, KW) and bias (OC,), initialised as torch does by default.
     """
+
+    can_skip_input_grad = True
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, bias=True,
                  dtype=np.float32):
@@ -89,8 +79,9 @@ class Conv2d(_Layer):
                                      workspace=self._workspace)
         return out
 
-    def backward(self, dout):
-        dx, dw, db = F.conv2d_backward(dout, self._take_saved())
+    def backward(self, dout, input_grad=True):
+        """dx (None with input_grad=False); adds dw and db to weight.grad and bias.grad."""
+        dx, dw, db = F.conv2d_backward(dout, self._saved(), input_grad)
         self.weight.accumulate(dw)
         if self.bias is not None:
             self.bias.accumulate(db)
@@ -107,6 +98,8 @@ class Conv2d(_Layer):
 
 class Linear(_Layer):
     """Fully connected: x (N, in_features) -> (N, out_features). weight (OUT, IN), bias (OUT,)."""
+
+    can_skip_input_grad = True
 
     def __init__(self, in_features, out_features, bias=True, dtype=np.float32):
         super().__init__()
@@ -129,8 +122,9 @@ class Linear(_Layer):
         out, self._cache = F.linear(x, self.weight.data, b)
         return out
 
-    def backward(self, dout):
-        dx, dw, db = F.linear_backward(dout, self._saved())
+    def backward(self, dout, input_grad=True):
+        """dx (None with input_grad=False); adds dw and db to weight.grad and bias.grad."""
+        dx, dw, db = F.linear_backward(dout, self._saved(), input_grad)
         self.weight.accumulate(dw)
         if self.bias is not None:
             self.bias.accumulate(db)
@@ -167,7 +161,7 @@ class MaxPool2d(_Pool):
         return out
 
     def backward(self, dout):
-        return F.max_pool2d_backward(dout, self._take_saved())
+        return F.max_pool2d_backward(dout, self._saved())
 
 
 class AvgPool2d(_Pool):
@@ -184,7 +178,7 @@ class AvgPool2d(_Pool):
         return out
 
     def backward(self, dout):
-        return F.avg_pool2d_backward(dout, self._take_saved())
+        return F.avg_pool2d_backward(dout, self._saved())
 
 
 class GlobalAvgPool2d(_Layer):
@@ -267,13 +261,13 @@ class Dropout(_Layer):
         self.p = p
 
     def forward(self, x):
-        out, self._mask = F.dropout(x, self.p, self.training)
-        self._ran = True
+        out, mask = F.dropout(x, self.p, self.training)
+        self._cache = (mask,)  # mask is None in eval mode: the cache itself must not be
         return out
 
     def backward(self, dout):
-        self._saved("_ran")
-        return F.dropout_backward(dout, self._mask)
+        (mask,) = self._saved()
+        return F.dropout_backward(dout, mask)
 
     def extra_repr(self):
         return f"p={self.p}"

@@ -54,14 +54,26 @@ class Module:
     def forward(self, x):
         raise NotImplementedError(f"{type(self).__name__} must define forward(x)")
 
+    can_skip_input_grad = False  # True where backward(dout, input_grad=False) skips computing dx
+
     def backward(self, dout):
         raise NotImplementedError(f"{type(self).__name__} must define backward(dout)")
 
-    def _saved(self, name="_cache"):
-        """The cache of the last forward, or a clear error if backward came first."""
-        cache = getattr(self, name, None)
+    def _saved(self):
+        """The cache of the last forward, handed to one backward only.
+
+        A layer keeps a single cache, so a second backward after one forward (as when one layer
+        object appears twice in a network) would silently use the wrong one: it stops here instead.
+        """
+        cache = getattr(self, "_cache", None)
         if cache is None:
+            if "_cache" in vars(self):
+                raise RuntimeError(
+                    f"{self!r}: backward() ran twice after one forward(). A layer keeps the cache of its "
+                    "last forward only, once: if this layer object appears twice in the network, use two objects"
+                )
             raise RuntimeError(f"{self!r}: backward() was called before forward(); run a forward pass first")
+        self._cache = None
         return cache
 
     # -- walking the tree --------------------------------------------------------------
@@ -221,7 +233,19 @@ class Sequential(Module):
             f"set in_features={int(np.prod(shape[1:]))} or change the layers before)"
         )
 
-    def backward(self, dout):
-        for layer in reversed(list(self)):
+    can_skip_input_grad = True
+
+    def backward(self, dout, input_grad=True):
+        """dx of the first layer, after every layer's backward in reverse order.
+
+        input_grad=False: the gradient of the network's input is not wanted (a training step),
+        so a first layer that can skip it (Conv2d, Linear) does, and None is returned.
+        """
+        layers = list(self)
+        for layer in reversed(layers[1:]):
             dout = layer.backward(dout)
-        return dout
+        first = layers[0]
+        if not input_grad and getattr(first, "can_skip_input_grad", False):
+            return first.backward(dout, input_grad=False)
+        dx = first.backward(dout)
+        return dx if input_grad else None
