@@ -14,7 +14,7 @@ import math
 import numpy as np
 
 from .backend import get_array_module, get_xp, to_device, to_numpy
-from .functional.conv import pair
+from .functional.checks import pair
 
 # -- leaving the model as it was ------------------------------------------------------------
 

@@ -20,18 +20,9 @@ Two implementations of the same math, selected by IMPL (or impl= per call):
 import functools
 
 from ..backend import get_array_module
+from .checks import check_same_dtype, pair
 
 IMPL = "fast"  # "plain" | "fast": the default for conv2d / conv2d_backward
-
-
-def pair(value, name, where, minimum=1):
-    """(value, value) for an int, the tuple for a pair; checks both are ints >= minimum."""
-    pair_ = (value, value) if isinstance(value, int) else tuple(value) if isinstance(value, (tuple, list)) else None
-    if pair_ is None or len(pair_) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) for v in pair_):
-        raise TypeError(f"{where}: {name} must be an int or a pair of ints, got {value!r}")
-    if min(pair_) < minimum:
-        raise ValueError(f"{where}: {name} must be >= {minimum}, got {value!r}")
-    return pair_
 
 
 def conv_output_size(size, kernel, stride=1, padding=0, dilation=1):
@@ -112,11 +103,7 @@ def _check_conv_args(x, w, b, stride, padding, dilation, where):
         )
     if b is not None and tuple(b.shape) != (w.shape[0],):
         raise ValueError(f"{where}: expected bias of shape ({w.shape[0]},), got {tuple(b.shape)}")
-    if x.dtype != w.dtype or (b is not None and b.dtype != w.dtype):
-        raise TypeError(
-            f"{where}: expected x, w and b of one dtype (no silent promotion), got x {x.dtype}, w {w.dtype}"
-            + (f", b {b.dtype}" if b is not None else "")
-        )
+    check_same_dtype(where, x, w, b)
     return stride, padding, dilation
 
 

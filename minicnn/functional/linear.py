@@ -1,5 +1,7 @@
 """Fully connected layer, and the flatten that usually feeds it."""
 
+from .checks import check_same_dtype
+
 
 def linear(x, w, b=None):
     """out = x @ w.T + b. x (N, IN), w (OUT, IN) as in torch, b (OUT,) -> out (N, OUT)."""
@@ -9,11 +11,7 @@ def linear(x, w, b=None):
         )
     if b is not None and tuple(b.shape) != (w.shape[0],):
         raise ValueError(f"linear: expected bias of shape ({w.shape[0]},), got {tuple(b.shape)}")
-    if x.dtype != w.dtype or (b is not None and b.dtype != w.dtype):
-        raise TypeError(
-            f"linear: expected x, w and b of one dtype (no silent promotion), got x {x.dtype}, w {w.dtype}"
-            + (f", b {b.dtype}" if b is not None else "")
-        )
+    check_same_dtype("linear", x, w, b)
     out = x @ w.T
     if b is not None:
         out += b

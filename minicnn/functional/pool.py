@@ -14,7 +14,8 @@ Two implementations of the same math, selected by IMPL (or impl= per call):
 """
 
 from ..backend import get_array_module
-from .conv import _output_hw, _tap, pair
+from .checks import pair
+from .conv import _output_hw, _tap
 
 IMPL = "fast"  # "plain" | "fast": the default for the pooling functions below
 

@@ -5,7 +5,8 @@ import numpy as np
 
 from .. import functional as F
 from ..backend import get_array_module, get_xp
-from ..functional.conv import Workspace, pair
+from ..functional.checks import pair
+from ..functional.conv import Workspace
 from . import init
 from .module import Module, Parameter
 
