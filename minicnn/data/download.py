@@ -145,8 +145,9 @@ def fetch_from_mirrors(mirrors, name, dest, md5):
         try:
             return fetch(mirror + name, dest, md5)
         except DownloadError as exc:
-            failures.append(str(exc))
-    raise DownloadError("; ".join(failures))
+            reason = type(exc.__cause__).__name__ if exc.__cause__ is not None else str(exc)
+            failures.append(f"{mirror}{name} ({reason})")
+    raise DownloadError("no mirror answered: " + ", ".join(failures))
 
 
 def extract_files(archive, member_dir, names, folder):
