@@ -83,8 +83,9 @@ class SGD(Optimizer):
             if self.momentum:
                 if "momentum_buffer" not in state:
                     state["momentum_buffer"] = g.copy()
-                else:
-                    state["momentum_buffer"] = self.momentum * state["momentum_buffer"] + (1 - self.dampening) * g
+                else:  # in place: no fresh parameter-sized arrays on every step
+                    state["momentum_buffer"] *= self.momentum
+                    state["momentum_buffer"] += (1 - self.dampening) * g
                 buf = state["momentum_buffer"]
                 g = g + self.momentum * buf if self.nesterov else buf
             p.data -= self.lr * g

@@ -89,33 +89,44 @@ def _windows(xpad, kernel, stride, out_hw):
 
 
 def _max_pool2d_fast(x, kernel, stride, padding, out_hw):
+    """A running maximum, updated in place tap by tap, and the winning tap of each window
+    kept as a small integer (uint8 for up to 256 taps): the backward then reads only that,
+    not x again. A later tap wins only when strictly greater: the first one wins ties."""
     xp = get_array_module(x)
     xpad = _padded(x, padding, -xp.inf) if padding != (0, 0) else x
     windows = _windows(xpad, kernel, stride, out_hw)
-    # A ufunc lays its output out like its inputs (NCHW, or CNHW after conv2d); .copy() would not.
-    out = xp.maximum(windows[0], windows[1]) if len(windows) > 1 else windows[0].copy()
-    for window in windows[2:]:
-        xp.maximum(out, window, out=out)
-    return out, ("fast", x.shape, xpad, out, kernel, stride, padding)
+    # empty_like/copy(order="K") lay their arrays out like x (NCHW, or CNHW after conv2d).
+    out = windows[0].copy(order="K")
+    argmax = xp.zeros_like(out, dtype=xp.uint8 if len(windows) <= 256 else xp.int32)
+    tap, rose = xp.empty_like(out), xp.empty_like(argmax)  # reused for every tap
+    for k, window in enumerate(windows[1:], start=1):
+        tap[...] = window  # one strided read; the comparisons below then run on contiguous memory
+        xp.multiply(tap > out, rose.dtype.type(k), out=rose)  # k where tap k beats the maximum so far, else 0
+        xp.maximum(out, tap, out=out)
+        # Taps come in increasing k, so the winner is the last tap at which the maximum rose.
+        xp.maximum(argmax, rose, out=argmax)
+    return out, ("fast", x, argmax, kernel, stride, padding)
 
 
 def _max_pool2d_backward_fast(dout, cache):
-    """The winner of each window is its first tap equal to the maximum (as in the plain argmax):
-    `unclaimed` holds the dout of the windows no earlier tap has won yet."""
+    """Tap k of every window receives dout where k won the window (argmax == k), else 0."""
     xp = get_array_module(dout)
-    _, (N, C, H, W), xpad, out, kernel, stride, (PH, PW) = cache
+    _, x, argmax, kernel, stride, (PH, PW) = cache
+    N, C, H, W = x.shape
     OH, OW = dout.shape[2:]
-    dxpad = xp.zeros_like(xpad, dtype=dout.dtype)
-    unclaimed = dout.copy(order="K")  # order K: keep dout's memory layout, as empty_like does
-    hit, won = xp.empty_like(out, dtype=bool), xp.empty_like(unclaimed)  # reused for every tap
-    for k, window in enumerate(_windows(xpad, kernel, stride, (OH, OW))):
+    tiled = _disjoint(kernel, stride) and (OH * kernel[0], OW * kernel[1]) == (H + 2 * PH, W + 2 * PW)
+    if (PH, PW) == (0, 0):  # laid out like x; when the windows tile x, every cell is written below
+        dxpad = (xp.empty_like if tiled else xp.zeros_like)(x, dtype=dout.dtype)
+    else:
+        dxpad = xp.zeros((N, C, H + 2 * PH, W + 2 * PW), dtype=dout.dtype)
+    won = xp.empty_like(argmax, dtype=bool)  # reused for every tap
+    for k in range(kernel[0] * kernel[1]):
         dx_k = dxpad[(Ellipsis, *_tap(k // kernel[1], k % kernel[1], OH, OW, stride, (1, 1)))]
-        xp.multiply(unclaimed, xp.equal(window, out, out=hit), out=won)
+        xp.equal(argmax, k, out=won)
         if _disjoint(kernel, stride):  # each input cell in one window at most: write, no read-add
-            dx_k[...] = won
+            xp.multiply(dout, won, out=dx_k)
         else:
-            dx_k += won
-        unclaimed -= won  # exact: a won window's unclaimed becomes 0, the others lose 0
+            dx_k += dout * won
     return dxpad[:, :, PH:PH + H, PW:PW + W]
 
 
