@@ -7,8 +7,8 @@ stride defaults to the kernel size; padding may be at most half the kernel.
 Two implementations of the same math, selected by IMPL (or impl= per call):
     'plain'  as written first below: padded copies, an argmax array, fresh temporaries.
     'fast'   the same slices, computed in place (xp.maximum(..., out=)), no padded copy when
-             there is no padding, the winner of each max window found again in the backward
-             (out == window, first one on ties), non-overlapping windows written without
+             there is no padding, the winning tap of each max window kept as a uint8 so the
+             backward never reads x again, non-overlapping windows written without
              read-add, and gradients laid out in memory like the input (NCHW or, after
              conv2d, CNHW), so the next backward needs no transpose copy.
 """
