@@ -276,3 +276,16 @@ def test_a_float32_training_step_stays_float32(impl):
         assert net.backward(loss.backward()).dtype == np.float32
         opt.step()
     assert all(p.dtype == np.float32 and p.grad.dtype == np.float32 for p in net.parameters())
+
+
+def test_one_workspace_shared_by_convolutions_of_different_padding_keeps_each_result_right():
+    rng = np.random.default_rng(11)
+    x, w = rng.standard_normal((2, 3, 6, 6)), rng.standard_normal((4, 3, 3, 3))
+    workspace = conv_module.Workspace()
+    # padding 1 on a 6x6 input and padding 0 on an 8x8 one give the same col shape
+    x8 = rng.standard_normal((2, 3, 8, 8))
+    F.conv2d(x, w, None, 1, 1, impl="fast", workspace=workspace)
+    out, _ = F.conv2d(x8, w, None, 1, 0, impl="fast", workspace=workspace)
+    again, _ = F.conv2d(x, w, None, 1, 1, impl="fast", workspace=workspace)
+    np.testing.assert_allclose(out, F.conv2d(x8, w, None, 1, 0, impl="plain")[0], rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(again, F.conv2d(x, w, None, 1, 1, impl="plain")[0], rtol=1e-12, atol=1e-12)

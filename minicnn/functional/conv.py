@@ -122,7 +122,8 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, impl=None, workspace=N
     if impl == "plain":
         col = im2col(x, KH, KW, stride, padding, dilation)
     else:
-        col = _buffer(workspace, "col", (C, KH, KW, N, OH, OW), x, zero=True)
+        # Keyed by the geometry too: which cells stay zero (the padding) depends on it.
+        col = _buffer(workspace, ("col", stride, padding, dilation), (C, KH, KW, N, OH, OW), x, zero=True)
         _im2col_into(col, x, stride, padding, dilation)
         col = col.reshape(C * KH * KW, N * OH * OW)
     out = (w.reshape(OC, -1) @ col).reshape(OC, N, OH, OW)
