@@ -55,10 +55,8 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, impl=None):
     (KH, KW), stride, padding, (OH, OW) = _pool_args(x, kernel_size, stride, padding, "max_pool2d")
     if _choose(impl, "max_pool2d") == "fast":
         return _max_pool2d_fast(x, (KH, KW), stride, padding, (OH, OW))
-    xpad = _padded(x, padding, -xp.inf)
     out = None
-    for k in range(KH * KW):
-        window = xpad[(Ellipsis, *_tap(k // KW, k % KW, OH, OW, stride, (1, 1)))]
+    for k, window in enumerate(_windows(_padded(x, padding, -xp.inf), (KH, KW), stride, (OH, OW))):
         if out is None:
             out = window.copy()
             argmax = xp.zeros(out.shape, dtype=xp.int32)
@@ -77,13 +75,16 @@ def max_pool2d_backward(dout, cache):
     _, (N, C, H, W), argmax, (KH, KW), stride, (PH, PW) = cache
     OH, OW = dout.shape[2:]
     dxpad = xp.zeros((N, C, H + 2 * PH, W + 2 * PW), dtype=dout.dtype)
-    for k in range(KH * KW):
-        dxpad[(Ellipsis, *_tap(k // KW, k % KW, OH, OW, stride, (1, 1)))] += xp.where(argmax == k, dout, 0)
+    for k, dx_k in enumerate(_windows(dxpad, (KH, KW), stride, (OH, OW))):
+        dx_k += xp.where(argmax == k, dout, 0)  # dx_k is a view: this adds into dxpad
     return dxpad[:, :, PH:PH + H, PW:PW + W]
 
 
 def _windows(xpad, kernel, stride, out_hw):
-    """The KH*KW strided views of xpad, one per tap: window k holds tap k of every output pixel."""
+    """The KH*KW strided views of xpad, one per tap: window k holds tap k of every output pixel.
+
+    Views, not copies: reading one reads xpad, and adding into one adds into xpad.
+    """
     KH, KW = kernel
     return [xpad[(Ellipsis, *_tap(k // KW, k % KW, *out_hw, stride, (1, 1)))] for k in range(KH * KW)]
 
@@ -120,8 +121,7 @@ def _max_pool2d_backward_fast(dout, cache):
     else:
         dxpad = xp.zeros((N, C, H + 2 * PH, W + 2 * PW), dtype=dout.dtype)
     won = xp.empty_like(argmax, dtype=bool)  # reused for every tap
-    for k in range(kernel[0] * kernel[1]):
-        dx_k = dxpad[(Ellipsis, *_tap(k // kernel[1], k % kernel[1], OH, OW, stride, (1, 1)))]
+    for k, dx_k in enumerate(_windows(dxpad, kernel, stride, (OH, OW))):
         xp.equal(argmax, k, out=won)
         if _disjoint(kernel, stride):  # each input cell in one window at most: write, no read-add
             xp.multiply(dout, won, out=dx_k)
@@ -150,12 +150,11 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, count_include_pad=True, i
         for window in windows[2:]:
             out += window
         out /= divisor
-        return out, (x, divisor, (KH, KW), stride, padding)
-    xpad = _padded(x, padding, 0)
+        return out, ("fast", x, divisor, (KH, KW), stride, padding)
     out = xp.zeros((x.shape[0], x.shape[1], OH, OW), dtype=x.dtype)
-    for k in range(KH * KW):
-        out += xpad[(Ellipsis, *_tap(k // KW, k % KW, OH, OW, stride, (1, 1)))]
-    return out / divisor, (x.shape, divisor, (KH, KW), stride, padding)
+    for window in _windows(_padded(x, padding, 0), (KH, KW), stride, (OH, OW)):
+        out += window
+    return out / divisor, ("plain", x, divisor, (KH, KW), stride, padding)
 
 
 def _divisor(x, kernel, stride, padding, out_hw, count_include_pad):
@@ -165,33 +164,28 @@ def _divisor(x, kernel, stride, padding, out_hw, count_include_pad):
         return x.dtype.type(KH * KW)
     xp = get_array_module(x)
     ones = _padded(xp.ones((1, 1) + x.shape[2:], dtype=x.dtype), padding, 0)
-    count = xp.zeros(out_hw, dtype=x.dtype)
-    for k in range(KH * KW):
-        count += ones[(0, 0, *_tap(k // KW, k % KW, *out_hw, stride, (1, 1)))]
-    return count
+    count = xp.zeros((1, 1) + tuple(out_hw), dtype=x.dtype)
+    for window in _windows(ones, kernel, stride, out_hw):
+        count += window
+    return count[0, 0]
 
 
 def avg_pool2d_backward(dout, cache):
-    """dx: each window's dout / divisor is spread evenly over the cells of the window."""
+    """dx: each window's dout / divisor is spread evenly over the cells of the window.
+
+    dx is laid out in memory like x (NCHW, or CNHW after conv2d), so the next backward
+    needs no transpose copy. The fast path writes, rather than adds, where windows do not overlap.
+    """
     xp = get_array_module(dout)
-    x_or_shape, divisor, (KH, KW), stride, (PH, PW) = cache
-    OH, OW = dout.shape[2:]
+    impl, x, divisor, kernel, stride, (PH, PW) = cache
+    N, C, H, W = x.shape
     share = dout / divisor
-    if not isinstance(x_or_shape, tuple):  # the fast forward kept x, to lay dx out in memory as x is
-        x = x_or_shape
-        N, C, H, W = x.shape
-        dxpad = xp.zeros_like(x) if (PH, PW) == (0, 0) else xp.zeros((N, C, H + 2 * PH, W + 2 * PW), x.dtype)
-        for k in range(KH * KW):
-            dx_k = dxpad[(Ellipsis, *_tap(k // KW, k % KW, OH, OW, stride, (1, 1)))]
-            if _disjoint((KH, KW), stride):
-                dx_k[...] = share
-            else:
-                dx_k += share
-        return dxpad[:, :, PH:PH + H, PW:PW + W]
-    N, C, H, W = x_or_shape
-    dxpad = xp.zeros((N, C, H + 2 * PH, W + 2 * PW), dtype=dout.dtype)
-    for k in range(KH * KW):
-        dxpad[(Ellipsis, *_tap(k // KW, k % KW, OH, OW, stride, (1, 1)))] += share
+    dxpad = xp.zeros_like(x) if (PH, PW) == (0, 0) else xp.zeros((N, C, H + 2 * PH, W + 2 * PW), x.dtype)
+    for dx_k in _windows(dxpad, kernel, stride, dout.shape[2:]):
+        if impl == "fast" and _disjoint(kernel, stride):
+            dx_k[...] = share
+        else:
+            dx_k += share  # dx_k is a view: this adds into dxpad
     return dxpad[:, :, PH:PH + H, PW:PW + W]
 
 
