@@ -1,9 +1,9 @@
 """Why im2col: one convolution layer timed five ways, side by side, in one run.
 
-    naive        minicnn.functional.conv2d_naive: a Python loop over (n, o, p, q), one output value at a time
+    naive        minicnn.ops.conv2d_naive: a Python loop over (n, o, p, q), one output value at a time
     pixel loop   a loop over the output pixels (p, q) only: one tensordot of the window over (C, KH, KW)
                  for the whole batch and every output channel at once (written below)
-    im2col       minicnn.functional.conv2d: unfold into (C*KH*KW, N*OH*OW), then one matrix product;
+    im2col       minicnn.ops.conv2d: unfold into (C*KH*KW, N*OH*OW), then one matrix product;
                  'plain' (fresh buffers, padded copy) and 'fast' (the default: reused buffers, no padded copy)
     as_strided   im2col by numpy's sliding_window_view (a strided view, then one copy) (written below)
     torch        torch.nn.functional.conv2d on the CPU, when torch is installed
@@ -28,8 +28,8 @@ from numpy.lib.stride_tricks import sliding_window_view
 from _common import (RESULTS, describe, draw, fmt_seconds, import_torch, interleaved, limit_blas_threads,
                      machine_info, table, write_json)
 
-import minicnn.functional as F
-from minicnn.functional import conv as conv_module
+import minicnn.ops as F
+from minicnn.ops import conv as conv_module
 
 # name, batch, in channels, out channels, input size, kernel, padding  (stride 1)
 SHAPES = [

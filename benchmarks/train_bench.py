@@ -7,7 +7,7 @@ Training throughput (forward + loss + backward + SGD step) and inference through
     the small CIFAR CNN (minicnn.models.cifar_cnn, 3->32->64) at batch 100, on 3x32x32 images
 
 minicnn runs twice: with the fast conv/pool paths (the default) and with the plain ones
-(minicnn.functional.conv.IMPL = pool.IMPL = 'plain'). The methods take turns, block by block,
+(minicnn.ops.conv.IMPL = pool.IMPL = 'plain'). The methods take turns, block by block,
 with a pause before each block, so load from elsewhere on the machine hits them alike; each
 figure is the median over the rounds.
 
@@ -35,8 +35,8 @@ from _common import (RESULTS, describe, draw, fmt_seconds, import_torch, interle
 
 import minicnn
 from minicnn import models, nn, optim
-from minicnn.functional import conv as conv_module
-from minicnn.functional import pool as pool_module
+from minicnn.ops import conv as conv_module
+from minicnn.ops import pool as pool_module
 
 CONFIGS = [("LeNet-5", "lenet5", (1, 28, 28), (16, 64, 256)), ("CIFAR CNN", "cifar_cnn", (3, 32, 32), (100,))]
 # minimum ratio of minicnn's throughput to torch's: (network, batch or None for all, mode) -> target

@@ -1,7 +1,14 @@
-"""minicnn: a convolutional-network engine written by hand on NumPy, running unchanged on CuPy."""
+"""minicnn: a convolutional-network engine written by hand on NumPy, running unchanged on CuPy.
 
-from . import functional, gradcheck, nn, optim
+It speaks PyTorch: `import minicnn as torch` and a torch CNN program runs (see the README).
+"""
+
+from . import autograd, gradcheck, ops
+from .autograd import enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled
 from .backend import backend_name, get_xp, seed, use
-from .summary import summary, trace
+from ._tensor import *  # noqa: F401,F403  (torch's creation functions, dtypes, Tensor, device, cuda)
+from ._tensor import Size, Tensor, cuda, device  # noqa: F401
+from . import nn, optim  # noqa: E402
+from .summary import summary, trace  # noqa: E402
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -2,9 +2,11 @@
 parameters, multiply-adds, memory); trace() walks one forward and one backward pass and
 prints every shape on the way, with the formula that gives it.
 
-Both record the leaf layers as they run (a layer with no sub-modules), so they work for a
-Sequential of Sequentials and for any Module whose forward calls its layers. They run in
-eval mode and put the model back as they found it: mode, caches and parameter gradients.
+Both watch the leaf layers (modules with no sub-modules) through forward hooks, so they work
+for any Module, custom forward included; trace() also follows the tape's nodes through
+backward(). They are inspections: the model's mode (of every module), parameter gradients,
+and minicnn's random generator are left exactly as they were, and the model itself holds no
+caches that they could disturb (each forward's caches live in its own graph).
 """
 
 import builtins
@@ -13,83 +15,97 @@ import math
 
 import numpy as np
 
-from .backend import get_array_module, get_xp, to_device, to_numpy
-from .functional.checks import pair
+from . import autograd
+from ._tensor import Tensor
+from .autograd import no_grad
+from .backend import default_rng, get_array_module, get_xp, to_device, to_numpy
+from .ops.checks import pair
 
 # -- leaving the model as it was ------------------------------------------------------------
 
 
 @contextlib.contextmanager
 def preserved(model):
-    """Run a block, then restore every module's attributes (training flag, caches of the
-    last forward) and every parameter's .grad to what they were before the block."""
+    """Run a block, then restore every module's training flag, every parameter's .grad and
+    minicnn's random generator to what they were before the block."""
     modules = list(model.modules())
-    attributes = [dict(vars(m)) for m in modules]
+    modes = [m.training for m in modules]
     grads = [(p, p.grad) for p in model.parameters()]
+    rng_state = default_rng().bit_generator.state
     try:
         yield model
     finally:
-        for m, saved in zip(modules, attributes):
-            vars(m).clear()
-            vars(m).update(saved)
+        for m, mode in zip(modules, modes):
+            object.__setattr__(m, "training", mode)
         for p, grad in grads:
             p.grad = grad
+        default_rng().bit_generator.state = rng_state
 
 
 def named_leaves(model):
     """(dotted name, module) for every module without sub-modules, in order: '0', 'features.3'.
 
     A model that is itself a single layer is its own leaf, named ''."""
-    def walk(module, prefix):
-        children = list(module.named_children())
-        if not children:
-            yield prefix.rstrip("."), module
-        for name, child in children:
-            yield from walk(child, prefix + name + ".")
-    seen = set()
-    for name, module in walk(model, ""):
-        if id(module) not in seen:
-            seen.add(id(module))
+    for name, module in model.named_modules():
+        if not any(True for _ in module.children()):
             yield name, module
 
 
 def _run_recorded(model, x, with_backward=False):
-    """Forward x through model (then, with_backward, backward from dout = ones), recording each leaf call.
+    """Forward x through model, recording each leaf call through forward hooks; with_backward,
+    then backward from dout = ones, recording each node the tape visits.
 
     Returns (forward calls, backward calls, output). The caller restores the model (preserved()).
     """
-    forward_calls, backward_calls = [], []
+    forward_calls, handles = [], []
+    names = {id(m): n for n, m in named_leaves(model)}
     for name, layer in named_leaves(model):
-        def forward(x, *args, _name=name, _layer=layer, _forward=layer.forward):
-            out = _forward(x, *args)
-            forward_calls.append({"name": _name, "layer": _layer, "input_shape": tuple(x.shape),
+        def hook(module, inputs, out, _name=name):
+            first = inputs[0] if inputs else None
+            forward_calls.append({"name": _name, "layer": module,
+                                  "input_shape": tuple(first.shape) if hasattr(first, "shape") else None,
                                   "output_shape": tuple(out.shape)})
-            return out
-
-        def backward(dout, _name=name, _layer=layer, _backward=layer.backward):
-            dx = _backward(dout)
-            grads = {(_name + "." if _name else "") + pname: tuple(p.grad.shape)
-                     for pname, p in _layer.named_parameters() if p.grad is not None}
-            backward_calls.append({"name": _name, "layer": _layer, "dout_shape": tuple(dout.shape),
-                                   "dx_shape": tuple(dx.shape), "grads": grads})
-            return dx
-        layer.forward, layer.backward = forward, backward   # instance attributes, removed by preserved()
-    out = model(x)
-    if with_backward:
-        model.zero_grad()
-        model.backward(get_array_module(out).ones_like(out))
+        handles.append(layer.register_forward_hook(hook))
+    try:
+        if not with_backward:
+            with no_grad():
+                return forward_calls, [], model(x)
+        x = Tensor(x.array.copy(), requires_grad=True)  # so that the first layer's dx is computed too
+        out = model(x)
+    finally:
+        for h in handles:
+            h.remove()
+    backward_calls = []
+    if out._node is None:
+        return forward_calls, backward_calls, out
+    param_names = {id(p): n for n, p in model.named_parameters()}
+    for node in autograd._order(out._node):
+        def recorder(dout, cache, _node=node, _backward=node.backward):
+            grads = _backward(dout, cache)
+            result = grads if isinstance(grads, tuple) else (grads,)
+            shapes = {param_names[id(p)]: tuple(g.shape) for p, g in zip(_node.parents, result)
+                      if p is not None and id(p) in param_names and g is not None}
+            dx = next((g for p, g in zip(_node.parents, result) if p is not None and id(p) not in param_names
+                       and g is not None), None)
+            layer = _node.module
+            backward_calls.append({"name": names.get(id(layer), f"<{_node.name}>"), "layer": layer,
+                                   "op": _node.name, "dout_shape": tuple(dout.shape),
+                                   "dx_shape": tuple(dx.shape) if dx is not None else None, "grads": shapes})
+            return grads
+        node.backward = recorder
+    out.backward(Tensor._wrap(get_array_module(out.array).ones_like(out.array)))
     return forward_calls, backward_calls, out
 
 
 def model_input(model, x):
-    """x on the model's device and in its dtype (the parameters' array module and dtype)."""
-    params = model.parameters()
-    if not params:
-        return x
-    p = params[0].data
-    if get_array_module(x) is not get_array_module(p):
+    """x as a Tensor on the model's device and in its dtype (the parameters' array module and dtype)."""
+    x = x.array if isinstance(x, Tensor) else x
+    p = next(iter(model.parameters()), None)
+    if p is None:
+        return Tensor._wrap(x)
+    if get_array_module(x) is not get_array_module(p.array):
         x = to_device(to_numpy(x))
-    return x.astype(p.dtype)
+    return Tensor._wrap(x.astype(p.dtype))
 
 
 def _full_shape(input_shape):
@@ -102,22 +118,12 @@ def _full_shape(input_shape):
 # -- what one layer costs -------------------------------------------------------------------
 
 
-def layer_macs(layer, output_shape):
-    """Multiply-adds of one forward call (bias additions are not counted, as in torchinfo).
-
-    Conv2d: N*OC*OH*OW * C*KH*KW (each output pixel is a dot product over C*KH*KW inputs).
-    Linear: N*IN*OUT.
-    Everything else (pooling, activations, Flatten, Dropout): 0. Those do comparisons,
-    additions or element-wise functions, not multiply-adds; this is the usual convention.
-    """
-    from .nn import Conv2d, Linear
-    if isinstance(layer, Conv2d):
-        N, OC, OH, OW = output_shape
-        KH, KW = layer.kernel_size
-        return N * OC * OH * OW * layer.in_channels * KH * KW
-    if isinstance(layer, Linear):
-        return math.prod(output_shape[:-1]) * layer.in_features * layer.out_features
-    return 0
+def layer_macs(layer, output_shape, input_shape=None):
+    """Multiply-adds of one forward call, as the layer itself reports them (Module.macs): bias
+    additions are not counted, as in torchinfo. Conv2d: N*OC*OH*OW * C*KH*KW. Linear: N*IN*OUT.
+    Everything else (pooling, activations, Flatten, Dropout): 0 (comparisons, additions or
+    element-wise functions, not multiply-adds; the usual convention)."""
+    return layer.macs(input_shape, output_shape)
 
 
 def short_name(layer):
@@ -190,7 +196,7 @@ def summary(model, input_shape, dtype=None, print=True):
     Returns a ModelSummary (a str with .rows and the totals); print=True also prints it.
     """
     shape = _full_shape(input_shape)
-    params = list({id(p): p for p in model.parameters()}.values())   # a shared parameter counts once
+    params = list(model.parameters())   # a shared parameter counts once
     x = model_input(model, get_xp().zeros(shape, dtype=np.float32))
     dtype = np.dtype(dtype or x.dtype)
     with preserved(model):
@@ -203,17 +209,17 @@ def summary(model, input_shape, dtype=None, print=True):
         layer = call["layer"]
         rows.append({
             "name": call["name"], "layer": short_name(layer), "input_shape": call["input_shape"],
-            "output_shape": call["output_shape"], "params": sum(p.size for p in layer.parameters()),
-            "macs": layer_macs(layer, call["output_shape"]),
+            "output_shape": call["output_shape"], "params": sum(p.numel() for p in layer.parameters()),
+            "macs": layer_macs(layer, call["output_shape"], call["input_shape"]),
             "activation_bytes": math.prod(call["output_shape"]) * itemsize,
         })
     totals = {
-        "total_params": sum(p.size for p in params),
-        "trainable_params": sum(p.size for p in params),
+        "total_params": sum(p.numel() for p in params),
+        "trainable_params": sum(p.numel() for p in params if p.requires_grad),
         "total_macs": sum(r["macs"] for r in rows),
         "input_bytes": math.prod(shape) * itemsize,
         "activation_bytes": sum(r["activation_bytes"] for r in rows),
-        "param_bytes": sum(p.size for p in params) * itemsize,
+        "param_bytes": sum(p.numel() for p in params) * itemsize,
     }
     result = ModelSummary(_summary_table(model, shape, dtype, rows, totals), rows, **totals)
     if print:
@@ -296,16 +302,18 @@ def trace(model, x, print=True):
     """
     if isinstance(x, tuple):
         x = get_xp().zeros(_full_shape(x), dtype=np.float32)
-    if x.ndim == 3:
-        x = x[None]
     x = model_input(model, x)
+    if x.ndim == 3:
+        x = Tensor._wrap(x.array[None])
     with preserved(model):
         model.eval()
         forward_calls, backward_calls, out = _run_recorded(model, x, with_backward=True)
+    leaf_names = {name for name, _ in named_leaves(model)}
     for call in forward_calls:
         call["formula"] = forward_formula(call["layer"], call["input_shape"], call["output_shape"])
     for call in backward_calls:
-        call["formula"] = backward_formula(call["layer"], call["dout_shape"], call["dx_shape"])
+        call["formula"] = backward_formula(call["layer"], call["dout_shape"], call["dx_shape"]) \
+            if call["layer"] is not None and call["name"] in leaf_names else []
 
     width = max((len(_label(c)) for c in forward_calls), default=0)
     lines = [f"Forward: x {tuple(x.shape)} {x.dtype}"]
@@ -314,7 +322,9 @@ def trace(model, x, print=True):
         lines += [f"      {f}" for f in c["formula"]]
     lines.append(f"Backward: dout = ones {tuple(out.shape)}, the gradient of out.sum()")
     for c in backward_calls:
-        lines.append(f"  {_label(c).ljust(width)}  dout {c['dout_shape']} -> dx {c['dx_shape']}")
+        label = _label(c) if c["name"] in leaf_names else f"{c['name']} (in {type(c['layer']).__name__}.forward)" \
+            if c["layer"] is not None else c["name"]
+        lines.append(f"  {label.ljust(width)}  dout {c['dout_shape']} -> dx {c['dx_shape']}")
         lines += [f"      {f}" for f in c["formula"]]
         lines += [f"      {name}.grad {shape}" for name, shape in c["grads"].items()]
     result = Trace("\n".join(lines), forward_calls, backward_calls)
@@ -349,7 +359,7 @@ def _spatial_formulas(in_shape, out_shape, kernel, stride, padding, dilation, po
 def forward_formula(layer, in_shape, out_shape):
     """The lines that explain out_shape from in_shape for one layer (may be empty)."""
     from . import nn
-    from .nn.layers import _Activation, _Pool
+    from .nn.layers import _Pool
     if isinstance(layer, nn.Conv2d):
         return _spatial_formulas(in_shape, out_shape, layer.kernel_size, layer.stride, layer.padding,
                                  layer.dilation, pool=False) + [f"channels: C = {in_shape[1]} -> OC = {out_shape[1]}"]
@@ -368,7 +378,7 @@ def forward_formula(layer, in_shape, out_shape):
     if isinstance(layer, nn.Linear):
         b = " + b" if layer.bias is not None else ""
         return [f"(N, IN) @ W^T (IN, OUT){b} = {in_shape} @ {(layer.in_features, layer.out_features)} -> {out_shape}"]
-    if isinstance(layer, _Activation):
+    if isinstance(layer, (nn.ReLU, nn.Sigmoid, nn.Tanh)):
         return ["element-wise, shape kept"]
     if isinstance(layer, nn.Dropout):
         return ["identity in eval mode (a random mask while training), shape kept"]

@@ -5,11 +5,11 @@
     result = evaluate(model, CrossEntropyLoss(), test_loader)
     result["accuracy"], result["per_class_accuracy"], result["confusion_matrix"]
 
-One training step is the whole of backpropagation:
+One training step is the whole of backpropagation, written as in torch:
 
     optimizer.zero_grad()              # forget the last batch's gradients
-    loss = criterion(model(x), y)      # forward: logits (B, K), mean loss over the batch
-    model.backward(criterion.backward())   # backward: every Parameter.grad
+    loss = criterion(model(x), y)      # forward: logits (B, K), mean loss over the batch (recorded)
+    loss.backward()                    # backward: the tape fills every Parameter.grad
     optimizer.step()                   # update: p -= lr * (some function of) p.grad
 
 Checkpoints are .npz files (NumPy's zip of arrays), read with allow_pickle=False:
@@ -30,6 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ._tensor import Tensor
+from .autograd import no_grad
 from .backend import default_rng, to_numpy
 
 FORMAT = "minicnn-checkpoint"
@@ -80,13 +82,14 @@ def evaluate(model, loss, loader):
     model.eval()
     total_loss, n, labels, predictions, K = 0.0, 0, [], [], None
     try:
-        for x, y in loader:
-            logits = model(x)
-            total_loss += loss(logits, y) * len(y)
-            n += len(y)
-            K = logits.shape[1]
-            labels.append(to_numpy(y))
-            predictions.append(to_numpy(logits.argmax(axis=1)))
+        with no_grad():  # no graph, no caches: only the layer running holds activations
+            for x, y in loader:
+                logits = model(x)
+                total_loss += loss(logits, y).item() * len(y)
+                n += len(y)
+                K = logits.shape[1]
+                labels.append(_host(y))
+                predictions.append(_host(logits.argmax(dim=1)))
     finally:
         model.train(was_training)
     if n == 0:
@@ -110,7 +113,7 @@ def fit(model, loss, optimizer, train_loader, val_loader=None, epochs=1, schedul
     """Train for `epochs` epochs in all (counting those of a resumed run); returns the history.
 
     model          an nn.Module giving logits (B, K); train() mode while training
-    loss           e.g. nn.CrossEntropyLoss(): loss(logits, y) -> float, loss.backward() -> dlogits
+    loss           e.g. nn.CrossEntropyLoss(): loss(logits, y) -> a 0-d Tensor
     optimizer      from minicnn.optim; scheduler (optional) is stepped once after each epoch
     train_loader   a DataLoader; epoch e is served with train_loader.set_epoch(e), so the batch
                    order (and augmentation) of each epoch depends only on (loader seed, e)
@@ -182,7 +185,8 @@ def _train_one_epoch(model, loss, optimizer, loader, epoch, epochs, progress):
         for step, (x, y) in enumerate(loader):
             optimizer.zero_grad()
             logits = model(x)
-            value = loss(logits, y)
+            batch_loss = loss(logits, y)
+            value = batch_loss.item()
             if not math.isfinite(value):
                 raise NonFiniteLossError(
                     f"the loss became {value} at epoch {epoch + 1}, step {step + 1} of {len(loader)} "
@@ -190,14 +194,10 @@ def _train_one_epoch(model, loss, optimizer, loader, epoch, epochs, progress):
                     f"try a smaller one, e.g. --lr {optimizer.lr / 10:g}. Also check that the inputs "
                     "are normalised and contain no NaN."
                 )
-            dlogits = loss.backward()
-            if model.can_skip_input_grad:
-                model.backward(dlogits, input_grad=False)  # the images need no gradient
-            else:
-                model.backward(dlogits)
+            batch_loss.backward()
             optimizer.step()
             total_loss += value * len(y)
-            correct += int((logits.argmax(axis=1) == y).sum())
+            correct += int((logits.argmax(dim=1) == y).sum().item())
             n += len(y)
             if bar is not None:
                 bar.update(1)
@@ -251,7 +251,7 @@ def save_checkpoint(path, model, optimizer=None, epoch=0, history=None, meta=Non
     """
     path = Path(path)
     model_state = model.state_dict()
-    arrays = OrderedDict((f"model/{name}", value) for name, value in model_state.items())
+    arrays = OrderedDict((f"model/{name}", _host(value).copy()) for name, value in model_state.items())
     info = {
         "format": FORMAT,
         "version": VERSION,
@@ -317,7 +317,7 @@ def load_checkpoint(path, model=None, optimizer=None, scheduler=None):
     if model is not None:
         try:
             model.load_state_dict(model_state)
-        except ValueError as exc:
+        except (ValueError, RuntimeError) as exc:
             saved = state["meta"].get("model", "an unknown model")
             raise CheckpointError(
                 f"{path} holds the weights of another architecture ({saved}): {exc}. "
@@ -354,7 +354,7 @@ def _split(obj, prefix, arrays):
     """obj with every array moved into `arrays` under a key like 'optim/state/3/momentum_buffer',
     and replaced by {'__array__': key}: what is left is JSON."""
     if hasattr(obj, "shape") and hasattr(obj, "dtype"):
-        arrays[prefix] = to_numpy(obj)
+        arrays[prefix] = _host(obj)
         return {"__array__": prefix}
     if isinstance(obj, dict):
         return {str(k): _split(v, f"{prefix}/{k}", arrays) for k, v in obj.items()}
@@ -380,6 +380,11 @@ def _to_json(obj):
         return {str(k): _to_json(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         return [_to_json(v) for v in obj]
-    if hasattr(obj, "shape") and hasattr(obj, "dtype"):  # NumPy or CuPy array or scalar
-        return to_numpy(obj).tolist()
+    if hasattr(obj, "shape") and hasattr(obj, "dtype"):  # NumPy or CuPy array or scalar, or a Tensor
+        return _host(obj).tolist()
     return obj
+
+
+def _host(value):
+    """A NumPy array of a Tensor's, a CuPy array's or a NumPy value's data."""
+    return to_numpy(value.array if isinstance(value, Tensor) else value)

@@ -12,11 +12,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import minicnn
-import minicnn.functional as F
+import minicnn.ops as F
 from minicnn import nn
 from minicnn.backend import to_device, to_numpy
-from minicnn.functional import conv as conv_module
-from minicnn.functional import pool as pool_module
+from minicnn.ops import conv as conv_module
+from minicnn.ops import pool as pool_module
 
 TOL = {np.float64: dict(rtol=1e-10, atol=1e-10), np.float32: dict(rtol=1e-4, atol=1e-5)}
 

@@ -1,4 +1,4 @@
-"""minicnn.functional against torch.nn.functional: every op, forward and every gradient,
+"""minicnn.ops against torch.nn.functional: every op, forward and every gradient,
 on random shapes, strides, paddings and dilations drawn by hypothesis.
 
 float64 agrees with torch to 1e-10 (relative and absolute); float32 to 1e-4 relative
@@ -14,7 +14,7 @@ import torch.nn.functional as TF
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import minicnn.functional as F
+import minicnn.ops as F
 from minicnn.backend import to_device, to_numpy
 
 DTYPES = [np.float64, np.float32]

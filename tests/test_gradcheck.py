@@ -4,7 +4,7 @@ gradient checker itself catches a wrong backward and says where it is wrong."""
 import numpy as np
 import pytest
 
-import minicnn.functional as F
+import minicnn.ops as F
 from minicnn import nn
 from minicnn.gradcheck import check_module, gradcheck, numerical_gradient
 

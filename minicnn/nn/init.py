@@ -13,12 +13,12 @@ from ..backend import default_rng, get_array_module
 
 
 def _fill(param, values):
-    """Write host values into the parameter (or plain array), keeping its dtype and device."""
-    if not hasattr(param, "grad"):  # a bare NumPy/CuPy array: fill it in place
-        param[...] = get_array_module(param).asarray(values.astype(param.dtype))
-        return param
-    xp = get_array_module(param.data)
-    param.data = xp.asarray(values.astype(param.dtype))
+    """Write host values into the tensor (or plain array) in place, keeping its dtype and device.
+    Like torch's init functions, this is not recorded on the tape."""
+    array = param.array if hasattr(param, "array") else param
+    array[...] = get_array_module(array).asarray(values.astype(array.dtype))
+    if hasattr(param, "_version"):
+        param._version += 1
     return param
 
 

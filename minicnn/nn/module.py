@@ -1,170 +1,323 @@
-"""Parameter, Module and Sequential: the state around the pure functions.
+"""Parameter, Module, Sequential and ModuleList, with torch.nn's names and behaviour.
 
-A Module's forward keeps what its backward will need (the cache of the functional op);
-backward(dout) returns dx and adds each parameter's gradient to its .grad, as torch does.
+A Module's forward works on Tensors; autograd records what it does, so a Module needs no
+backward of its own: loss.backward() fills every Parameter's .grad. Sub-modules and
+Parameters are found among the attributes (in the order they were assigned), buffers are
+the attributes named by register_buffer.
 """
 
-from collections import OrderedDict
+import copy
+from collections import OrderedDict, namedtuple
 
 import numpy as np
 
-from ..backend import backend_name, get_array_module, get_xp, to_device, to_numpy, use
+from .. import autograd
+from ..autograd import no_grad
+from ..backend import to_numpy
+from .._tensor import Tensor, _dtype, _move, device as _device
 
 
-class Parameter:
-    """A trainable array (.data) and its gradient (.grad, None until a backward adds one)."""
+class Parameter(Tensor):
+    """A Tensor that is a Module's learnable state: requires_grad=True, listed by parameters()."""
 
-    def __init__(self, data):
-        self.data = data
-        self.grad = None
-
-    @property
-    def shape(self):
-        return self.data.shape
-
-    @property
-    def dtype(self):
-        return self.data.dtype
-
-    @property
-    def size(self):
-        return self.data.size
-
-    def accumulate(self, grad):
-        """Add a gradient to .grad (gradients from several uses of a parameter add up)."""
-        self.grad = grad if self.grad is None else self.grad + grad
+    def __init__(self, data=None, requires_grad=True):
+        from .._tensor import zeros
+        if data is None:
+            data = zeros(0)
+        super().__init__(data.array if isinstance(data, Tensor) else data)
+        if requires_grad:
+            self.requires_grad_(True)
 
     def __repr__(self):
-        return f"Parameter(shape={tuple(self.shape)}, dtype={self.dtype})"
+        return "Parameter containing:\n" + super().__repr__()
+
+    def __deepcopy__(self, memo):
+        new = Parameter(self.array.copy(), self.requires_grad)
+        new.grad = copy.deepcopy(self.grad, memo)
+        memo[id(self)] = new
+        return new
+
+
+def _tensor_deepcopy(self, memo):
+    if self._node is not None:
+        raise RuntimeError("Only Tensors created explicitly by the user (graph leaves) support the deepcopy "
+                           "protocol: detach() it first")
+    new = Tensor._wrap(self.array.copy())
+    new.requires_grad = self.requires_grad
+    new.grad = copy.deepcopy(self.grad, memo)
+    memo[id(self)] = new
+    return new
+
+
+Tensor.__deepcopy__ = _tensor_deepcopy
+
+_IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
 
 
 class Module:
-    """Base class of every layer and network.
-
-    Subclasses set Parameters and sub-Modules as attributes in __init__ (the order of
-    assignment is the order of parameters()), and define forward(x) and backward(dout).
-    """
+    """Base class of every layer and network: subclass it, assign layers in __init__, write forward."""
 
     def __init__(self):
-        self.training = True
+        object.__setattr__(self, "training", True)
+        object.__setattr__(self, "_buffer_names", [])
+        object.__setattr__(self, "_non_persistent", set())
+        object.__setattr__(self, "_forward_hooks", [])
+        object.__setattr__(self, "_forward_pre_hooks", [])
 
-    def __call__(self, x):
-        return self.forward(x)
+    def __setattr__(self, name, value):
+        if isinstance(value, (Module, Parameter)) and "_buffer_names" not in vars(self):
+            raise AttributeError(f"cannot assign {type(value).__name__} '{name}' before Module.__init__() call: "
+                                 f"call super().__init__() first in {type(self).__name__}.__init__")
+        object.__setattr__(self, name, value)
 
-    def forward(self, x):
-        raise NotImplementedError(f"{type(self).__name__} must define forward(x)")
+    def forward(self, *args, **kwargs):
+        raise NotImplementedError(f'Module [{type(self).__name__}] is missing the required "forward" function')
 
-    can_skip_input_grad = False  # True where backward(dout, input_grad=False) skips computing dx
+    def __call__(self, *args, **kwargs):
+        for hook in self._forward_pre_hooks:
+            changed = hook(self, args)
+            if changed is not None:
+                args = changed if isinstance(changed, tuple) else (changed,)
+        autograd._modules.append(self)
+        try:
+            out = self.forward(*args, **kwargs)
+        except Exception as exc:
+            _annotate(exc, self)
+            raise
+        finally:
+            autograd._modules.pop()
+        for hook in self._forward_hooks:
+            changed = hook(self, args, out)
+            if changed is not None:
+                out = changed
+        return out
 
-    def backward(self, dout):
-        raise NotImplementedError(f"{type(self).__name__} must define backward(dout)")
+    def register_forward_hook(self, hook):
+        """hook(module, inputs, output) after each forward; returns a handle with .remove()."""
+        return _Handle(self._forward_hooks, hook)
 
-    def _saved(self):
-        """The cache of the last forward, handed to one backward only.
+    def register_forward_pre_hook(self, hook):
+        """hook(module, inputs) before each forward; returns a handle with .remove()."""
+        return _Handle(self._forward_pre_hooks, hook)
 
-        A layer keeps a single cache, so a second backward after one forward (as when one layer
-        object appears twice in a network) would silently use the wrong one: it stops here instead.
-        """
-        cache = getattr(self, "_cache", None)
-        if cache is None:
-            if "_cache" in vars(self):
-                raise RuntimeError(
-                    f"{self!r}: backward() ran twice after one forward(). A layer keeps the cache of its "
-                    "last forward only, once: if this layer object appears twice in the network, use two objects"
-                )
-            raise RuntimeError(f"{self!r}: backward() was called before forward(); run a forward pass first")
-        self._cache = None
-        return cache
+    # -- the tree ------------------------------------------------------------------------------
 
-    # -- walking the tree --------------------------------------------------------------
+    def add_module(self, name, module):
+        if module is not None and not isinstance(module, Module):
+            raise TypeError(f"{type(module).__name__} is not a Module subclass")
+        if not isinstance(name, str) or "." in name or not name:
+            raise KeyError(f"module name must be a non-empty string without '.', got {name!r}")
+        setattr(self, name, module)
+
+    register_module = add_module
+
+    def register_parameter(self, name, param):
+        if param is not None and not isinstance(param, Parameter):
+            raise TypeError(f"cannot assign '{type(param).__name__}' object to parameter '{name}' "
+                            "(minicnn.nn.Parameter or None required)")
+        setattr(self, name, param)
+
+    def register_buffer(self, name, tensor, persistent=True):
+        """A tensor that is state but not a parameter (a running mean): in state_dict, moved by to()."""
+        if tensor is not None and not isinstance(tensor, Tensor):
+            raise TypeError(f"cannot assign '{type(tensor).__name__}' object to buffer '{name}' (Tensor or None required)")
+        if name not in self._buffer_names:
+            self._buffer_names.append(name)
+        if not persistent:
+            self._non_persistent.add(name)
+        setattr(self, name, tensor)
 
     def named_children(self):
+        """(name, module) for each direct sub-module, each module once."""
+        seen = set()
         for name, value in vars(self).items():
-            if isinstance(value, Module):
+            if isinstance(value, Module) and id(value) not in seen:
+                seen.add(id(value))
                 yield name, value
 
     def children(self):
         return (m for _, m in self.named_children())
 
+    def named_modules(self, memo=None, prefix="", remove_duplicate=True):
+        """(dotted name, module) for this module and every sub-module below it, each once."""
+        memo = set() if memo is None else memo
+        if remove_duplicate:
+            if id(self) in memo:
+                return
+            memo.add(id(self))
+        yield prefix, self
+        for name, child in vars(self).items():
+            if isinstance(child, Module):
+                yield from child.named_modules(memo, f"{prefix}.{name}" if prefix else name, remove_duplicate)
+
     def modules(self):
-        yield self
+        return (m for _, m in self.named_modules())
+
+    def apply(self, fn):
+        """fn(module) for every sub-module, then for this one (as torch: children first)."""
         for child in self.children():
-            yield from child.modules()
+            child.apply(fn)
+        fn(self)
+        return self
 
-    def named_parameters(self, prefix=""):
-        """(name, Parameter) pairs, named as torch names them: 'weight', '0.bias', 'features.3.weight'."""
+    def _own(self, kind):
         for name, value in vars(self).items():
-            if isinstance(value, Parameter):
-                yield prefix + name, value
-            elif isinstance(value, Module):
-                yield from value.named_parameters(prefix + name + ".")
+            if kind == "parameters" and isinstance(value, Parameter):
+                yield name, value
+            elif kind == "buffers" and name in self._buffer_names and isinstance(value, Tensor):
+                yield name, value
 
-    def parameters(self):
-        return [p for _, p in self.named_parameters()]
+    def _named(self, kind, prefix, recurse, remove_duplicate):
+        seen = set()
+        modules = self.named_modules(prefix=prefix, remove_duplicate=remove_duplicate) if recurse else [(prefix, self)]
+        for module_prefix, module in modules:
+            for name, value in module._own(kind):
+                if remove_duplicate:
+                    if id(value) in seen:
+                        continue
+                    seen.add(id(value))
+                yield (f"{module_prefix}.{name}" if module_prefix else name), value
+
+    def named_parameters(self, prefix="", recurse=True, remove_duplicate=True):
+        """(name, Parameter) named as torch names them ('fc1.weight'); a shared Parameter once."""
+        return self._named("parameters", prefix, recurse, remove_duplicate)
+
+    def parameters(self, recurse=True):
+        """Each Parameter once, even when tied weights or a shared layer reach it by two names."""
+        return (p for _, p in self.named_parameters(recurse=recurse))
+
+    def named_buffers(self, prefix="", recurse=True, remove_duplicate=True):
+        return self._named("buffers", prefix, recurse, remove_duplicate)
+
+    def buffers(self, recurse=True):
+        return (b for _, b in self.named_buffers(recurse=recurse))
 
     def num_parameters(self):
-        return sum(p.size for p in self.parameters())
+        """The number of learnable values (a shared Parameter counted once)."""
+        return sum(p.numel() for p in self.parameters())
 
-    def zero_grad(self):
+    def get_submodule(self, target):
+        module = self
+        for part in target.split(".") if target else []:
+            if not isinstance(getattr(module, part, None), Module):
+                raise AttributeError(f"{type(module).__name__} has no sub-module {part!r}")
+            module = getattr(module, part)
+        return module
+
+    # -- gradients and mode --------------------------------------------------------------------
+
+    def zero_grad(self, set_to_none=True):
         for p in self.parameters():
-            p.grad = None
+            if set_to_none or p.grad is None:
+                p.grad = None
+            else:
+                p.grad = Tensor._wrap(p.grad.array * 0)
+
+    def requires_grad_(self, requires_grad=True):
+        """Freeze (False) or unfreeze every parameter: a frozen one gets no gradient and is not stepped."""
+        for p in self.parameters():
+            p.requires_grad_(requires_grad)
+        return self
 
     def train(self, mode=True):
+        if not isinstance(mode, bool):
+            raise ValueError(f"training mode is expected to be boolean, got {mode!r}")
         for m in self.modules():
-            m.training = mode
+            object.__setattr__(m, "training", mode)
         return self
 
     def eval(self):
         return self.train(False)
 
-    # -- state -------------------------------------------------------------------------
+    # -- state ---------------------------------------------------------------------------------
 
-    def state_dict(self):
-        """OrderedDict of parameter name -> a NumPy copy of its data."""
-        return OrderedDict((name, to_numpy(p.data).copy()) for name, p in self.named_parameters())
+    def state_dict(self, destination=None, prefix="", keep_vars=False):
+        """OrderedDict name -> Tensor (sharing memory with the model, as torch: copy it to keep a
+        snapshot), parameters and persistent buffers, every name under which each is reachable."""
+        out = OrderedDict() if destination is None else destination
+        for module_prefix, module in self.named_modules(prefix=prefix.rstrip("."), remove_duplicate=False):
+            for name, value in module._own("parameters"):
+                out[_join(module_prefix, name)] = value if keep_vars else value.detach()
+            for name, value in module._own("buffers"):
+                if name not in module._non_persistent:
+                    out[_join(module_prefix, name)] = value if keep_vars else value.detach()
+        return out
 
     def load_state_dict(self, state_dict, strict=True):
-        """Copy arrays into the parameters of the same names, keeping each parameter's dtype and device.
+        """Copy the values into the parameters and buffers of the same names, in place, keeping
+        each one's dtype and device. A shape mismatch is always an error; with strict, so are
+        missing and unexpected keys. Returns (missing_keys, unexpected_keys)."""
+        own = self.state_dict(keep_vars=True)
+        missing = [k for k in own if k not in state_dict]
+        unexpected = [k for k in state_dict if k not in own]
+        if strict and (missing or unexpected):
+            raise RuntimeError(
+                f"Error(s) in loading state_dict for {type(self).__name__}: missing keys {missing}, unexpected keys "
+                f"{unexpected}; is this state from a different architecture?"
+            )
+        mismatched = [(k, tuple(np.shape(_raw(state_dict[k]))), tuple(own[k].shape))
+                      for k in own if k in state_dict and tuple(np.shape(_raw(state_dict[k]))) != tuple(own[k].shape)]
+        if mismatched:
+            raise RuntimeError(f"Error(s) in loading state_dict for {type(self).__name__}: " + "; ".join(
+                f"size mismatch for {k}: copying a param with shape {s} from checkpoint, the shape in current "
+                f"model is {m}" for k, s, m in mismatched))
+        with no_grad():
+            for name, target in own.items():
+                if name in state_dict:
+                    value = _raw(state_dict[name])
+                    value = _move(value, target.device) if hasattr(value, "dtype") else np.asarray(value)
+                    target.array[...] = value.astype(target.dtype, copy=False) if hasattr(value, "astype") else value
+                    target._version += 1
+        return _IncompatibleKeys(missing, unexpected)
 
-        A shape mismatch is always an error; with strict, so are missing and unexpected keys.
-        """
-        own = dict(self.named_parameters())
-        if strict:
-            missing = [k for k in own if k not in state_dict]
-            unexpected = [k for k in state_dict if k not in own]
-            if missing or unexpected:
-                raise ValueError(
-                    f"load_state_dict for {type(self).__name__}: missing keys {missing}, unexpected keys "
-                    f"{unexpected}; is this state from a different architecture?"
-                )
-        for name, value in state_dict.items():
-            if name not in own:
-                continue
-            p = own[name]
-            if tuple(value.shape) != tuple(p.shape):
-                raise ValueError(
-                    f"load_state_dict for {type(self).__name__}: '{name}' has shape {tuple(value.shape)} "
-                    f"in the state, but the model's parameter has shape {tuple(p.shape)}"
-                )
-            xp = get_array_module(p.data)
-            p.data = xp.asarray(value, dtype=p.dtype).copy() if xp is np else xp.asarray(value, dtype=p.dtype)
-            p.grad = None
-
-    def to(self, backend=None, dtype=None):
-        """Move the parameters to a backend ('numpy' or 'cupy') and/or cast them to dtype, in place."""
-        if backend is not None and backend != backend_name():
-            use(backend)
-        for p in self.parameters():
-            data = to_device(p.data) if backend is not None else p.data
-            p.data = data.astype(dtype) if dtype is not None else data
-            p.grad = None
+    def to(self, *args, **kwargs):
+        """Move parameters and buffers to a device ('cpu', 'cuda') and/or cast floating ones to a dtype,
+        in place: model.to('cuda'), model.to(minicnn.float64), model.to(device, dtype)."""
+        device, dtype = kwargs.pop("device", None), kwargs.pop("dtype", None)
+        if kwargs.pop("backend", None) is not None:
+            raise TypeError("Module.to: use a device ('cpu' or 'cuda'), not backend=")
+        for a in args:
+            if isinstance(a, (str, _device)):
+                device = a
+            elif isinstance(a, Tensor):
+                device, dtype = a.device, a.dtype
+            else:
+                dtype = a
+        dtype = _dtype(dtype)
+        for t in list(self.parameters()) + list(self.buffers()):
+            array = t.array
+            if device is not None:
+                array = _move(array, device)
+            if dtype is not None and array.dtype.kind == "f":
+                array = array.astype(dtype)
+            if array is not t.array:
+                t.array = array
+                if t.grad is not None:
+                    t.grad = Tensor._wrap(_move(t.grad.array, device) if device is not None else t.grad.array)
+                    if dtype is not None:
+                        t.grad = Tensor._wrap(t.grad.array.astype(dtype))
         return self
 
-    def double(self):
-        """Cast every parameter to float64 (as for a gradient check)."""
-        return self.to(dtype=get_xp().float64)
+    def cpu(self):
+        return self.to("cpu")
 
-    # -- printing ----------------------------------------------------------------------
+    def cuda(self, device=None):
+        return self.to("cuda")
+
+    def float(self):
+        return self.to(np.float32)
+
+    def double(self):
+        return self.to(np.float64)
+
+    def half(self):
+        return self.to(np.float16)
+
+    # -- describing itself ---------------------------------------------------------------------
+
+    def macs(self, input_shape, output_shape):
+        """Multiply-adds of one forward call, for summary(); 0 for layers that do none."""
+        return 0
 
     def summary(self, input_shape, dtype=None, print=True):
         """A table of layers, output shapes, parameters and MACs: see minicnn.summary.summary."""
@@ -176,25 +329,62 @@ class Module:
 
     def __repr__(self):
         children = list(self.named_children())
+        extra = self.extra_repr()
         if not children:
-            return f"{type(self).__name__}({self.extra_repr()})"
-        lines = [f"{type(self).__name__}("]
+            return f"{type(self).__name__}({extra})"
+        lines = [f"{type(self).__name__}(" + (extra if extra else "")]
         for name, child in children:
             lines.append(f"  ({name}): " + repr(child).replace("\n", "\n  "))
         return "\n".join(lines) + "\n)"
 
 
-class Sequential(Module):
-    """Modules applied one after another; backward runs them in reverse.
+def _join(prefix, name):
+    return f"{prefix}.{name}" if prefix else name
 
-    Indexing gives a layer, slicing a new Sequential that shares the same layers,
-    as in torch's nn.Sequential(*list(net.children())[:4]).
-    """
+
+def _raw(value):
+    return value.array if isinstance(value, Tensor) else value
+
+
+class _Handle:
+    def __init__(self, hooks, hook):
+        self.hooks, self.hook = hooks, hook
+        hooks.append(hook)
+
+    def remove(self):
+        if self.hook in self.hooks:
+            self.hooks.remove(self.hook)
+
+
+def _annotate(exc, module):
+    """Add, once, where in the model an error happened: 'in fc1 (Linear(...)) of Net'. The
+    exception and its traceback are kept as they are; the place is a note (Python 3.11+)."""
+    where = getattr(exc, "_minicnn_module", None)
+    if where is None:
+        try:
+            exc._minicnn_module = module
+        except AttributeError:
+            return
+        where = module
+    if len(autograd._modules) != 1 or module is where or not hasattr(exc, "add_note"):
+        return  # the outermost module names the place, once
+    path = next((name for name, m in module.named_modules() if m is where), None)
+    if path:
+        exc.add_note(f"(raised in '{path}' = {where!r} of {type(module).__name__})".replace("\n", " "))
+
+
+class Sequential(Module):
+    """Modules applied one after another. net[i] is a layer, net[a:b] a new Sequential sharing them,
+    as in torch's nn.Sequential(*list(net.children())[:4])."""
 
     def __init__(self, *modules):
         super().__init__()
-        for m in modules:
-            self.append(m)
+        if len(modules) == 1 and isinstance(modules[0], OrderedDict):
+            for name, m in modules[0].items():
+                self.add_module(name, m)
+        else:
+            for m in modules:
+                self.append(m)
 
     def append(self, module):
         if not isinstance(module, Module):
@@ -203,49 +393,57 @@ class Sequential(Module):
         return self
 
     def __len__(self):
-        return sum(1 for _ in self.named_children())
+        return sum(1 for v in vars(self).values() if isinstance(v, Module))
 
     def __iter__(self):
-        return self.children()
+        return (v for v in vars(self).values() if isinstance(v, Module))
 
     def __getitem__(self, index):
-        layers = list(self.children())
+        layers = list(self)
         if isinstance(index, slice):
             return Sequential(*layers[index])
         return layers[index]
 
-    def forward(self, x):
+    def forward(self, input):
         for i, layer in enumerate(self):
             try:
-                x = layer(x)
-            except (ValueError, TypeError) as exc:
-                raise type(exc)(f"layer ({i}) of the Sequential: {exc}{self._flatten_hint(i, layer)}") from None
-        return x
+                input = layer(input)
+            except Exception as exc:
+                if hasattr(exc, "add_note") and not getattr(exc, "_minicnn_seq", False):
+                    exc._minicnn_seq = True
+                    exc.add_note(f"(in layer ({i}) of the Sequential: {layer!r})".replace("\n", " "))
+                raise
+        return input
 
-    def _flatten_hint(self, i, layer):
-        """For a Linear after a Flatten, say which shape the features came from."""
-        previous = self[i - 1] if i > 0 else None
-        shape = getattr(previous, "input_shape", None)
-        if getattr(layer, "in_features", None) is None or shape is None:
-            return ""
-        return (
-            f" (the Flatten before it turned {tuple(shape)} into {int(np.prod(shape[1:]))} features; "
-            f"set in_features={int(np.prod(shape[1:]))} or change the layers before)"
-        )
 
-    can_skip_input_grad = True
+class ModuleList(Module):
+    """A list of modules whose parameters the parent sees: self.blocks = ModuleList([...])."""
 
-    def backward(self, dout, input_grad=True):
-        """dx of the first layer, after every layer's backward in reverse order.
+    def __init__(self, modules=None):
+        super().__init__()
+        for m in modules or []:
+            self.append(m)
 
-        input_grad=False: the gradient of the network's input is not wanted (a training step),
-        so a first layer that can skip it (Conv2d, Linear) does, and None is returned.
-        """
+    def append(self, module):
+        if not isinstance(module, Module):
+            raise TypeError(f"ModuleList: expected a Module, got {type(module).__name__}")
+        setattr(self, str(len(self)), module)
+        return self
+
+    def extend(self, modules):
+        for m in modules:
+            self.append(m)
+        return self
+
+    def __len__(self):
+        return sum(1 for v in vars(self).values() if isinstance(v, Module))
+
+    def __iter__(self):
+        return (v for v in vars(self).values() if isinstance(v, Module))
+
+    def __getitem__(self, index):
         layers = list(self)
-        for layer in reversed(layers[1:]):
-            dout = layer.backward(dout)
-        first = layers[0]
-        if not input_grad and getattr(first, "can_skip_input_grad", False):
-            return first.backward(dout, input_grad=False)
-        dx = first.backward(dout)
-        return dx if input_grad else None
+        return ModuleList(layers[index]) if isinstance(index, slice) else layers[index]
+
+    def forward(self, *args):
+        raise NotImplementedError("ModuleList has no forward: iterate over it in the parent's forward")

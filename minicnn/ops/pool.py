@@ -39,6 +39,20 @@ def _pool_args(x, kernel_size, stride, padding, where):
     return kernel, stride, padding, (OH, OW)
 
 
+def _lowest(x):
+    """The value a padded cell of max pooling gets: one that never wins (-inf, or the integer minimum)."""
+    xp = get_array_module(x)
+    return -xp.inf if x.dtype.kind == "f" else xp.iinfo(x.dtype).min
+
+
+def _beats(window, best):
+    """Where a tap replaces the running maximum: it is greater, or it is NaN (NaN propagates, as in torch)."""
+    better = window > best
+    if window.dtype.kind == "f":
+        better |= get_array_module(window).isnan(window)
+    return better
+
+
 def _padded(x, padding, value):
     xp = get_array_module(x)
     (PH, PW) = padding
@@ -48,20 +62,21 @@ def _padded(x, padding, value):
 def max_pool2d(x, kernel_size, stride=None, padding=0, impl=None):
     """Maximum over each KH x KW window: x (N, C, H, W) -> out (N, C, OH, OW).
 
-    Padding is -inf, so a padded cell never wins, even when every input is negative.
-    The cache keeps which tap won in each window (the first one, on ties).
+    Padding is -inf (the lowest integer for integer input), so a padded cell never wins, even
+    when every input is negative. The cache keeps which tap won in each window: the first one on
+    ties; a NaN wins, and then the last NaN of the window (torch's rule: NaN propagates).
     """
     xp = get_array_module(x)
     (KH, KW), stride, padding, (OH, OW) = _pool_args(x, kernel_size, stride, padding, "max_pool2d")
     if _choose(impl, "max_pool2d") == "fast":
         return _max_pool2d_fast(x, (KH, KW), stride, padding, (OH, OW))
     out = None
-    for k, window in enumerate(_windows(_padded(x, padding, -xp.inf), (KH, KW), stride, (OH, OW))):
+    for k, window in enumerate(_windows(_padded(x, padding, _lowest(x)), (KH, KW), stride, (OH, OW))):
         if out is None:
             out = window.copy()
             argmax = xp.zeros(out.shape, dtype=xp.int32)
         else:
-            better = window > out
+            better = _beats(window, out)
             out = xp.where(better, window, out)
             argmax = xp.where(better, k, argmax)
     return out, ("plain", x.shape, argmax, (KH, KW), stride, padding)
@@ -94,7 +109,7 @@ def _max_pool2d_fast(x, kernel, stride, padding, out_hw):
     kept as a small integer (uint8 for up to 256 taps): the backward then reads only that,
     not x again. A later tap wins only when strictly greater: the first one wins ties."""
     xp = get_array_module(x)
-    xpad = _padded(x, padding, -xp.inf) if padding != (0, 0) else x
+    xpad = _padded(x, padding, _lowest(x)) if padding != (0, 0) else x
     windows = _windows(xpad, kernel, stride, out_hw)
     # empty_like/copy(order="K") lay their arrays out like x (NCHW, or CNHW after conv2d).
     out = windows[0].copy(order="K")
@@ -102,8 +117,8 @@ def _max_pool2d_fast(x, kernel, stride, padding, out_hw):
     tap, rose = xp.empty_like(out), xp.empty_like(argmax)  # reused for every tap
     for k, window in enumerate(windows[1:], start=1):
         tap[...] = window  # one strided read; the comparisons below then run on contiguous memory
-        xp.multiply(tap > out, rose.dtype.type(k), out=rose)  # k where tap k beats the maximum so far, else 0
-        xp.maximum(out, tap, out=out)
+        xp.multiply(_beats(tap, out), rose.dtype.type(k), out=rose)  # k where tap k beats the maximum so far
+        xp.maximum(out, tap, out=out)  # NaN propagates
         # Taps come in increasing k, so the winner is the last tap at which the maximum rose.
         xp.maximum(argmax, rose, out=argmax)
     return out, ("fast", x, argmax, kernel, stride, padding)
@@ -222,3 +237,35 @@ def global_max_pool2d_backward(dout, cache):
     (N, C, H, W), argmax = cache
     hit = xp.arange(H * W).reshape(1, 1, H * W) == argmax[:, :, None]
     return (hit * dout.reshape(N, C, 1)).reshape(N, C, H, W).astype(dout.dtype, copy=False)
+
+
+def _adaptive_edges(size, out_size):
+    """torch's bins for adaptive pooling: bin i covers [floor(i*size/out), ceil((i+1)*size/out))."""
+    return [(i * size // out_size, -(-(i + 1) * size // out_size)) for i in range(out_size)]
+
+
+def adaptive_avg_pool2d(x, output_size):
+    """Mean over each of OH x OW bins laid over the input: x (N, C, H, W) -> (N, C, OH, OW).
+
+    Bins follow torch (see _adaptive_edges); they may overlap when H is not a multiple of OH.
+    """
+    _check_4d(x, "adaptive_avg_pool2d")
+    xp = get_array_module(x)
+    OH, OW = pair(output_size, "output_size", "adaptive_avg_pool2d")
+    rows, cols = _adaptive_edges(x.shape[2], OH), _adaptive_edges(x.shape[3], OW)
+    out = xp.empty(x.shape[:2] + (OH, OW), dtype=x.dtype)
+    for i, (r0, r1) in enumerate(rows):
+        for j, (c0, c1) in enumerate(cols):
+            out[:, :, i, j] = x[:, :, r0:r1, c0:c1].mean(axis=(2, 3))
+    return out, (x.shape, rows, cols)
+
+
+def adaptive_avg_pool2d_backward(dout, cache):
+    """dx: each bin's dout / (bin area) added to every cell of the bin."""
+    shape, rows, cols = cache
+    xp = get_array_module(dout)
+    dx = xp.zeros(shape, dtype=dout.dtype)
+    for i, (r0, r1) in enumerate(rows):
+        for j, (c0, c1) in enumerate(cols):
+            dx[:, :, r0:r1, c0:c1] += (dout[:, :, i, j] / ((r1 - r0) * (c1 - c0)))[:, :, None, None]
+    return dx

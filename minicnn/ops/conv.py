@@ -112,24 +112,28 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, impl=None, workspace=N
 
     out = W (OC, C*KH*KW) @ im2col(x) (C*KH*KW, N*OH*OW), reshaped back to NCHW.
     impl: 'plain' or 'fast' (default: IMPL). workspace: a Workspace whose buffers the fast
-    path may reuse; its owner must keep only the cache of its latest call (as Conv2d does).
+    path may reuse (see Workspace: col is leased to the returned cache until it is dropped).
     """
     stride, padding, dilation = _check_conv_args(x, w, b, stride, padding, dilation, "conv2d")
     impl = _choose(impl)
     N = x.shape[0]
     OC, C, KH, KW = w.shape
     OH, OW = _output_hw(x.shape, KH, KW, stride, padding, dilation, "conv2d")
+    lease = None
     if impl == "plain":
         col = im2col(x, KH, KW, stride, padding, dilation)
     else:
-        # Keyed by the geometry too: which cells stay zero (the padding) depends on it.
-        col = _buffer(workspace, ("col", stride, padding, dilation), (C, KH, KW, N, OH, OW), x, zero=True)
+        # Which cells of col stay zero (the padding) depends on the geometry and on H, W: all in the key.
+        shape = (C, KH, KW, N, OH, OW)
+        if workspace is not None:
+            lease = workspace.lease("col", (stride, padding, dilation, x.shape[2:]), shape, x, zero=True)
+        col = lease.array if lease is not None else get_array_module(x).zeros(shape, dtype=x.dtype)
         _im2col_into(col, x, stride, padding, dilation)
         col = col.reshape(C * KH * KW, N * OH * OW)
     out = (w.reshape(OC, -1) @ col).reshape(OC, N, OH, OW)
     if b is not None:
         out += b.reshape(OC, 1, 1, 1)
-    cache = (x.shape, w, b is not None, col, stride, padding, dilation, impl, workspace)
+    cache = (x.shape, w, b is not None, col, stride, padding, dilation, impl, workspace, lease)
     return out.transpose(1, 0, 2, 3), cache
 
 
@@ -141,7 +145,7 @@ def conv2d_backward(dout, cache, input_grad=True):
     input_grad=False skips dx (None): a network's first layer has no use for it, and torch
     does not compute it either (its input does not require a gradient).
     """
-    x_shape, w, has_bias, col, stride, padding, dilation, impl, workspace = cache
+    x_shape, w, has_bias, col, stride, padding, dilation, impl, workspace, _ = cache
     OC, C, KH, KW = w.shape
     if impl == "plain":
         dout_f = dout.transpose(1, 0, 2, 3).reshape(OC, -1)  # (OC, N*OH*OW)
@@ -180,18 +184,24 @@ def _choose(impl):
 
 
 class Workspace:
-    """Arrays one owner (a layer) reuses across calls, one per role, keyed by shape and dtype.
+    """Arrays one owner (a layer) reuses across calls, so that a training step does not allocate
+    (and page-fault in) a fresh im2col buffer every time.
 
-    Reusing them saves the allocation and, above all, the page faults of touching fresh
-    memory, which grow with the buffer (col is KH*KW times the size of x).
+    What decides a buffer's contents is its key: shape, dtype, array module and, for col, the
+    convolution's geometry and the input's H and W (they decide which cells are padding and stay
+    zero). A buffer is reused only for the same key, and col only when no live cache holds it:
+    `lease` hands it out wrapped in a _Lease, and it comes back to the workspace when the last
+    cache that holds the lease is dropped (after backward, or when its graph is discarded). Two
+    forwards before one backward, or a layer used twice, therefore get two buffers.
     """
 
     def __init__(self):
-        self._buffers = {}
+        self._buffers = {}  # role -> (key, array): temporaries used only inside one call
+        self._free = {}     # role -> (key, array): a leased buffer that came back
 
     def get(self, role, shape, like, zero=False):
-        """The buffer for role, shaped shape with like's dtype and array module; a new
-        one (zeroed when zero=True) when the shape or dtype changed since the last call."""
+        """A temporary for role, shaped shape with like's dtype and array module; for use within
+        one call only (nothing may keep it after that call returns)."""
         xp = get_array_module(like)
         key = (tuple(shape), like.dtype, xp.__name__)
         held = self._buffers.get(role)
@@ -200,12 +210,40 @@ class Workspace:
             self._buffers[role] = held
         return held[1]
 
+    def lease(self, role, key, shape, like, zero=False):
+        """A _Lease on a buffer for role: the one that came back under the same key, else a new one."""
+        xp = get_array_module(like)
+        key = (tuple(shape), like.dtype, xp.__name__) + tuple(key)
+        held = self._free.pop(role, None)
+        array = held[1] if held is not None and held[0] == key else (xp.zeros if zero else xp.empty)(shape, like.dtype)
+        return _Lease(self, role, key, array)
+
+    def nbytes(self):
+        """Bytes held while no call is running (for the memory checks)."""
+        return sum(a.nbytes for _, a in list(self._buffers.values()) + list(self._free.values()))
+
+    def clear(self):
+        self._buffers.clear()
+        self._free.clear()
+
     def __deepcopy__(self, memo):
         return Workspace()  # a copy of a layer starts with its own, empty workspace
 
 
+class _Lease:
+    """A workspace buffer held by one cache; returned to the workspace when that cache is dropped."""
+
+    __slots__ = ("workspace", "role", "key", "array")
+
+    def __init__(self, workspace, role, key, array):
+        self.workspace, self.role, self.key, self.array = workspace, role, key, array
+
+    def __del__(self):
+        self.workspace._free[self.role] = (self.key, self.array)
+
+
 def _buffer(workspace, role, shape, like, zero=False):
-    """A buffer from the workspace, or a fresh one when there is none."""
+    """A temporary from the workspace, or a fresh one when there is none."""
     if workspace is not None:
         return workspace.get(role, shape, like, zero)
     xp = get_array_module(like)

@@ -1,0 +1,1186 @@
+"""Tensor: an array of the active backend (NumPy or CuPy) that records, for autograd, the
+operations made on it; and torch's creation functions and dtypes.
+
+    t.array          the NumPy (or CuPy) array underneath: what the ops in minicnn.ops work on
+    t.data           a Tensor sharing that array, detached from the tape (torch's .data)
+    t.grad           a Tensor, filled by backward() when t.requires_grad (None before)
+    t.requires_grad  True for a Parameter, for a tensor made with requires_grad=True, and for
+                     every result computed from one while recording
+    t.backward()     runs the tape (minicnn.autograd)
+
+Every method with a gradient is the forward/backward pair of minicnn.ops.tensor (or of another
+ops module), applied through autograd.record. Dtypes follow torch: a Python number keeps the
+tensor's dtype, an integer tensor meeting a float one becomes that float, and integer division
+gives float32. Nothing else is promoted.
+"""
+
+import builtins
+import math
+import numbers
+
+import numpy as np
+
+from . import autograd
+from .autograd import record
+from .backend import BackendError, backend_name, default_rng, get_array_module, get_xp, is_cupy_array, to_numpy
+from .ops import activation as A
+from .ops import tensor as T
+
+__all__ = [
+    "Tensor", "Size", "device", "cuda", "tensor", "as_tensor", "from_numpy", "zeros", "ones", "full", "empty", "rand",
+    "randn", "randint", "randperm", "arange", "linspace", "eye", "zeros_like", "ones_like", "rand_like", "randn_like",
+    "full_like", "empty_like", "cat", "concat", "concatenate", "stack", "maximum", "minimum", "where", "equal",
+    "allclose", "isclose", "numel", "is_tensor", "manual_seed", "get_default_dtype",
+    "float16", "half", "float32", "float", "float64", "double", "uint8", "int8", "int16", "short", "int32", "int",
+    "int64", "long", "bool",
+    "sum", "mean", "max", "min", "argmax", "argmin", "amax", "amin", "flatten", "reshape", "squeeze", "unsqueeze",
+    "permute", "transpose", "exp", "log", "sqrt", "abs", "clamp", "clip", "relu", "sigmoid", "tanh", "softmax",
+    "log_softmax", "matmul", "mm", "var", "std", "topk", "gather", "t", "norm", "add", "sub", "mul", "div", "pow",
+    "neg", "eq", "ne", "lt", "le", "gt", "ge", "detach", "clone", "all", "any",
+]
+
+# -- dtypes and devices ------------------------------------------------------------------------
+
+float16 = half = np.dtype("float16")
+float32 = float = np.dtype("float32")
+float64 = double = np.dtype("float64")
+uint8 = np.dtype("uint8")
+int8 = np.dtype("int8")
+int16 = short = np.dtype("int16")
+int32 = int = np.dtype("int32")
+int64 = long = np.dtype("int64")
+bool = np.dtype("bool")  # noqa: A001  (torch.bool)
+
+_DEFAULT_FLOAT = float32
+
+
+def _dtype(d):
+    """A NumPy dtype from torch-style names ('float32', minicnn.float32, np.float32, float)."""
+    if d is None:
+        return None
+    if d is builtins.float:
+        return _DEFAULT_FLOAT
+    if d is builtins.int:
+        return int64
+    if d is builtins.bool:
+        return bool
+    if isinstance(d, str) and d.startswith("torch."):
+        d = d[len("torch."):]
+    try:
+        return np.dtype(d)
+    except TypeError:
+        raise TypeError(f"unknown dtype {d!r}: use minicnn.float32, minicnn.int64, ... or a NumPy dtype") from None
+
+
+class device:
+    """torch.device: 'cpu' (NumPy arrays) or 'cuda' (CuPy arrays)."""
+
+    def __init__(self, type, index=None):
+        if isinstance(type, device):
+            type, index = type.type, type.index
+        type = str(type)
+        if ":" in type:
+            type, _, number = type.partition(":")
+            index = builtins.int(number)
+        aliases = {"numpy": "cpu", "cupy": "cuda", "gpu": "cuda"}
+        type = aliases.get(type, type)
+        if type not in ("cpu", "cuda"):
+            raise ValueError(f"unknown device {type!r}: expected 'cpu' or 'cuda' (or 'cuda:0')")
+        self.type, self.index = type, index
+
+    def __eq__(self, other):
+        try:
+            other = device(other)
+        except (ValueError, TypeError):
+            return NotImplemented
+        return self.type == other.type
+
+    def __hash__(self):
+        return hash(self.type)
+
+    def __str__(self):
+        return self.type if self.index is None else f"{self.type}:{self.index}"
+
+    def __repr__(self):
+        return f"device(type='{self.type}'" + (f", index={self.index})" if self.index is not None else ")")
+
+
+def _device_of(array):
+    return device("cuda", 0) if is_cupy_array(array) else device("cpu")
+
+
+def _move(array, dev):
+    """array on device dev ('cpu' -> NumPy, 'cuda' -> CuPy)."""
+    dev = device(dev)
+    if dev.type == "cpu":
+        return to_numpy(array)
+    from .backend import _load_cupy
+    cupy = _load_cupy()
+    return array if is_cupy_array(array) else cupy.asarray(array)
+
+
+def _default_xp(dev=None):
+    if dev is None:
+        return get_xp()
+    if device(dev).type == "cuda":
+        from .backend import _load_cupy
+        return _load_cupy()
+    return np
+
+
+# -- the Tensor --------------------------------------------------------------------------------
+
+
+class Size(tuple):
+    """torch.Size: a tuple of ints, printed as torch prints it."""
+
+    def numel(self):
+        return math.prod(self)
+
+    def __repr__(self):
+        return f"minicnn.Size({list(self)})"
+
+
+class Tensor:
+    """An n-dimensional array with autograd. See the module docstring."""
+
+    __array_priority__ = 1000  # numpy array (op) Tensor goes to Tensor's reflected operator
+
+    def __init__(self, data, dtype=None, requires_grad=False):
+        self.array = _as_array(data, dtype)
+        self.requires_grad = False
+        self._node = None
+        self._version = 0
+        self._hooks = []
+        self.grad = None
+        if requires_grad:
+            self.requires_grad_(True)
+
+    @classmethod
+    def _wrap(cls, array):
+        """A Tensor around an existing backend array (no copy, no checks): used by the tape."""
+        t = object.__new__(Tensor)
+        t.array, t.requires_grad, t._node, t._version, t._hooks, t.grad = array, False, None, 0, [], None
+        return t
+
+    # -- what it is ---------------------------------------------------------------------------
+
+    @property
+    def shape(self):
+        return Size(self.array.shape)
+
+    def size(self, dim=None):
+        return self.shape if dim is None else self.array.shape[dim]
+
+    def dim(self):
+        return self.array.ndim
+
+    @property
+    def ndim(self):
+        return self.array.ndim
+
+    def numel(self):
+        return builtins.int(self.array.size)
+
+    nelement = numel
+
+    def element_size(self):
+        return self.array.itemsize
+
+    @property
+    def dtype(self):
+        return self.array.dtype
+
+    @property
+    def device(self):
+        return _device_of(self.array)
+
+    @property
+    def is_cuda(self):
+        return is_cupy_array(self.array)
+
+    @property
+    def is_leaf(self):
+        return self._node is None
+
+    @property
+    def grad_fn(self):
+        return self._node
+
+    @property
+    def data(self):
+        """A Tensor sharing this one's array, outside the tape (changes to it are not tracked)."""
+        return Tensor._wrap(self.array)
+
+    @data.setter
+    def data(self, value):
+        new = value.array if isinstance(value, Tensor) else _as_array(value, None)
+        if tuple(new.shape) != tuple(self.array.shape) and self.requires_grad and self.grad is not None:
+            self.grad = None
+        self.array = new
+
+    @property
+    def T(self):
+        return self.permute(*range(self.ndim - 1, -1, -1))
+
+    def __len__(self):
+        if self.array.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return self.array.shape[0]
+
+    def __iter__(self):
+        if self.array.ndim == 0:
+            raise TypeError("iteration over a 0-d tensor")
+        return (self[i] for i in range(self.array.shape[0]))
+
+    def __repr__(self):
+        body = np.array2string(to_numpy(self.array), separator=", ", prefix="tensor(", precision=4)
+        extras = []
+        if self.array.dtype not in (float32, int64, bool) or self.array.size == 0:
+            extras.append(f"dtype=minicnn.{self.array.dtype}")
+        if self.is_cuda:
+            extras.append("device='cuda:0'")
+        if self._node is not None:
+            extras.append(f"grad_fn={self._node!r}")
+        elif self.requires_grad:
+            extras.append("requires_grad=True")
+        return "tensor(" + body + "".join(", " + e for e in extras) + ")"
+
+    __hash__ = object.__hash__  # == compares values, as in torch; identity is the hash
+
+    # -- conversion ----------------------------------------------------------------------------
+
+    def item(self):
+        if self.array.size != 1:
+            raise RuntimeError(f"a Tensor with {self.array.size} elements cannot be converted to a Scalar")
+        return self.array.reshape(()).item()
+
+    def tolist(self):
+        return to_numpy(self.array).tolist()
+
+    def numpy(self):
+        if self.requires_grad:
+            raise RuntimeError("Can't call numpy() on Tensor that requires grad. Use tensor.detach().numpy() instead.")
+        if self.is_cuda:
+            raise TypeError("can't convert cuda tensor to numpy. Use Tensor.cpu() to copy the tensor to host memory first.")
+        return self.array
+
+    def __array__(self, dtype=None, copy=None):
+        a = to_numpy(self.array)
+        return a if dtype is None else a.astype(dtype)
+
+    def __float__(self):
+        return builtins.float(self.item())
+
+    def __int__(self):
+        return builtins.int(self.item())
+
+    def __bool__(self):
+        if self.array.size != 1:
+            raise RuntimeError(f"Boolean value of Tensor with {self.array.size} elements is ambiguous")
+        return builtins.bool(self.item())
+
+    def __index__(self):
+        if self.array.size != 1 or self.array.dtype.kind not in "iu":
+            raise TypeError("only integer tensors of a single element can be converted to an index")
+        return builtins.int(self.item())
+
+    def __format__(self, spec):
+        return format(self.item(), spec) if self.array.size == 1 and spec else repr(self).__format__(spec)
+
+    def to(self, *args, dtype=None, device=None, copy=False, non_blocking=False):
+        """t.to(dtype), t.to(device), t.to('cuda', minicnn.float64), t.to(other_tensor)."""
+        for a in args:
+            if isinstance(a, Tensor):
+                dtype, device = a.dtype, a.device
+            elif isinstance(a, (str, globals()["device"])):
+                device = a
+            else:
+                dtype = a
+        array = self.array
+        if device is not None and _device_of(array) != globals()["device"](device):
+            moved = _move(array, device)
+            out = record(moved, _MoveBack(_device_of(array)), None, (self,), "to")
+            t = out
+        else:
+            t = self
+        dtype = _dtype(dtype)
+        if dtype is not None and dtype != t.dtype:
+            t = t.type(dtype)
+        if copy and t is self:
+            t = self.clone()
+        return t
+
+    def cpu(self):
+        return self.to("cpu")
+
+    def cuda(self, device=None):
+        return self.to("cuda")
+
+    def type(self, dtype=None):
+        """t.type() names the dtype; t.type(minicnn.float64) casts (the gradient is cast back)."""
+        if dtype is None:
+            return f"minicnn.{self.dtype}"
+        dtype = _dtype(dtype)
+        if dtype == self.dtype:
+            return self
+        return record(self.array.astype(dtype), _cast_back, self.dtype, (self,), "to")
+
+    def float(self):
+        return self.type(float32)
+
+    def double(self):
+        return self.type(float64)
+
+    def half(self):
+        return self.type(float16)
+
+    def long(self):
+        return self.type(int64)
+
+    def int(self):
+        return self.type(int32)
+
+    def bool(self):
+        return self.type(bool)
+
+    def type_as(self, other):
+        return self.type(other.dtype)
+
+    # -- autograd ------------------------------------------------------------------------------
+
+    def backward(self, gradient=None, retain_graph=None, create_graph=False):
+        """d(self)/d(every leaf that requires grad), added into the leaves' .grad."""
+        if create_graph:
+            raise NotImplementedError("backward(create_graph=True): minicnn's backwards are array code, not "
+                                      "recorded, so second derivatives are not available")
+        autograd.backward(self, gradient, retain_graph=builtins.bool(retain_graph))
+
+    def requires_grad_(self, requires_grad=True):
+        if requires_grad and self.array.dtype.kind not in "fc":
+            raise RuntimeError(f"only Tensors of floating point dtype can require gradients, this one is {self.dtype}")
+        if not requires_grad and self._node is not None:
+            raise RuntimeError("you can only change requires_grad flags of leaf variables: use .detach()")
+        self.requires_grad = builtins.bool(requires_grad)
+        return self
+
+    def detach(self):
+        """The same array, cut from the tape."""
+        return Tensor._wrap(self.array)
+
+    def detach_(self):
+        self._node, self.requires_grad = None, False
+        return self
+
+    def clone(self):
+        return record(self.array.copy(), _identity_backward, None, (self,), "clone")
+
+    def register_hook(self, hook):
+        """hook(grad) runs when a leaf's gradient arrives; it may return a replacement."""
+        if self._node is not None:
+            raise NotImplementedError("register_hook: minicnn supports hooks on leaf tensors only")
+        self._hooks.append(hook)
+        return hook
+
+    def retain_grad(self):
+        raise NotImplementedError("retain_grad: minicnn fills .grad for leaf tensors only")
+
+    # -- in place (outside the tape: refused on a tensor that records) ----------------------------
+
+    def _inplace(self, name):
+        if self.requires_grad and autograd.is_grad_enabled():
+            kind = "a leaf Variable that requires grad" if self._node is None else "a tensor that requires grad"
+            raise RuntimeError(f"{name}: {kind} is being used in an in-place operation. Do it under "
+                               "minicnn.no_grad() (as optimizers and init do), or use the out-of-place form")
+        self._version += 1
+        return self.array
+
+    def zero_(self):
+        self._inplace("zero_")[...] = 0
+        return self
+
+    def fill_(self, value):
+        self._inplace("fill_")[...] = _scalar(value)
+        return self
+
+    def copy_(self, src):
+        a = self._inplace("copy_")
+        src = src.array if isinstance(src, Tensor) else src
+        a[...] = _move(src, self.device) if get_array_module(src) is not get_array_module(a) else src
+        return self
+
+    def add_(self, other, alpha=1):
+        a = self._inplace("add_")
+        a += _other_array(other, a) * alpha if alpha != 1 else _other_array(other, a)
+        return self
+
+    def sub_(self, other, alpha=1):
+        a = self._inplace("sub_")
+        a -= _other_array(other, a) * alpha if alpha != 1 else _other_array(other, a)
+        return self
+
+    def mul_(self, other):
+        a = self._inplace("mul_")
+        a *= _other_array(other, a)
+        return self
+
+    def div_(self, other):
+        a = self._inplace("div_")
+        a /= _other_array(other, a)
+        return self
+
+    def clamp_(self, min=None, max=None):
+        a = self._inplace("clamp_")
+        get_array_module(a).clip(a, min, max, out=a)
+        return self
+
+    def normal_(self, mean=0.0, std=1.0):
+        a = self._inplace("normal_")
+        a[...] = get_array_module(a).asarray(default_rng().normal(mean, std, size=a.shape).astype(a.dtype))
+        return self
+
+    def uniform_(self, a=0.0, b=1.0):
+        arr = self._inplace("uniform_")
+        arr[...] = get_array_module(arr).asarray(default_rng().uniform(a, b, size=arr.shape).astype(arr.dtype))
+        return self
+
+    def __setitem__(self, index, value):
+        a = self._inplace("__setitem__")
+        a[_index(index)] = _other_array(value, a)
+
+    # -- reshaping -----------------------------------------------------------------------------
+
+    def view(self, *shape):
+        if len(shape) == 1 and not isinstance(shape[0], numbers.Integral):
+            shape = tuple(shape[0])
+        if builtins.any(not isinstance(s, numbers.Integral) for s in shape):
+            raise TypeError(f"view: shape must be ints, got {shape!r}")
+        try:
+            out = self.array.reshape(tuple(builtins.int(s) for s in shape))
+        except ValueError:
+            raise RuntimeError(f"shape '{list(shape)}' is invalid for input of size {self.array.size} "
+                               f"(a tensor of shape {tuple(self.shape)})") from None
+        t = record(out, T.reshape_backward, self.array.shape, (self,), "view")
+        t._reshaped_from = tuple(self.shape)
+        return t
+
+    reshape = view
+
+    def view_as(self, other):
+        return self.view(*other.shape)
+
+    reshape_as = view_as
+
+    def flatten(self, start_dim=0, end_dim=-1):
+        nd = builtins.max(self.ndim, 1)
+        start, end = start_dim % nd, end_dim % nd
+        if start > end:
+            raise RuntimeError("flatten() has invalid args: start_dim cannot come after end_dim")
+        shape = self.shape
+        return self.view(*shape[:start], math.prod(shape[start:end + 1]), *shape[end + 1:])
+
+    def permute(self, *dims):
+        if len(dims) == 1 and not isinstance(dims[0], numbers.Integral):
+            dims = tuple(dims[0])
+        dims = tuple(d % builtins.max(self.ndim, 1) for d in dims)
+        if sorted(dims) != list(range(self.ndim)):
+            raise RuntimeError(f"permute: dims {dims} are not a permutation of the {self.ndim} dimensions")
+        out, cache = T.transpose(self.array, dims)
+        return record(out, T.transpose_backward, cache, (self,), "permute")
+
+    def transpose(self, dim0, dim1):
+        dims = list(range(self.ndim))
+        dims[dim0], dims[dim1] = dims[dim1], dims[dim0]
+        return self.permute(*dims)
+
+    def t(self):
+        if self.ndim > 2:
+            raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is {self.ndim}D")
+        return self.T
+
+    def squeeze(self, dim=None):
+        if dim is None:
+            shape = [s for s in self.shape if s != 1]
+        else:
+            dims = {d % builtins.max(self.ndim, 1) for d in ((dim,) if isinstance(dim, numbers.Integral) else dim)}
+            shape = [s for i, s in enumerate(self.shape) if not (i in dims and s == 1)]
+        return self.view(*shape)
+
+    def unsqueeze(self, dim):
+        dim = dim % (self.ndim + 1)
+        shape = list(self.shape)
+        shape.insert(dim, 1)
+        return self.view(*shape)
+
+    def expand(self, *shape):
+        if len(shape) == 1 and not isinstance(shape[0], numbers.Integral):
+            shape = tuple(shape[0])
+        lead = len(shape) - self.ndim
+        shape = tuple(self.shape[i - lead] if s == -1 else s for i, s in enumerate(shape))
+        out, cache = T.expand(self.array, shape)
+        return record(out, T.expand_backward, cache, (self,), "expand")
+
+    def expand_as(self, other):
+        return self.expand(*other.shape)
+
+    def contiguous(self):
+        return self
+
+    def __getitem__(self, index):
+        index = _index(index)
+        out, cache = T.getitem(self.array, index)
+        return record(out, T.getitem_backward, cache, (self,), "index")
+
+    # -- reductions ----------------------------------------------------------------------------
+
+    def sum(self, dim=None, keepdim=False, dtype=None, axis=None):
+        dim = axis if dim is None else dim
+        x = self.type(dtype) if dtype is not None else self
+        if x.dtype.kind in "biu" and dtype is None:
+            x = x.type(int64)
+        out, cache = T.sum(x.array, _dims(dim), keepdim)
+        return record(out, T.sum_backward, cache, (x,), "sum")
+
+    def mean(self, dim=None, keepdim=False, dtype=None, axis=None):
+        dim = axis if dim is None else dim
+        if self.dtype.kind not in "fc" and dtype is None:
+            raise RuntimeError(f"mean(): could not infer output dtype. Input dtype must be either a floating "
+                               f"point or complex dtype. Got: {self.dtype}")
+        x = self.type(dtype) if dtype is not None else self
+        out, cache = T.mean(x.array, _dims(dim), keepdim)
+        return record(out, T.mean_backward, cache, (x,), "mean")
+
+    def _extreme(self, name, dim, keepdim, other):
+        if isinstance(dim, Tensor) or other is not None:  # torch.max(a, b): the element-wise maximum
+            o = other if other is not None else dim
+            if name == "min":
+                return -((-self)._extreme("max", -o if isinstance(o, Tensor) else -_scalar(o), False, None))
+            return maximum(self, o)
+        if dim is None:
+            out, cache = (T.max if name == "max" else T.min)(self.array)
+            return record(out, T.max_backward, cache, (self,), name)
+        (values, index), cache = (T.max_along if name == "max" else T.min_along)(self.array, dim, keepdim)
+        values = record(values, T.max_along_backward, cache, (self,), name)
+        return _ValuesIndices(values, Tensor._wrap(index.astype(np.int64, copy=False)))
+
+    def max(self, dim=None, keepdim=False, other=None):
+        """max() over all; max(dim) -> (values, indices); max(other) element-wise."""
+        return self._extreme("max", dim, keepdim, other)
+
+    def min(self, dim=None, keepdim=False, other=None):
+        return self._extreme("min", dim, keepdim, other)
+
+    def amax(self, dim=None, keepdim=False):
+        out, cache = T.max(self.array, _dims(dim), keepdim)
+        return record(out, T.max_backward, cache, (self,), "amax")
+
+    def amin(self, dim=None, keepdim=False):
+        out, cache = T.min(self.array, _dims(dim), keepdim)
+        return record(out, T.min_backward, cache, (self,), "amin")
+
+    def argmax(self, dim=None, keepdim=False):
+        a = self.array if dim is not None else self.array.reshape(-1)
+        index = T.argmax(a, 0 if dim is None else dim).astype(np.int64, copy=False)
+        if keepdim and dim is not None:
+            index = get_array_module(index).expand_dims(index, dim)
+        return Tensor._wrap(index)
+
+    def argmin(self, dim=None, keepdim=False):
+        a = self.array if dim is not None else self.array.reshape(-1)
+        index = T.argmin(a, 0 if dim is None else dim).astype(np.int64, copy=False)
+        if keepdim and dim is not None:
+            index = get_array_module(index).expand_dims(index, dim)
+        return Tensor._wrap(index)
+
+    def var(self, dim=None, unbiased=True, keepdim=False, correction=None):
+        if correction is None:
+            correction = 1 if unbiased else 0
+        mean = self.mean(dim, keepdim=True)
+        dims = _dims(dim)
+        count = self.array.size if dims is None else math.prod(
+            self.shape[d] for d in ((dims,) if isinstance(dims, builtins.int) else dims))
+        return ((self - mean) ** 2).sum(dim, keepdim=keepdim) / builtins.max(count - correction, 0)
+
+    def std(self, dim=None, unbiased=True, keepdim=False, correction=None):
+        return self.var(dim, unbiased, keepdim, correction).sqrt()
+
+    def norm(self, p=2):
+        if p != 2:
+            raise NotImplementedError("norm: only p=2 (the Euclidean norm)")
+        return (self * self).sum().sqrt()
+
+    def all(self):
+        return Tensor._wrap(get_array_module(self.array).asarray(self.array.all()))
+
+    def any(self):
+        return Tensor._wrap(get_array_module(self.array).asarray(self.array.any()))
+
+    def topk(self, k, dim=-1, largest=True, sorted=True):
+        xp = get_array_module(self.array)
+        order = xp.argsort(-self.array if largest else self.array, axis=dim, kind="stable")
+        index = xp.take(order, xp.arange(k), axis=dim)
+        values = self.gather(dim, Tensor._wrap(index))
+        return _ValuesIndices(values, Tensor._wrap(index.astype(np.int64)))
+
+    def gather(self, dim, index):
+        xp = get_array_module(self.array)
+        idx = index.array if isinstance(index, Tensor) else xp.asarray(index)
+        dim = dim % self.ndim
+        grid = list(xp.indices(idx.shape, sparse=True))
+        grid[dim] = idx
+        return self[tuple(Tensor._wrap(g) for g in grid)]
+
+    # -- element-wise functions ----------------------------------------------------------------
+
+    def _unary(self, pair, backward, name, *args):
+        x = self if self.dtype.kind in "fc" else self.type(_DEFAULT_FLOAT)
+        out, cache = pair(x.array, *args)
+        return record(out, backward, cache, (x,), name)
+
+    def exp(self):
+        return self._unary(T.exp, T.exp_backward, "exp")
+
+    def log(self):
+        return self._unary(T.log, T.log_backward, "log")
+
+    def sqrt(self):
+        return self._unary(T.sqrt, T.sqrt_backward, "sqrt")
+
+    def abs(self):
+        out, cache = T.abs(self.array)
+        return record(out, T.abs_backward, cache, (self,), "abs")
+
+    def clamp(self, min=None, max=None):
+        out, cache = T.clamp(self.array, _scalar(min), _scalar(max))
+        return record(out, T.clamp_backward, cache, (self,), "clamp")
+
+    clip = clamp
+
+    def relu(self):
+        return self._unary(A.relu, A.relu_backward, "relu")
+
+    def sigmoid(self):
+        return self._unary(A.sigmoid, A.sigmoid_backward, "sigmoid")
+
+    def tanh(self):
+        return self._unary(A.tanh, A.tanh_backward, "tanh")
+
+    def softmax(self, dim):
+        return self._unary(A.softmax, A.softmax_backward, "softmax", dim)
+
+    def log_softmax(self, dim):
+        return self._unary(A.log_softmax, A.log_softmax_backward, "log_softmax", dim)
+
+    # -- arithmetic ----------------------------------------------------------------------------
+
+    def _binary(self, other, pair, backward, name, reflected=False, true_division=False):
+        a, b = _operands(self, other, true_division)
+        if reflected:
+            a, b = b, a
+        out, cache = pair(a.array, b.array)
+        return record(out, backward, cache, (a, b), name)
+
+    def __add__(self, other):
+        return self._binary(other, T.add, T.add_backward, "add")
+
+    def __radd__(self, other):
+        return self._binary(other, T.add, T.add_backward, "add", reflected=True)
+
+    def __sub__(self, other):
+        return self._binary(other, T.sub, T.sub_backward, "sub")
+
+    def __rsub__(self, other):
+        return self._binary(other, T.sub, T.sub_backward, "sub", reflected=True)
+
+    def __mul__(self, other):
+        return self._binary(other, T.mul, T.mul_backward, "mul")
+
+    def __rmul__(self, other):
+        return self._binary(other, T.mul, T.mul_backward, "mul", reflected=True)
+
+    def __truediv__(self, other):
+        return self._binary(other, T.div, T.div_backward, "div", true_division=True)
+
+    def __rtruediv__(self, other):
+        return self._binary(other, T.div, T.div_backward, "div", reflected=True, true_division=True)
+
+    def __matmul__(self, other):
+        return self._binary(other, T.matmul, T.matmul_backward, "matmul")
+
+    def __rmatmul__(self, other):
+        return self._binary(other, T.matmul, T.matmul_backward, "matmul", reflected=True)
+
+    def __neg__(self):
+        out, cache = T.neg(self.array)
+        return record(out, T.neg_backward, cache, (self,), "neg")
+
+    def __pos__(self):
+        return self
+
+    def __pow__(self, exponent):
+        if isinstance(exponent, Tensor):
+            if exponent.numel() != 1 or exponent.requires_grad:
+                return (self.log() * exponent).exp()
+            exponent = exponent.item()
+        x = self if (self.dtype.kind in "fc" or isinstance(exponent, numbers.Integral)) else self.type(_DEFAULT_FLOAT)
+        out, cache = T.pow(x.array, exponent)
+        return record(out, T.pow_backward, cache, (x,), "pow")
+
+    def __rpow__(self, base):
+        return (self * math.log(base)).exp()
+
+    def __floordiv__(self, other):
+        a, b = _operands(self, other, False)
+        return Tensor._wrap(a.array // b.array)
+
+    def __mod__(self, other):
+        a, b = _operands(self, other, False)
+        return Tensor._wrap(a.array % b.array)
+
+    add = __add__
+    sub = __sub__
+    mul = __mul__
+    div = __truediv__
+    matmul = __matmul__
+    mm = __matmul__
+    pow = __pow__
+    neg = __neg__
+
+    # -- comparisons: bool tensors, no gradient ------------------------------------------------
+
+    def _compare(self, other, op):
+        a, b = _operands(self, other, False)
+        return Tensor._wrap(op(a.array, b.array))
+
+    def __eq__(self, other):
+        return self._compare(other, lambda a, b: a == b)
+
+    def __ne__(self, other):
+        return self._compare(other, lambda a, b: a != b)
+
+    def __lt__(self, other):
+        return self._compare(other, lambda a, b: a < b)
+
+    def __le__(self, other):
+        return self._compare(other, lambda a, b: a <= b)
+
+    def __gt__(self, other):
+        return self._compare(other, lambda a, b: a > b)
+
+    def __ge__(self, other):
+        return self._compare(other, lambda a, b: a >= b)
+
+    def __and__(self, other):
+        return self._compare(other, lambda a, b: a & b)
+
+    def __or__(self, other):
+        return self._compare(other, lambda a, b: a | b)
+
+    def __invert__(self):
+        return Tensor._wrap(~self.array)
+
+    eq, ne, lt, le, gt, ge = __eq__, __ne__, __lt__, __le__, __gt__, __ge__
+
+    def equal(self, other):
+        return equal(self, other)
+
+    def allclose(self, other, rtol=1e-05, atol=1e-08, equal_nan=False):
+        return allclose(self, other, rtol, atol, equal_nan)
+
+
+class _ValuesIndices(tuple):
+    """torch.return_types.max: a (values, indices) pair with those names."""
+
+    def __new__(cls, values, indices):
+        return super().__new__(cls, (values, indices))
+
+    @property
+    def values(self):
+        return self[0]
+
+    @property
+    def indices(self):
+        return self[1]
+
+
+autograd.Tensor = Tensor
+
+
+# -- helpers for the methods above -----------------------------------------------------------------
+
+
+def _identity_backward(dout, cache):
+    return dout
+
+
+def _cast_back(dout, dtype):
+    """The gradient of a cast is the gradient cast back to the input's dtype."""
+    return dout.astype(dtype)
+
+
+class _MoveBack:
+    """Backward of a device move: the gradient goes back to the input's device."""
+
+    def __init__(self, dev):
+        self.dev = dev
+
+    def __call__(self, dout, cache):
+        return _move(dout, self.dev)
+
+
+def _scalar(value):
+    if isinstance(value, Tensor):
+        return value.item()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _dims(dim):
+    if dim is None:
+        return None
+    return tuple(dim) if isinstance(dim, (list, tuple)) else dim
+
+
+def _index(index):
+    """A torch index with Tensors in it, as a NumPy index."""
+    if isinstance(index, Tensor):
+        return index.array
+    if isinstance(index, tuple):
+        return tuple(i.array if isinstance(i, Tensor) else i for i in index)
+    if isinstance(index, list):
+        return get_xp().asarray(index)
+    return index
+
+
+def _other_array(value, like):
+    if isinstance(value, Tensor):
+        return value.array
+    return _scalar(value) if not hasattr(value, "shape") else get_array_module(like).asarray(value)
+
+
+def _as_array(data, dtype):
+    """A backend array for torch.tensor's accepted inputs, with torch's default dtypes:
+    Python floats -> float32, ints -> int64, bools -> bool; arrays keep their dtype."""
+    dtype = _dtype(dtype)
+    if isinstance(data, Tensor):
+        data = data.array
+    xp = get_array_module(data) if hasattr(data, "dtype") and not isinstance(data, np.generic) else get_xp()
+    if not hasattr(data, "dtype"):
+        data = _nested_tensors_to_lists(data)
+        probe = np.asarray(data)
+        if dtype is None:
+            dtype = _DEFAULT_FLOAT if probe.dtype.kind == "f" else int64 if probe.dtype.kind in "iu" else probe.dtype
+        return xp.asarray(probe, dtype=dtype)
+    if dtype is None:
+        return xp.asarray(data)
+    return xp.asarray(data, dtype=dtype)
+
+
+def _nested_tensors_to_lists(data):
+    if isinstance(data, Tensor):
+        return to_numpy(data.array)
+    if isinstance(data, (list, tuple)):
+        return [_nested_tensors_to_lists(d) for d in data]
+    return data
+
+
+def _as_tensor_operand(value, like):
+    """value (a Tensor, an array or a number) as a Tensor for arithmetic with `like`."""
+    if isinstance(value, Tensor):
+        return value, False
+    if isinstance(value, (numbers.Number, np.generic)):
+        return value, True  # a Python number: weak, it takes the tensor's dtype (NEP 50, as torch)
+    return Tensor(value), False
+
+
+def _operands(a, other, true_division):
+    """Both operands as Tensors of torch's result dtype for a binary operation."""
+    b, is_scalar = _as_tensor_operand(other, a)
+    if is_scalar:
+        s = _scalar(b)
+        kind = a.dtype.kind
+        if kind in "biu" and (isinstance(s, builtins.float) or true_division):
+            a = a.type(_DEFAULT_FLOAT)
+        elif kind == "b" and isinstance(s, numbers.Integral) and not isinstance(s, builtins.bool):
+            a = a.type(int64)
+        xp = get_array_module(a.array)
+        return a, Tensor._wrap(xp.asarray(s, dtype=a.dtype))
+    ka, kb = a.dtype.kind, b.dtype.kind
+    if ka in "fc" and kb not in "fc":
+        b = b.type(a.dtype)
+    elif kb in "fc" and ka not in "fc":
+        a = a.type(b.dtype)
+    elif true_division and ka not in "fc":
+        a, b = a.type(_DEFAULT_FLOAT), b.type(_DEFAULT_FLOAT)
+    if get_array_module(a.array) is not get_array_module(b.array) and a.ndim and b.ndim:
+        raise RuntimeError(f"Expected all tensors to be on the same device, but found {a.device} and {b.device}")
+    return a, b
+
+
+# -- torch.* creation functions ------------------------------------------------------------------
+
+
+def tensor(data, dtype=None, device=None, requires_grad=False):
+    """A new tensor with a copy of data (Python numbers, lists, arrays, Tensors)."""
+    array = _as_array(data, dtype)
+    array = array.copy() if array is (data.array if isinstance(data, Tensor) else data) else array
+    if device is not None:
+        array = _move(array, device)
+    return Tensor(array, requires_grad=requires_grad)
+
+
+def as_tensor(data, dtype=None, device=None):
+    """A tensor sharing data's memory where it can (an array of the right dtype and device)."""
+    if isinstance(data, Tensor) and dtype is None and device is None:
+        return data
+    array = _as_array(data, dtype)
+    if device is not None:
+        array = _move(array, device)
+    return Tensor._wrap(array)
+
+
+def from_numpy(array):
+    """A tensor sharing the NumPy array's memory (dtype kept)."""
+    if not isinstance(array, np.ndarray):
+        raise TypeError(f"expected np.ndarray (got {type(array).__name__})")
+    return Tensor._wrap(array)
+
+
+def _shape(size):
+    if len(size) == 1 and not isinstance(size[0], numbers.Integral):
+        return tuple(size[0])
+    return tuple(size)
+
+
+def _new(fill, size, dtype, device, requires_grad):
+    xp = _default_xp(device)
+    array = fill(xp, _shape(size), _dtype(dtype) or _DEFAULT_FLOAT)
+    return Tensor(array, requires_grad=requires_grad)
+
+
+def zeros(*size, dtype=None, device=None, requires_grad=False):
+    return _new(lambda xp, s, d: xp.zeros(s, dtype=d), size, dtype, device, requires_grad)
+
+
+def ones(*size, dtype=None, device=None, requires_grad=False):
+    return _new(lambda xp, s, d: xp.ones(s, dtype=d), size, dtype, device, requires_grad)
+
+
+def full(size, fill_value, dtype=None, device=None, requires_grad=False):
+    if dtype is None and isinstance(fill_value, numbers.Integral):
+        dtype = bool if isinstance(fill_value, builtins.bool) else int64
+    return _new(lambda xp, s, d: xp.full(s, fill_value, dtype=d), (tuple(size),), dtype, device, requires_grad)
+
+
+def empty(*size, dtype=None, device=None, requires_grad=False):
+    return zeros(*size, dtype=dtype, device=device, requires_grad=requires_grad)
+
+
+def rand(*size, dtype=None, device=None, requires_grad=False):
+    """U[0, 1), from minicnn's generator (seeded by manual_seed)."""
+    return _new(lambda xp, s, d: xp.asarray(default_rng().random(s).astype(d)), size, dtype, device, requires_grad)
+
+
+def randn(*size, dtype=None, device=None, requires_grad=False):
+    """N(0, 1), from minicnn's generator."""
+    return _new(lambda xp, s, d: xp.asarray(default_rng().standard_normal(s).astype(d)), size, dtype, device,
+                requires_grad)
+
+
+def randint(low, high=None, size=None, dtype=None, device=None):
+    if high is None:
+        low, high = 0, low
+    xp = _default_xp(device)
+    return Tensor._wrap(xp.asarray(default_rng().integers(low, high, size=tuple(size)).astype(_dtype(dtype) or int64)))
+
+
+def randperm(n, dtype=None, device=None):
+    xp = _default_xp(device)
+    return Tensor._wrap(xp.asarray(default_rng().permutation(n).astype(_dtype(dtype) or int64)))
+
+
+def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False):
+    """Like torch.arange: int64 for integer arguments, float32 when any is a float."""
+    if end is None:
+        start, end = 0, start
+    if dtype is None:
+        dtype = int64 if builtins.all(isinstance(v, numbers.Integral) for v in (start, end, step)) else _DEFAULT_FLOAT
+    xp = _default_xp(device)
+    return Tensor(xp.arange(start, end, step, dtype=_dtype(dtype)), requires_grad=requires_grad)
+
+
+def linspace(start, end, steps, dtype=None, device=None):
+    xp = _default_xp(device)
+    return Tensor._wrap(xp.linspace(start, end, steps, dtype=_dtype(dtype) or _DEFAULT_FLOAT))
+
+
+def eye(n, m=None, dtype=None, device=None):
+    xp = _default_xp(device)
+    return Tensor._wrap(xp.eye(n, m, dtype=_dtype(dtype) or _DEFAULT_FLOAT))
+
+
+def _like(fn, t, dtype, kwargs):
+    return fn(*t.shape, dtype=dtype or t.dtype, device=kwargs.get("device", t.device),
+              requires_grad=kwargs.get("requires_grad", False))
+
+
+def zeros_like(t, dtype=None, **kwargs):
+    return _like(zeros, t, dtype, kwargs)
+
+
+def ones_like(t, dtype=None, **kwargs):
+    return _like(ones, t, dtype, kwargs)
+
+
+def rand_like(t, dtype=None, **kwargs):
+    return _like(rand, t, dtype, kwargs)
+
+
+def randn_like(t, dtype=None, **kwargs):
+    return _like(randn, t, dtype, kwargs)
+
+
+def full_like(t, fill_value, dtype=None, **kwargs):
+    return full(t.shape, fill_value, dtype=dtype or t.dtype, device=kwargs.get("device", t.device))
+
+
+def empty_like(t, dtype=None, **kwargs):
+    return zeros_like(t, dtype, **kwargs)
+
+
+# -- torch.* operations ------------------------------------------------------------------------
+
+
+def _t(x):
+    return x if isinstance(x, Tensor) else Tensor(x)
+
+
+def cat(tensors, dim=0):
+    """Join tensors along an existing dim (dtypes must agree)."""
+    tensors = [_t(t) for t in tensors]
+    if not tensors:
+        raise RuntimeError("cat(): expected a non-empty list of Tensors")
+    if len({t.dtype for t in tensors}) > 1:
+        raise TypeError(f"cat: expected tensors of one dtype, got {[str(t.dtype) for t in tensors]}")
+    out, cache = T.cat([t.array for t in tensors], dim)
+    return record(out, T.cat_backward, cache, tuple(tensors), "cat")
+
+
+concat = concatenate = cat
+
+
+def stack(tensors, dim=0):
+    """Join tensors of one shape along a new dim."""
+    tensors = [_t(t) for t in tensors]
+    if not tensors:
+        raise RuntimeError("stack expects a non-empty TensorList")
+    if len({tuple(t.shape) for t in tensors}) > 1:
+        raise RuntimeError(f"stack expects each tensor to be equal size, got {[tuple(t.shape) for t in tensors]}")
+    out, cache = T.stack([t.array for t in tensors], dim)
+    return record(out, T.stack_backward, cache, tuple(tensors), "stack")
+
+
+def maximum(a, b):
+    a, b = _operands(_t(a), b, False)
+    out, cache = T.maximum(a.array, b.array)
+    return record(out, T.maximum_backward, cache, (a, b), "maximum")
+
+
+def minimum(a, b):
+    return -maximum(-_t(a), -_t(b))
+
+
+def where(condition, a, b):
+    condition = _t(condition)
+    a = _t(a) if not isinstance(a, numbers.Number) else a
+    if isinstance(a, Tensor):
+        a, b = _operands(a, b, False)
+    else:
+        b, a = _operands(_t(b), a, False)
+    out, cache = T.where(condition.array.astype(builtins.bool), a.array, b.array)
+    return record(out, T.where_backward, cache, (a, b), "where")
+
+
+def equal(a, b):
+    """True when both have the same shape and the same values."""
+    a, b = _t(a), _t(b)
+    return tuple(a.shape) == tuple(b.shape) and builtins.bool((a.array == b.array).all())
+
+
+def allclose(a, b, rtol=1e-05, atol=1e-08, equal_nan=False):
+    a, b = _t(a), _t(b)
+    xp = get_array_module(a.array)
+    return builtins.bool(xp.allclose(a.array, b.array, rtol=rtol, atol=atol, equal_nan=equal_nan))
+
+
+def isclose(a, b, rtol=1e-05, atol=1e-08, equal_nan=False):
+    a, b = _t(a), _t(b)
+    return Tensor._wrap(get_array_module(a.array).isclose(a.array, b.array, rtol=rtol, atol=atol, equal_nan=equal_nan))
+
+
+def numel(t):
+    return t.numel()
+
+
+def is_tensor(obj):
+    return isinstance(obj, Tensor)
+
+
+def manual_seed(seed):
+    """Seed minicnn's generator (weights, dropout, shuffling, rand/randn), as torch.manual_seed."""
+    from .backend import seed as _seed
+    _seed(seed)
+
+
+def get_default_dtype():
+    return _DEFAULT_FLOAT
+
+
+class cuda:
+    """torch.cuda: is_available() says whether CuPy sees a GPU."""
+
+    @staticmethod
+    def is_available():
+        try:
+            from .backend import _load_cupy
+            _load_cupy()
+        except BackendError:
+            return False
+        return True
+
+    @staticmethod
+    def device_count():
+        return 1 if cuda.is_available() else 0
+
+    @staticmethod
+    def manual_seed(seed):
+        manual_seed(seed)
+
+    manual_seed_all = manual_seed
+
+    @staticmethod
+    def synchronize():
+        if cuda.is_available():
+            from .backend import _load_cupy
+            _load_cupy().cuda.Device().synchronize()
+
+
+def _function(method):
+    """torch.sum(x, ...) and friends: the method, called on a Tensor made from x."""
+    def fn(input, *args, **kwargs):
+        return getattr(_t(input), method)(*args, **kwargs)
+    fn.__name__ = method
+    fn.__doc__ = f"torch.{method}(input, ...): the same as input.{method}(...)."
+    return fn
+
+
+for _name in ("sum", "mean", "max", "min", "argmax", "argmin", "amax", "amin", "flatten", "reshape", "squeeze",
+              "unsqueeze", "permute", "transpose", "exp", "log", "sqrt", "abs", "clamp", "clip", "relu", "sigmoid",
+              "tanh", "softmax", "log_softmax", "matmul", "mm", "var", "std", "topk", "gather", "t", "norm",
+              "add", "sub", "mul", "div", "pow", "neg", "eq", "ne", "lt", "le", "gt", "ge", "detach", "clone",
+              "all", "any"):
+    globals()[_name] = _function(_name)
+del _name
+
+backend = backend_name

@@ -1,0 +1,232 @@
+"""The tape: every operation on Tensors that require a gradient records one Node, and
+backward() walks the nodes from the loss back to the parameters.
+
+A Node holds what one call needs for its backward and nothing else:
+
+    backward   the op's backward from minicnn.ops: backward(dout, cache) -> one gradient per input
+    cache      what that op's forward returned beside its output (the cache of *this* call)
+    parents    the input Tensors, in the order backward returns their gradients
+
+The tape writes no derivative of its own: it only calls the pairs in minicnn.ops, adds up the
+gradients of a tensor used more than once, and hands each leaf its .grad. So a layer used twice
+or a tensor that fans out (a residual input) is right by construction: each use is its own node.
+
+After backward() the caches are freed (retain_graph=True keeps them), and a second backward
+through the same nodes is an error, as in torch. Inside `no_grad()` nothing is recorded and
+no cache outlives the op that made it.
+"""
+
+import functools
+
+from .backend import get_array_module
+
+_state = {"enabled": True}
+_modules = []  # the Modules whose __call__ is running, innermost last: nodes remember who made them
+Tensor = None  # set by minicnn.tensor (which imports this module) to its Tensor class
+
+
+class Node:
+    """One recorded call: its backward, its cache, its inputs, and what made it (for messages)."""
+
+    __slots__ = ("backward", "cache", "parents", "needs", "versions", "name", "module", "freed", "__weakref__")
+
+    def __init__(self, backward, cache, parents, name):
+        self.backward = backward
+        self.cache = cache
+        self.parents = parents
+        self.needs = tuple(p is not None and p.requires_grad for p in parents)
+        # An in-place change of an input after this call would make the cache describe other
+        # values than the ones the gradient is taken at: backward() checks these.
+        self.versions = tuple(p._version if p is not None else 0 for p in parents)
+        self.name = name
+        self.module = _modules[-1] if _modules else None
+        self.freed = False
+
+    def where(self):
+        """'conv2d in Conv2d(1, 6, ...)' : the op and the layer that called it, for error messages."""
+        return self.name + (f" in {self.module!r}".replace("\n", " ") if self.module is not None else "")
+
+    def __repr__(self):
+        return f"<{self.name}Backward>"
+
+
+def is_grad_enabled():
+    return _state["enabled"]
+
+
+class set_grad_enabled:
+    """Turn recording on or off, as a call, a context manager (restoring the old mode) or a decorator."""
+
+    def __init__(self, mode):
+        self.previous = _state["enabled"]
+        self.mode = bool(mode)
+        _state["enabled"] = self.mode
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        _state["enabled"] = self.previous
+        return False
+
+    def __call__(self, fn):
+        _state["enabled"] = self.previous  # as a decorator it only changes the mode while fn runs
+        mode = self.mode
+
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            with set_grad_enabled(mode):
+                return fn(*args, **kwargs)
+        return wrapper
+
+
+class no_grad:
+    """Record nothing: no nodes, no caches (for evaluation). A context manager and a decorator."""
+
+    mode = False
+
+    def __enter__(self):
+        self.previous = _state["enabled"]
+        _state["enabled"] = self.mode
+        return self
+
+    def __exit__(self, *exc):
+        _state["enabled"] = self.previous
+        return False
+
+    def __call__(self, fn):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            with type(self)():
+                return fn(*args, **kwargs)
+        return wrapper
+
+
+class enable_grad(no_grad):
+    """Record again inside a no_grad block."""
+
+    mode = True
+
+
+inference_mode = no_grad
+
+
+def record(out, backward, cache, parents, name):
+    """A Tensor for the array `out`; with a Node behind it when recording and an input needs a gradient.
+
+    parents: the input Tensors (None for an absent one, e.g. no bias), in the order `backward`
+    returns gradients. A Node is made only when one of them requires a gradient.
+    """
+    t = Tensor._wrap(out)
+    if _state["enabled"]:
+        for p in parents:
+            if p is not None and p.requires_grad:
+                t._node = Node(backward, cache, parents, name)
+                t.requires_grad = True
+                break
+    return t
+
+
+def _order(root):
+    """The nodes behind root, each after every node that uses its output (root first).
+
+    Iterative depth-first post-order, then reversed, so deep networks need no recursion.
+    """
+    post, seen, stack = [], set(), [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        if done:
+            post.append(node)
+            continue
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        stack.append((node, True))
+        for p in node.parents:
+            if p is not None and p._node is not None and id(p._node) not in seen:
+                stack.append((p._node, False))
+    return post[::-1]
+
+
+def backward(tensor, gradient=None, retain_graph=False):
+    """Fill .grad of every leaf that requires a gradient, walking the nodes behind `tensor` once each.
+
+    gradient: d(something)/d(tensor), of tensor's shape and dtype; may be omitted for a
+    one-element tensor (then it is 1). Gradients add into leaves' .grad, as in torch.
+    """
+    if not tensor.requires_grad:
+        raise RuntimeError("element 0 of tensors does not require grad and does not have a grad_fn: "
+                           "nothing recorded this tensor (was it computed under no_grad, or from tensors "
+                           "that do not require grad?)")
+    xp = get_array_module(tensor.array)
+    if gradient is None:
+        if tensor.array.size != 1:
+            raise RuntimeError(f"grad can be implicitly created only for scalar outputs; this tensor has shape "
+                               f"{tuple(tensor.shape)}: pass backward(gradient) of that shape")
+        dout = xp.ones(tensor.shape, dtype=tensor.dtype)
+    else:
+        dout = gradient.array if isinstance(gradient, Tensor) else xp.asarray(gradient)
+        where = tensor._node.where() if tensor._node is not None else "a leaf tensor"
+        if tuple(dout.shape) != tuple(tensor.shape):
+            raise RuntimeError(f"backward: the gradient has shape {tuple(dout.shape)} but the tensor (made by "
+                               f"{where}) has shape {tuple(tensor.shape)}; pass a gradient of the tensor's shape")
+        if dout.dtype != tensor.dtype:
+            raise TypeError(f"backward: the gradient is {dout.dtype} but the tensor (made by {where}) is "
+                            f"{tensor.dtype}; pass a gradient of the tensor's dtype (no silent promotion)")
+    if tensor._node is None:
+        _accumulate_leaf(tensor, dout, set())
+        return
+    grads = {id(tensor._node): dout}
+    handed = {id(dout)}  # arrays already given to a node or a leaf: a second holder gets a copy
+    keep = [dout]        # (and they stay alive, so their ids stay theirs, until the walk ends)
+    for node in _order(tensor._node):
+        dout = grads.pop(id(node), None)
+        if dout is None:  # no gradient reached this node (its output only fed integer ops)
+            continue
+        if node.freed:
+            raise RuntimeError(
+                f"Trying to backward through the graph a second time ({node.where()}): its saved values were "
+                "freed by the first backward(). Specify retain_graph=True on the first call if you need to "
+                "backward twice, or run the forward again."
+            )
+        for p, version in zip(node.parents, node.versions):
+            if p is not None and p._version != version:
+                raise RuntimeError(
+                    f"one of the tensors needed for the gradient of {node.where()} has been modified by an "
+                    "in-place operation after it was used; make a copy (.clone()) before changing it"
+                )
+        result = node.backward(dout, node.cache)
+        if not isinstance(result, tuple):
+            result = (result,)
+        if not retain_graph:
+            node.cache, node.freed = None, True
+        for p, need, g in zip(node.parents, node.needs, result):
+            if not need or g is None:
+                continue
+            if tuple(g.shape) != tuple(p.shape):
+                raise RuntimeError(f"internal error: the backward of {node.where()} gave a gradient of shape "
+                                   f"{tuple(g.shape)} for an input of shape {tuple(p.shape)}")
+            if g.dtype != p.dtype:  # an input promoted by the op (float32 * float64) gets its own dtype back
+                g = g.astype(p.dtype)
+            if p._node is None:
+                _accumulate_leaf(p, g, handed)
+            else:
+                key = id(p._node)
+                grads[key] = g if key not in grads else grads[key] + g
+            handed.add(id(g))
+            keep.append(g)
+
+
+def _accumulate_leaf(leaf, g, handed):
+    """leaf.grad += g. A gradient array another holder may also have (the same dout passed
+    through an add, a view of one) is copied, so that changing one .grad never changes another."""
+    for hook in leaf._hooks:
+        out = hook(Tensor._wrap(g))
+        if out is not None:
+            g = out.array
+    if leaf.grad is None:
+        if id(g) in handed or g.base is not None:
+            g = g.copy()
+        leaf.grad = Tensor._wrap(g)
+    else:
+        leaf.grad = Tensor._wrap(leaf.grad.array + g)

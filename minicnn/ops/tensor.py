@@ -1,0 +1,423 @@
+"""The Tensor operations as forward/backward pairs on arrays: arithmetic with broadcasting,
+matmul, reductions, reshaping, indexing, joining.
+
+Same contract as every op here: `op(...) -> (out, cache)` and `op_backward(dout, cache)`
+returning one gradient per array input (a tuple when there are several). A backward never
+writes into dout: the tape may hand the same dout to several nodes.
+
+Broadcasting: an input of shape S that was broadcast to the output's shape receives
+dout summed over the broadcast axes and reshaped back to S (`unbroadcast`).
+"""
+
+from ..backend import get_array_module
+
+
+def unbroadcast(grad, shape):
+    """Sum grad over the axes that broadcasting added or stretched, so it has `shape` again."""
+    shape = tuple(shape)
+    if grad.shape == shape:
+        return grad
+    extra = grad.ndim - len(shape)
+    axes = tuple(range(extra)) + tuple(i + extra for i, n in enumerate(shape) if n == 1 and grad.shape[i + extra] != 1)
+    summed = grad.sum(axis=axes, keepdims=True) if axes else grad
+    return summed.reshape(shape)
+
+
+# -- element-wise arithmetic: out has the broadcast shape of a and b ----------------------------
+
+
+def add(a, b):
+    """out = a + b."""
+    return a + b, (a.shape, b.shape)
+
+
+def add_backward(dout, cache):
+    """da = dout, db = dout, each summed back to its input's shape."""
+    a_shape, b_shape = cache
+    return unbroadcast(dout, a_shape), unbroadcast(dout, b_shape)
+
+
+def sub(a, b):
+    """out = a - b."""
+    return a - b, (a.shape, b.shape)
+
+
+def sub_backward(dout, cache):
+    """da = dout, db = -dout."""
+    a_shape, b_shape = cache
+    return unbroadcast(dout, a_shape), unbroadcast(-dout, b_shape)
+
+
+def mul(a, b):
+    """out = a * b."""
+    return a * b, (a, b)
+
+
+def mul_backward(dout, cache):
+    """da = dout * b, db = dout * a."""
+    a, b = cache
+    return unbroadcast(dout * b, a.shape), unbroadcast(dout * a, b.shape)
+
+
+def div(a, b):
+    """out = a / b."""
+    return a / b, (a, b)
+
+
+def div_backward(dout, cache):
+    """da = dout / b, db = -dout * a / b^2."""
+    a, b = cache
+    da = dout / b
+    return unbroadcast(da, a.shape), unbroadcast(-da * a / b, b.shape)
+
+
+def neg(x):
+    """out = -x."""
+    return -x, None
+
+
+def neg_backward(dout, cache):
+    return -dout
+
+
+def pow(x, exponent):
+    """out = x ** exponent, for a Python number exponent."""
+    return x ** exponent, (x, exponent)
+
+
+def pow_backward(dout, cache):
+    """dx = dout * exponent * x^(exponent - 1)."""
+    x, exponent = cache
+    if exponent == 0:
+        return dout * 0
+    return dout * (exponent * x ** (exponent - 1))
+
+
+def exp(x):
+    out = get_array_module(x).exp(x)
+    return out, out
+
+
+def exp_backward(dout, cache):
+    """d exp(x) = exp(x)."""
+    return dout * cache
+
+
+def log(x):
+    return get_array_module(x).log(x), x
+
+
+def log_backward(dout, cache):
+    """d log(x) = 1 / x."""
+    return dout / cache
+
+
+def sqrt(x):
+    out = get_array_module(x).sqrt(x)
+    return out, out
+
+
+def sqrt_backward(dout, cache):
+    """d sqrt(x) = 1 / (2 sqrt(x))."""
+    return dout / (2 * cache)
+
+
+def abs(x):
+    return get_array_module(x).abs(x), x
+
+
+def abs_backward(dout, cache):
+    """d |x| = sign(x) (0 at 0, as torch)."""
+    return dout * get_array_module(cache).sign(cache)
+
+
+def clamp(x, min=None, max=None):
+    """x limited to [min, max] (either may be None)."""
+    xp = get_array_module(x)
+    out = xp.clip(x, min, max) if (min is not None or max is not None) else x.copy()
+    return out, (x, min, max)
+
+
+def clamp_backward(dout, cache):
+    """dx = dout where min <= x <= max (the bounds included, as torch), else 0."""
+    x, lo, hi = cache
+    keep = True
+    if lo is not None:
+        keep = x >= lo
+    if hi is not None:
+        keep = keep & (x <= hi)
+    return dout * keep
+
+
+def maximum(a, b):
+    """Element-wise max of a and b; where they tie, each gets half of dout (as torch)."""
+    return get_array_module(a).maximum(a, b), (a, b)
+
+
+def maximum_backward(dout, cache):
+    a, b = cache
+    share = (a > b) + (a == b) * a.dtype.type(0.5) if a.dtype.kind == "f" else (a >= b)
+    return unbroadcast(dout * share, a.shape), unbroadcast(dout * (1 - share), b.shape)
+
+
+def where(condition, a, b):
+    """a where condition holds, else b (all three broadcast together)."""
+    return get_array_module(a).where(condition, a, b), (condition, a.shape, b.shape)
+
+
+def where_backward(dout, cache):
+    """da = dout where the condition held, db = dout elsewhere."""
+    condition, a_shape, b_shape = cache
+    return unbroadcast(dout * condition, a_shape), unbroadcast(dout * ~condition, b_shape)
+
+
+# -- matrix product ---------------------------------------------------------------------------
+
+
+def matmul(a, b):
+    """a @ b with NumPy's rules: (n,) or (..., n, k) @ (k,) or (..., k, m); batch axes broadcast."""
+    return a @ b, (a, b)
+
+
+def matmul_backward(dout, cache):
+    """da = dout @ b^T, db = a^T @ dout (a vector operand is treated as a one-row or one-column matrix)."""
+    a, b = cache
+    a2 = a[None, :] if a.ndim == 1 else a
+    b2 = b[:, None] if b.ndim == 1 else b
+    d = dout
+    if a.ndim == 1:
+        d = d[..., None, :]
+    if b.ndim == 1:
+        d = d[..., None]
+    da = d @ b2.swapaxes(-1, -2)
+    db = a2.swapaxes(-1, -2) @ d
+    da = unbroadcast(da, a2.shape).reshape(a.shape)
+    db = unbroadcast(db, b2.shape).reshape(b.shape)
+    return da, db
+
+
+# -- reductions -------------------------------------------------------------------------------
+
+
+def _axes(axis, ndim):
+    if axis is None:
+        return tuple(range(ndim))
+    axes = (axis,) if isinstance(axis, int) else tuple(axis)
+    return tuple(a % ndim if ndim else a for a in axes)
+
+
+def sum(x, axis=None, keepdims=False):
+    """Sum over axis (an int, a tuple, or None for all)."""
+    return x.sum(axis=axis, keepdims=keepdims), (x.shape, _axes(axis, x.ndim), keepdims)
+
+
+def sum_backward(dout, cache):
+    """Every input cell receives the dout of the sum it went into."""
+    shape, axes, keepdims = cache
+    xp = get_array_module(dout)
+    if not keepdims:
+        dout = xp.expand_dims(dout, axes) if axes else dout
+    return xp.broadcast_to(dout, shape).copy()
+
+
+def mean(x, axis=None, keepdims=False):
+    """Mean over axis."""
+    return x.mean(axis=axis, keepdims=keepdims), (x.shape, _axes(axis, x.ndim), keepdims)
+
+
+def mean_backward(dout, cache):
+    """Every input cell receives dout / (the number of cells averaged)."""
+    shape, axes, _ = cache
+    count = 1
+    for a in axes:
+        count *= shape[a]
+    return sum_backward(dout, cache) / count
+
+
+def max(x, axis=None, keepdims=False):
+    """Maximum over axis. NaN propagates (a NaN is the maximum), as in torch."""
+    xp = get_array_module(x)
+    out = xp.max(x, axis=axis, keepdims=keepdims)
+    return out, (x, _axes(axis, x.ndim), out, keepdims)
+
+
+def min(x, axis=None, keepdims=False):
+    """Minimum over axis. NaN propagates."""
+    xp = get_array_module(x)
+    out = xp.min(x, axis=axis, keepdims=keepdims)
+    return out, (x, _axes(axis, x.ndim), out, keepdims)
+
+
+def max_backward(dout, cache):
+    """dout is shared evenly among the cells equal to the result (torch's rule for amax/amin,
+    and for max/min over all elements). Also the backward of min."""
+    x, axes, out, keepdims = cache
+    xp = get_array_module(x)
+    if not keepdims:
+        out, dout = xp.expand_dims(out, axes), xp.expand_dims(dout, axes)
+    hit = (x == out) | (xp.isnan(x) & xp.isnan(out)) if x.dtype.kind == "f" else (x == out)
+    hit = hit.astype(dout.dtype)
+    return hit * (dout / hit.sum(axis=axes, keepdims=True))
+
+
+min_backward = max_backward
+
+
+def max_along(x, axis, keepdims=False):
+    """torch.max(x, dim): the values and the index of the first maximum along one axis.
+    The gradient goes to that index only."""
+    xp = get_array_module(x)
+    index = argmax(x, axis)
+    values = xp.take_along_axis(x, xp.expand_dims(index, axis), axis)
+    if not keepdims:
+        values = values.squeeze(axis)
+    return (values, index if not keepdims else xp.expand_dims(index, axis)), (x.shape, axis, index, keepdims)
+
+
+def min_along(x, axis, keepdims=False):
+    """torch.min(x, dim): values and the index of the first minimum."""
+    xp = get_array_module(x)
+    index = argmin(x, axis)
+    values = xp.take_along_axis(x, xp.expand_dims(index, axis), axis)
+    if not keepdims:
+        values = values.squeeze(axis)
+    return (values, index if not keepdims else xp.expand_dims(index, axis)), (x.shape, axis, index, keepdims)
+
+
+def max_along_backward(dout, cache):
+    """dx: dout placed at the winning index along the axis, 0 elsewhere. Also min_along's."""
+    shape, axis, index, keepdims = cache
+    xp = get_array_module(dout)
+    dx = xp.zeros(shape, dtype=dout.dtype)
+    d = dout if keepdims else xp.expand_dims(dout, axis)
+    xp.put_along_axis(dx, xp.expand_dims(index, axis), d, axis)
+    return dx
+
+
+min_along_backward = max_along_backward
+
+
+def argmax(x, axis=None):
+    """Index of the first maximum (NaN counts as the maximum, as in torch). No gradient."""
+    xp = get_array_module(x)
+    if x.dtype.kind == "f":
+        nan = xp.isnan(x)
+        if bool(nan.any()):
+            return xp.argmax(nan, axis=axis)
+    return xp.argmax(x, axis=axis)
+
+
+def argmin(x, axis=None):
+    xp = get_array_module(x)
+    if x.dtype.kind == "f":
+        nan = xp.isnan(x)
+        if bool(nan.any()):
+            return xp.argmax(nan, axis=axis)
+    return xp.argmin(x, axis=axis)
+
+
+# -- reshaping --------------------------------------------------------------------------------
+
+
+def reshape(x, shape):
+    """The same values in a new shape (a view where the layout allows)."""
+    return x.reshape(shape), x.shape
+
+
+def reshape_backward(dout, cache):
+    """The gradient takes back the input's shape."""
+    return dout.reshape(cache)
+
+
+def transpose(x, axes):
+    """Axes permuted: out.shape[i] = x.shape[axes[i]] (torch's permute)."""
+    return x.transpose(axes), tuple(axes)
+
+
+def transpose_backward(dout, cache):
+    """Permute back with the inverse permutation."""
+    inverse = [0] * len(cache)
+    for i, a in enumerate(cache):
+        inverse[a] = i
+    return dout.transpose(inverse)
+
+
+def expand(x, shape):
+    """x broadcast to shape (a read-only view)."""
+    return get_array_module(x).broadcast_to(x, shape), x.shape
+
+
+def expand_backward(dout, cache):
+    return unbroadcast(dout, cache)
+
+
+# -- indexing and joining ---------------------------------------------------------------------
+
+
+def _is_basic(index):
+    """True for an index of ints, slices, None and Ellipsis only: it never picks a cell twice."""
+    parts = index if isinstance(index, tuple) else (index,)
+    return all(p is None or p is Ellipsis or isinstance(p, (int, slice)) for p in parts)
+
+
+def getitem(x, index):
+    """x[index], with NumPy's (and torch's) basic and advanced indexing."""
+    return x[index], (x.shape, x.dtype, index)
+
+
+def getitem_backward(dout, cache):
+    """dx: dout written back where the cells came from. An advanced index may pick one cell
+    several times; those contributions are added (by bincount over flat positions)."""
+    shape, dtype, index = cache
+    xp = get_array_module(dout)
+    if _is_basic(index):
+        dx = xp.zeros(shape, dtype=dout.dtype)
+        dx[index] = dout
+        return dx
+    size = 1
+    for n in shape:
+        size *= n
+    positions = xp.arange(size).reshape(shape)[index]  # flat source position of every output cell
+    dx = xp.bincount(positions.ravel(), weights=dout.ravel(), minlength=size)
+    return dx.astype(dout.dtype, copy=False).reshape(shape)
+
+
+def cat(arrays, axis=0):
+    """Join arrays along an existing axis."""
+    xp = get_array_module(*arrays)
+    return xp.concatenate(arrays, axis=axis), ([a.shape[axis] for a in arrays], axis)
+
+
+def cat_backward(dout, cache):
+    """Each input gets its own slab of dout back."""
+    sizes, axis = cache
+    grads, start = [], 0
+    for n in sizes:
+        index = [slice(None)] * dout.ndim
+        index[axis] = slice(start, start + n)
+        grads.append(dout[tuple(index)])
+        start += n
+    return tuple(grads)
+
+
+def stack(arrays, axis=0):
+    """Join arrays of one shape along a new axis."""
+    xp = get_array_module(*arrays)
+    return xp.stack(arrays, axis=axis), (len(arrays), axis)
+
+
+def stack_backward(dout, cache):
+    """Each input gets its slice of dout along the new axis."""
+    count, axis = cache
+    xp = get_array_module(dout)
+    return tuple(xp.take(dout, i, axis=axis) for i in range(count))
+
+
+def pad(x, widths, value=0):
+    """x padded with `value`; widths: one (before, after) pair per axis of x, all >= 0."""
+    return get_array_module(x).pad(x, widths, constant_values=value), widths
+
+
+def pad_backward(dout, cache):
+    """The gradient of the kept cells: dout with the padding cut off."""
+    return dout[tuple(slice(b, dout.shape[i] - a) for i, (b, a) in enumerate(cache))]
