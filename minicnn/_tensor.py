@@ -159,6 +159,8 @@ class Tensor:
     @classmethod
     def _wrap(cls, array):
         """A Tensor around an existing backend array (no copy, no checks): used by the tape."""
+        if isinstance(array, np.generic):  # NumPy reduces to a scalar: hold a 0-d array, so in-place ops write into it
+            array = np.asarray(array)
         t = object.__new__(Tensor)
         t.array, t.requires_grad, t._node, t._version, t._hooks, t.grad = array, False, None, 0, [], None
         return t

@@ -5,7 +5,11 @@ A Node holds what one call needs for its backward and nothing else:
 
     backward   the op's backward from minicnn.ops: backward(dout, cache) -> one gradient per input
     cache      what that op's forward returned beside its output (the cache of *this* call)
-    parents    the input Tensors, in the order backward returns their gradients
+    inputs     where each input's gradient goes, in the order backward returns them: the Node
+               that made the input, or the input itself when it is a leaf (a Parameter, an image)
+
+A Node keeps the Nodes behind its inputs, not the input tensors, so an activation the backward
+does not need (it is not in any cache) is freed as soon as the forward has moved past it.
 
 The tape writes no derivative of its own: it only calls the pairs in minicnn.ops, adds up the
 gradients of a tensor used more than once, and hands each leaf its .grad. So a layer used twice
@@ -28,16 +32,19 @@ Tensor = None  # set by minicnn.tensor (which imports this module) to its Tensor
 class Node:
     """One recorded call: its backward, its cache, its inputs, and what made it (for messages)."""
 
-    __slots__ = ("backward", "cache", "parents", "needs", "versions", "name", "module", "freed", "__weakref__")
+    __slots__ = ("backward", "cache", "inputs", "needs", "versions", "shape", "dtype", "name", "module", "freed",
+                 "__weakref__")
 
-    def __init__(self, backward, cache, parents, name):
+    def __init__(self, backward, cache, parents, name, out):
         self.backward = backward
         self.cache = cache
-        self.parents = parents
+        self.inputs = tuple(None if p is None else p._node if p._node is not None else p for p in parents)
         self.needs = tuple(p is not None and p.requires_grad for p in parents)
-        # An in-place change of an input after this call would make the cache describe other
-        # values than the ones the gradient is taken at: backward() checks these.
-        self.versions = tuple(p._version if p is not None else 0 for p in parents)
+        # An in-place change of a leaf input after this call would make the cache describe other
+        # values than the ones the gradient is taken at: backward() checks these. (A non-leaf
+        # input requires grad, and in-place changes of those are refused outright.)
+        self.versions = tuple(p._version if p is not None and p._node is None else 0 for p in parents)
+        self.shape, self.dtype = tuple(out.shape), out.dtype  # of the output: its gradient must match
         self.name = name
         self.module = _modules[-1] if _modules else None
         self.freed = False
@@ -121,7 +128,7 @@ def record(out, backward, cache, parents, name):
     if _state["enabled"]:
         for p in parents:
             if p is not None and p.requires_grad:
-                t._node = Node(backward, cache, parents, name)
+                t._node = Node(backward, cache, parents, name, out)
                 t.requires_grad = True
                 break
     return t
@@ -142,9 +149,9 @@ def _order(root):
             continue
         seen.add(id(node))
         stack.append((node, True))
-        for p in node.parents:
-            if p is not None and p._node is not None and id(p._node) not in seen:
-                stack.append((p._node, False))
+        for e in node.inputs:
+            if isinstance(e, Node) and id(e) not in seen:
+                stack.append((e, False))
     return post[::-1]
 
 
@@ -174,11 +181,11 @@ def backward(tensor, gradient=None, retain_graph=False):
             raise TypeError(f"backward: the gradient is {dout.dtype} but the tensor (made by {where}) is "
                             f"{tensor.dtype}; pass a gradient of the tensor's dtype (no silent promotion)")
     if tensor._node is None:
-        _accumulate_leaf(tensor, dout, set())
+        _accumulate_leaf(tensor, dout, set(), shared=True)
         return
     grads = {id(tensor._node): dout}
-    handed = {id(dout)}  # arrays already given to a node or a leaf: a second holder gets a copy
-    keep = [dout]        # (and they stay alive, so their ids stay theirs, until the walk ends)
+    root = dout
+    handed = set()  # ids of the arrays given to leaves' .grad (alive there): a second leaf gets a copy
     for node in _order(tensor._node):
         dout = grads.pop(id(node), None)
         if dout is None:  # no gradient reached this node (its output only fed integer ops)
@@ -189,8 +196,8 @@ def backward(tensor, gradient=None, retain_graph=False):
                 "freed by the first backward(). Specify retain_graph=True on the first call if you need to "
                 "backward twice, or run the forward again."
             )
-        for p, version in zip(node.parents, node.versions):
-            if p is not None and p._version != version:
+        for p, version in zip(node.inputs, node.versions):  # (a freed node has no inputs left)
+            if p is not None and not isinstance(p, Node) and p._version != version:
                 raise RuntimeError(
                     f"one of the tensors needed for the gradient of {node.where()} has been modified by an "
                     "in-place operation after it was used; make a copy (.clone()) before changing it"
@@ -198,9 +205,10 @@ def backward(tensor, gradient=None, retain_graph=False):
         result = node.backward(dout, node.cache)
         if not isinstance(result, tuple):
             result = (result,)
-        if not retain_graph:
-            node.cache, node.freed = None, True
-        for p, need, g in zip(node.parents, node.needs, result):
+        inputs = node.inputs
+        if not retain_graph:  # free as we go: the cache, and the links to the nodes behind
+            node.cache, node.inputs, node.freed = None, (), True
+        for p, need, g in zip(inputs, node.needs, result):
             if not need or g is None:
                 continue
             if tuple(g.shape) != tuple(p.shape):
@@ -208,25 +216,27 @@ def backward(tensor, gradient=None, retain_graph=False):
                                    f"{tuple(g.shape)} for an input of shape {tuple(p.shape)}")
             if g.dtype != p.dtype:  # an input promoted by the op (float32 * float64) gets its own dtype back
                 g = g.astype(p.dtype)
-            if p._node is None:
-                _accumulate_leaf(p, g, handed)
-            else:
-                key = id(p._node)
+            if isinstance(p, Node):
+                key = id(p)
                 grads[key] = g if key not in grads else grads[key] + g
-            handed.add(id(g))
-            keep.append(g)
+            else:
+                # g may be the dout itself passed through (add, clone) or the caller's gradient:
+                # the leaf then gets a copy, so that changing one .grad never changes anything else
+                _accumulate_leaf(p, g, handed, shared=g is dout or g is root)
 
 
-def _accumulate_leaf(leaf, g, handed):
-    """leaf.grad += g. A gradient array another holder may also have (the same dout passed
-    through an add, a view of one) is copied, so that changing one .grad never changes another."""
+def _accumulate_leaf(leaf, g, handed, shared):
+    """leaf.grad += g. A gradient array another holder may also have (shared: the dout passed
+    through; a view of an array; one already given to another leaf) is copied first, so that
+    changing one .grad in place (clip_grad_norm_, zero_grad) never changes another."""
     for hook in leaf._hooks:
         out = hook(Tensor._wrap(g))
         if out is not None:
             g = out.array
     if leaf.grad is None:
-        if id(g) in handed or g.base is not None:
+        if shared or id(g) in handed or g.base is not None:
             g = g.copy()
+        handed.add(id(g))
         leaf.grad = Tensor._wrap(g)
     else:
         leaf.grad = Tensor._wrap(leaf.grad.array + g)

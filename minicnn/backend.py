@@ -79,14 +79,16 @@ def is_cupy_array(x):
 
 
 def to_numpy(x):
-    """A NumPy array with the data of x (copied back from the GPU if needed)."""
+    """A NumPy array with the data of x (copied back from the GPU if needed); x may be a Tensor."""
+    x = getattr(x, "array", x)
     if is_cupy_array(x):
         return x.get()
     return np.asarray(x)
 
 
 def to_device(x, dtype=None):
-    """x as an array of the active backend (copied to the GPU if that is active)."""
+    """x as an array of the active backend (copied to the GPU if that is active); x may be a Tensor."""
+    x = getattr(x, "array", x)
     xp = _state["xp"]
     if xp is np:
         return np.asarray(to_numpy(x), dtype=dtype)

@@ -91,19 +91,32 @@ def gradcheck(forward, backward, inputs, eps=1e-6, seed=0):
 
 
 def check_module(module, x, eps=1e-6, seed=0):
-    """Check a Module (float64 parameters and input x): dx and every parameter's gradient.
-    Dropout and other random layers must be in eval() mode. Returns the worst GradcheckResult."""
-    out = module(x)
-    xp = get_array_module(out)
-    dout = xp.asarray(np.random.default_rng(seed).standard_normal(out.shape))
-    module.zero_grad()
-    dx = module.backward(dout)
+    """Check a Module through autograd (float64 parameters and input x): dx and every parameter's
+    gradient from loss.backward() against central differences. Dropout and other random layers
+    must be in eval() mode. Returns the worst GradcheckResult. The parameters' .grad are left
+    as they were."""
+    from ._tensor import Tensor
+    from .autograd import no_grad
+    x_array = (x.array if isinstance(x, Tensor) else x).copy()
+    params = list(module.named_parameters())
+    saved = [(p, p.grad) for _, p in params]
+    xt = Tensor(x_array, requires_grad=True)
+    out = module(xt)
+    xp = get_array_module(out.array)
+    dout = xp.asarray(np.random.default_rng(seed).standard_normal(out.shape)).astype(out.dtype)
+    for _, p in params:
+        p.grad = None
+    (out * Tensor(dout)).sum().backward()
+    analytic = {"x": xt.grad.array, **{name: p.grad.array for name, p in params if p.grad is not None}}
+    for p, grad in saved:
+        p.grad = grad
 
     def loss():
-        return float((module(x) * dout).sum())
+        with no_grad():
+            return float((module(Tensor._wrap(x_array)).array * dout).sum())
 
-    analytic = {"x": dx, **{name: p.grad for name, p in module.named_parameters()}}
-    numerical = {"x": numerical_gradient(loss, x, eps)}
-    for name, p in module.named_parameters():
-        numerical[name] = numerical_gradient(loss, p.data, eps)
+    numerical = {"x": numerical_gradient(loss, x_array, eps)}
+    for name, p in params:
+        if name in analytic:
+            numerical[name] = numerical_gradient(loss, p.array, eps)
     return compare(analytic, numerical)

@@ -80,12 +80,12 @@ def _run_recorded(model, x, with_backward=False):
         return forward_calls, backward_calls, out
     param_names = {id(p): n for n, p in model.named_parameters()}
     for node in autograd._order(out._node):
-        def recorder(dout, cache, _node=node, _backward=node.backward):
+        def recorder(dout, cache, _node=node, _backward=node.backward, inputs=node.inputs):
             grads = _backward(dout, cache)
             result = grads if isinstance(grads, tuple) else (grads,)
-            shapes = {param_names[id(p)]: tuple(g.shape) for p, g in zip(_node.parents, result)
+            shapes = {param_names[id(p)]: tuple(g.shape) for p, g in zip(inputs, result)
                       if p is not None and id(p) in param_names and g is not None}
-            dx = next((g for p, g in zip(_node.parents, result) if p is not None and id(p) not in param_names
+            dx = next((g for p, g in zip(inputs, result) if p is not None and id(p) not in param_names
                        and g is not None), None)
             layer = _node.module
             backward_calls.append({"name": names.get(id(layer), f"<{_node.name}>"), "layer": layer,

@@ -225,7 +225,8 @@ def plot_feature_maps(model, x, layer, path, max_maps=32, title=None, figsize=No
         raise IndexError(f"plot_feature_maps: layer {layer} is out of range for a Sequential of {len(model)} layers")
     layer = layer % len(model)
     x = _one_image(x, model)
-    with preserved(model):
+    from .autograd import no_grad
+    with preserved(model), no_grad():
         model.eval()
         out = to_numpy(model[:layer + 1](x))[0].astype(np.float64)
     name = f"({layer}) {type(model[layer]).__name__}"

@@ -104,7 +104,7 @@ def _windows(xpad, kernel, stride, out_hw):
     return [xpad[(Ellipsis, *_tap(k // KW, k % KW, *out_hw, stride, (1, 1)))] for k in range(KH * KW)]
 
 
-def _max_pool2d_fast(x, kernel, stride, padding, out_hw):
+def _max_pool2d_fast(x, kernel, stride, padding, out_hw, nan_aware=False):
     """A running maximum, updated in place tap by tap, and the winning tap of each window
     kept as a small integer (uint8 for up to 256 taps): the backward then reads only that,
     not x again. A later tap wins only when strictly greater: the first one wins ties."""
@@ -117,10 +117,14 @@ def _max_pool2d_fast(x, kernel, stride, padding, out_hw):
     tap, rose = xp.empty_like(out), xp.empty_like(argmax)  # reused for every tap
     for k, window in enumerate(windows[1:], start=1):
         tap[...] = window  # one strided read; the comparisons below then run on contiguous memory
-        xp.multiply(_beats(tap, out), rose.dtype.type(k), out=rose)  # k where tap k beats the maximum so far
+        beats = _beats(tap, out) if nan_aware else tap > out  # k where tap k beats the maximum so far
+        xp.multiply(beats, rose.dtype.type(k), out=rose)
         xp.maximum(out, tap, out=out)  # NaN propagates
         # Taps come in increasing k, so the winner is the last tap at which the maximum rose.
         xp.maximum(argmax, rose, out=argmax)
+    if not nan_aware and out.dtype.kind == "f" and bool(xp.isnan(out).any()):
+        # some window held a NaN: its output is NaN already; the winning tap needs torch's rule
+        return _max_pool2d_fast(x, kernel, stride, padding, out_hw, nan_aware=True)
     return out, ("fast", x, argmax, kernel, stride, padding)
 
 

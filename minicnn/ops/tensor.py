@@ -184,11 +184,11 @@ def matmul_backward(dout, cache):
     a, b = cache
     a2 = a[None, :] if a.ndim == 1 else a
     b2 = b[:, None] if b.ndim == 1 else b
-    d = dout
-    if a.ndim == 1:
-        d = d[..., None, :]
+    d = dout  # made (..., N, M) like a2 @ b2: the column axis first, so that vec @ vec's 0-d dout works too
     if b.ndim == 1:
         d = d[..., None]
+    if a.ndim == 1:
+        d = d[..., None, :]
     da = d @ b2.swapaxes(-1, -2)
     db = a2.swapaxes(-1, -2) @ d
     da = unbroadcast(da, a2.shape).reshape(a.shape)
