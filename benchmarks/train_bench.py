@@ -6,12 +6,16 @@ Training throughput (forward + loss + backward + SGD step) and inference through
     LeNet-5 (minicnn.models.lenet5) at batches 16, 64 and 256, on 1x28x28 images
     the small CIFAR CNN (minicnn.models.cifar_cnn, 3->32->64) at batch 100, on 3x32x32 images
 
-minicnn runs twice: with the fast conv/pool paths (the default) and with the plain ones
-(minicnn.ops.conv.IMPL = pool.IMPL = 'plain'). The methods take turns, block by block,
+minicnn's training step is the torch-style step through autograd (zero_grad, loss =
+criterion(model(x), y), loss.backward(), step()), with the fast conv/pool paths (the default)
+and with the plain ones (minicnn.ops.conv.IMPL = pool.IMPL = 'plain'); beside them, 'minicnn
+by hand' is the explicit step that calls the same forward/backward pairs in order without the
+tape, to show what the tape costs. The methods take turns, block by block,
 with a pause before each block, so load from elsewhere on the machine hits them alike; each
 figure is the median over the rounds.
 
-Memory: the peak extra memory of three training steps over the built model and the batch,
+Memory: the peak extra memory of three training steps (and of three inference passes) over the
+built model and the batch,
     minicnn  tracemalloc peak (NumPy reports its allocations to tracemalloc), in this process;
     both     peak RSS growth (Linux VmHWM, reset first) in a fresh subprocess per network and library.
 
@@ -34,7 +38,7 @@ from _common import (RESULTS, describe, draw, fmt_seconds, import_torch, interle
                      machine_info, table, write_json)
 
 import minicnn
-from minicnn import models, nn, optim
+from minicnn import models, nn, ops, optim
 from minicnn.ops import conv as conv_module
 from minicnn.ops import pool as pool_module
 
@@ -61,10 +65,11 @@ def batch(shape, B, seed=0):
 
 
 def minicnn_steps(name, x, y, impl):
-    """(train step, inference call) closures for minicnn with the conv/pool implementation impl."""
+    """(model, train step, inference call) closures for minicnn with the conv/pool implementation impl."""
     minicnn.seed(0)
     net, loss = getattr(models, name)(), nn.CrossEntropyLoss()
     opt = optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
+    xt, yt = minicnn.from_numpy(x), minicnn.from_numpy(y)
 
     def use_impl():
         conv_module.IMPL = pool_module.IMPL = impl
@@ -73,15 +78,60 @@ def minicnn_steps(name, x, y, impl):
         use_impl()
         net.train()
         opt.zero_grad()
-        loss(net(x), y)
-        net.backward(loss.backward(), input_grad=False)  # as torch: the images need no gradient
+        loss(net(xt), yt).backward()
         opt.step()
 
     def infer():
         use_impl()
         net.eval()
-        return net(x)
+        with minicnn.no_grad():
+            return net(xt)
     return net, train, infer
+
+
+def by_hand_step(name, x, y):
+    """A training step without the tape: every layer's forward pair in order, keeping the caches,
+    then every backward pair in reverse, then the same SGD update (the pairs are minicnn.ops)."""
+    minicnn.seed(0)
+    net = getattr(models, name)()
+    opt = optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
+    workspaces = {id(layer): conv_module.Workspace() for layer in net if isinstance(layer, nn.Conv2d)}
+    pairs = {nn.Tanh: (ops.tanh, ops.tanh_backward), nn.ReLU: (ops.relu, ops.relu_backward),
+             nn.Flatten: (ops.flatten, ops.flatten_backward)}
+
+    def train():
+        conv_module.IMPL = pool_module.IMPL = "fast"
+        opt.zero_grad()
+        h, caches = x, []
+        for layer in net:
+            if isinstance(layer, nn.Conv2d):
+                h, c = ops.conv2d(h, layer.weight.array, layer.bias.array, layer.stride, layer.padding,
+                                  workspace=workspaces[id(layer)])
+            elif isinstance(layer, nn.Linear):
+                h, c = ops.linear(h, layer.weight.array, layer.bias.array)
+            elif isinstance(layer, nn.AvgPool2d):
+                h, c = ops.avg_pool2d(h, layer.kernel_size, layer.stride)
+            elif isinstance(layer, nn.MaxPool2d):
+                h, c = ops.max_pool2d(h, layer.kernel_size, layer.stride)
+            else:
+                h, c = pairs[type(layer)][0](h)
+            caches.append(c)
+        _, c = ops.softmax_cross_entropy(h, y)
+        d = ops.softmax_cross_entropy_backward(1.0, c)
+        for k in range(len(net) - 1, -1, -1):
+            layer, c = net[k], caches.pop()
+            if isinstance(layer, (nn.Conv2d, nn.Linear)):
+                backward = ops.conv2d_backward if isinstance(layer, nn.Conv2d) else ops.linear_backward
+                d, dw, db = backward(d, c, input_grad=k > 0)
+                layer.weight.grad, layer.bias.grad = minicnn.from_numpy(dw), minicnn.from_numpy(db)
+            elif isinstance(layer, nn.AvgPool2d):
+                d = ops.avg_pool2d_backward(d, c)
+            elif isinstance(layer, nn.MaxPool2d):
+                d = ops.max_pool2d_backward(d, c)
+            else:
+                d = pairs[type(layer)][1](d, c)
+        opt.step()
+    return train
 
 
 def torch_steps(torch, name, x, y, state):
@@ -125,12 +175,14 @@ def rss_worker(lib, name, B):
     peaks do not hide the steps; elsewhere, the growth of getrusage's max RSS."""
     shape = next(c[2] for c in CONFIGS if c[1] == name)
     x, y = batch(shape, B)
+    kind, lib = lib.split(":")
     if lib == "torch":
         torch = import_torch(2)
         state = {k: v.numpy() for k, v in torch_twin(torch, name).state_dict().items()}
-        train = torch_steps(torch, name, x, y, state)[1]
+        _, train, infer = torch_steps(torch, name, x, y, state)
     else:
-        train = minicnn_steps(name, x, y, lib.split()[-1])[1]
+        _, train, infer = minicnn_steps(name, x, y, lib.split()[-1])
+    step = train if kind == "train" else infer
     try:
         with open("/proc/self/clear_refs", "w") as f:
             f.write("5")
@@ -140,13 +192,13 @@ def rss_worker(lib, name, B):
         before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         linux = False
     for _ in range(3):
-        train()
+        step()
     after = _status_kib("VmHWM") if linux else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(max(0, after - before) * (1024 if linux or sys.platform != "darwin" else 1))
 
 
-def rss_growth(lib, name, B):
-    out = subprocess.run([sys.executable, os.path.abspath(__file__), "--rss-worker", lib, name, str(B)],
+def rss_growth(lib, name, B, kind="train"):
+    out = subprocess.run([sys.executable, os.path.abspath(__file__), "--rss-worker", f"{kind}:{lib}", name, str(B)],
                          capture_output=True, text=True, timeout=600)
     if out.returncode:
         print(f"note: the memory subprocess for {lib} {name} failed: {out.stderr.strip()[-300:]}")
@@ -189,39 +241,55 @@ def main():
             for impl in impls:
                 model, train[f"minicnn {impl}"], infer[f"minicnn {impl}"] = minicnn_steps(name, x, y, impl)
                 net = net or model
+            train["minicnn by hand"] = by_hand_step(name, x, y)
             if torch is not None:
-                tnet, train["torch"], infer["torch"] = torch_steps(torch, name, x, y, net.state_dict())
+                state = {k: v.numpy() for k, v in net.state_dict().items()}
+                tnet, train["torch"], infer["torch"] = torch_steps(torch, name, x, y, state)
                 with torch.no_grad():  # same weights, same function: check before timing
-                    diff = np.abs(infer["torch"]().numpy() - infer["minicnn fast"]()).max()
+                    diff = np.abs(infer["torch"]().numpy() - infer["minicnn fast"]().numpy()).max()
                 assert diff < 1e-3, f"{title}: minicnn and torch disagree by {diff}"
             print(f"{title} batch {B}: timing ...", flush=True)
             t_train = interleaved(train, rounds, block, slow=10.0)
             t_infer = interleaved(infer, rounds, block, slow=10.0)
-            memory = {"minicnn fast tracemalloc": tracemalloc_peak(train["minicnn fast"])}
+            memory = {"minicnn fast tracemalloc": tracemalloc_peak(train["minicnn fast"]),
+                      "minicnn fast infer tracemalloc": tracemalloc_peak(infer["minicnn fast"])}
             if not args.quick:
                 for lib in ["minicnn fast"] + (["torch"] if torch is not None else []):
                     memory[f"{lib} rss"] = rss_growth(lib, name, B)
+                    memory[f"{lib} infer rss"] = rss_growth(lib, name, B, "infer")
             for method in train:
                 results.append({"network": title, "batch": B, "method": method,
                                 "train_s_per_step": t_train[method], "train_images_per_s": B / t_train[method],
-                                "infer_s_per_batch": t_infer[method], "infer_images_per_s": B / t_infer[method]})
+                                "infer_s_per_batch": t_infer.get(method),
+                                "infer_images_per_s": B / t_infer[method] if method in t_infer else None})
             for r in results[-len(train):]:
                 if "torch" in train:
                     r["train_vs_torch"] = t_train["torch"] / r["train_s_per_step"]
-                    r["infer_vs_torch"] = t_infer["torch"] / r["infer_s_per_batch"]
+                    r["infer_vs_torch"] = t_infer["torch"] / r["infer_s_per_batch"] if r["infer_s_per_batch"] else None
                 lib = "torch" if r["method"] == "torch" else "minicnn fast" if r["method"] == "minicnn fast" else None
                 r["peak_tracemalloc_bytes"] = memory["minicnn fast tracemalloc"] if lib == "minicnn fast" else None
+                r["infer_peak_tracemalloc_bytes"] = (memory["minicnn fast infer tracemalloc"]
+                                                     if lib == "minicnn fast" else None)
                 r["peak_rss_growth_bytes"] = memory.get(f"{lib} rss")
+                r["infer_peak_rss_growth_bytes"] = memory.get(f"{lib} infer rss")
 
     ratio = lambda v: "-" if v is None else f"{v:.2f}"  # noqa: E731
     rows = [[r["network"], r["batch"], r["method"], f"{r['train_images_per_s']:.0f}", ratio(r.get("train_vs_torch")),
-             f"{r['infer_images_per_s']:.0f}", ratio(r.get("infer_vs_torch")), fmt_seconds(r["train_s_per_step"]),
-             mb(r["peak_tracemalloc_bytes"]), mb(r["peak_rss_growth_bytes"])] for r in results]
+             "-" if r["infer_images_per_s"] is None else f"{r['infer_images_per_s']:.0f}",
+             ratio(r.get("infer_vs_torch")), fmt_seconds(r["train_s_per_step"]),
+             mb(r["peak_tracemalloc_bytes"]), mb(r["peak_rss_growth_bytes"]), mb(r["infer_peak_tracemalloc_bytes"]),
+             mb(r["infer_peak_rss_growth_bytes"])] for r in results]
     print(f"\nfloat32, images per second (higher is faster), median of {rounds} interleaved rounds; "
           "'x torch' = throughput / torch's.\nmemory: peak extra MB over 3 training steps "
           "(tracemalloc: NumPy's allocations; RSS: peak RSS growth in a fresh subprocess).")
     print(table(["network", "batch", "method", "train img/s", "x torch", "infer img/s", "x torch", "train step",
-                 "tracemalloc MB", "RSS MB"], rows))
+                 "train tracemalloc MB", "train RSS MB", "infer tracemalloc MB", "infer RSS MB"], rows))
+    for r in results:
+        if r["method"] == "minicnn fast":
+            hand = next(h for h in results if h["network"] == r["network"] and h["batch"] == r["batch"]
+                        and h["method"] == "minicnn by hand")
+            print(f"autograd step / by-hand step, {r['network']} batch {r['batch']}: "
+                  f"{r['train_s_per_step'] / hand['train_s_per_step']:.3f} (1.00 = the tape costs nothing)")
 
     checks = []
     if torch is not None:
@@ -243,7 +311,8 @@ def main():
     write_json(args.json, {"benchmark": "train_bench", "machine": info, "rounds": rounds, "results": results,
                            "targets": checks})
     chart = [{"case": f"{r['network']} b{r['batch']} {mode_}", "method": r["method"], "seconds": r[key] / r["batch"]}
-             for mode_, key in (("train", "train_s_per_step"), ("infer", "infer_s_per_batch")) for r in results]
+             for mode_, key in (("train", "train_s_per_step"), ("infer", "infer_s_per_batch")) for r in results
+             if r[key] is not None]
     draw(chart, args.png, "minicnn vs torch, time per image (lower is faster)", "seconds per image")
 
 

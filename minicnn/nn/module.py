@@ -13,7 +13,6 @@ import numpy as np
 
 from .. import autograd
 from ..autograd import no_grad
-from ..backend import to_numpy
 from .._tensor import Tensor, _dtype, _move, device as _device
 
 
@@ -370,7 +369,7 @@ def _annotate(exc, module):
         return  # the outermost module names the place, once
     path = next((name for name, m in module.named_modules() if m is where), None)
     if path:
-        exc.add_note(f"(raised in '{path}' = {where!r} of {type(module).__name__})".replace("\n", " "))
+        exc.add_note(f"(raised in layer '{path}' of the {type(module).__name__}: {where!r})".replace("\n", " "))
 
 
 class Sequential(Module):
@@ -405,14 +404,8 @@ class Sequential(Module):
         return layers[index]
 
     def forward(self, input):
-        for i, layer in enumerate(self):
-            try:
-                input = layer(input)
-            except Exception as exc:
-                if hasattr(exc, "add_note") and not getattr(exc, "_minicnn_seq", False):
-                    exc._minicnn_seq = True
-                    exc.add_note(f"(in layer ({i}) of the Sequential: {layer!r})".replace("\n", " "))
-                raise
+        for layer in self:  # an error names its layer: see _annotate, in Module.__call__
+            input = layer(input)
         return input
 
 
