@@ -12,3 +12,5 @@ from . import nn, optim  # noqa: E402
 from .summary import summary, trace  # noqa: E402
 
 __version__ = "0.2.0"
+from .io import load, save  # noqa: E402
+from . import utils, vision  # noqa: E402

@@ -34,6 +34,7 @@ save time with its place in the object, so a file never holds code.
 """
 
 import base64
+import io
 import json
 import math
 import os
@@ -121,18 +122,17 @@ class _Encoder:
     def node(self, obj, path, active):
         from .nn.module import Parameter
 
-        if obj is None or type(obj) in (bool, str):
-            return obj
-        if type(obj) is int:
+        if obj is None or type(obj) in (bool, int, str):
             return obj
         if type(obj) is float:
             return obj if math.isfinite(obj) else {"$": "float", "value": repr(obj)}
         if type(obj) is complex:
-            return {"$": "complex", "real": self.node(obj.real, path, active), "imag": self.node(obj.imag, path, active)}
+            return {"$": "complex", "real": self.node(obj.real, path, active),
+                    "imag": self.node(obj.imag, path, active)}
         if type(obj) in (bytes, bytearray):
             return {"$": type(obj).__name__, "base64": base64.b64encode(obj).decode("ascii")}
         if isinstance(obj, Tensor):
-            if type(obj) not in (Tensor, Parameter) and not isinstance(obj, Parameter):
+            if not (type(obj) is Tensor or isinstance(obj, Parameter)):
                 _refuse(obj, path, "a Tensor subclass minicnn does not know")
             kind = "Parameter" if isinstance(obj, Parameter) else "Tensor"
             return {"$": kind, "array": self._array(obj.array, path), "requires_grad": bool(obj.requires_grad)}
@@ -180,19 +180,23 @@ def _is_cupy_ndarray(obj):
 
 def _refuse(obj, path, what=None):
     from .nn.module import Module
-    from .optim import Optimizer
 
-    what = what or f"a {type(obj).__module__}.{type(obj).__qualname__}"
+    if what is None:
+        kind = type(obj).__qualname__ if type(obj).__module__ == "builtins" else \
+            f"{type(obj).__module__}.{type(obj).__qualname__}"
+        what = ("an " if kind[0] in "aeiou" else "a ") + kind
     hint = ("minicnn.save stores Tensors, arrays, numbers, str, bytes, bool and None, in dict, OrderedDict, "
             "list and tuple; it never pickles code or objects")
     if isinstance(obj, Module):
         hint = ("save the weights instead: minicnn.save(model.state_dict(), path), then rebuild the model in code "
                 "and call model.load_state_dict(minicnn.load(path))")
-    elif isinstance(obj, Optimizer):
-        hint = "save optimizer.state_dict() instead, and restore it with optimizer.load_state_dict(...)"
+    elif hasattr(obj, "state_dict") and hasattr(obj, "load_state_dict"):  # an optimizer, a scheduler
+        hint = (f"save its state instead: {type(obj).__name__}.state_dict(), and restore it with "
+                "load_state_dict(minicnn.load(path))")
     elif callable(obj):
         hint = "leave functions out of the saved object and rebuild them in code; " + hint
-    raise TypeError(f"minicnn.save cannot store {path}: it is {what} ({_short_repr(obj)}). {hint}.")
+    raise TypeError(f"minicnn.save cannot store {path}: it is {what} ({_short_repr(obj)}). "
+                    f"{hint[0].upper()}{hint[1:]}.")
 
 
 def _short_repr(obj):
@@ -202,25 +206,14 @@ def _short_repr(obj):
 
 def _npy_header(array):
     """The .npy header NumPy writes for this C-ordered array (format 1.0, or 2.0 for a huge one)."""
-    header = _Bytes()
+    header = io.BytesIO()
     fields = npy.header_data_from_array_1_0(array)
     try:
         npy.write_array_header_1_0(header, fields)
     except ValueError:  # a header over 64 KiB (a dtype with thousands of fields)
-        header = _Bytes()
+        header = io.BytesIO()
         npy.write_array_header_2_0(header, fields)
     return header.getvalue()
-
-
-class _Bytes:
-    def __init__(self):
-        self.parts = []
-
-    def write(self, b):
-        self.parts.append(bytes(b))
-
-    def getvalue(self):
-        return b"".join(self.parts)
 
 
 def _write_zip(fp, structure, arrays):
@@ -322,7 +315,6 @@ def load(f, map_location=None, weights_only=None):
         label = f"the file object {f.name!r}" if isinstance(getattr(f, "name", None), str) else \
             f"the {type(f).__name__} given"
         if not _seekable(f):  # zip needs to seek: read a pipe into memory first
-            import io
             f = io.BytesIO(f.read())
         host, entries, root = _read(f, label)
     else:
@@ -356,12 +348,12 @@ def _read(fp, label):
     if size == 0:
         raise LoadError(f"{label} is empty (0 bytes): whatever wrote it stopped before writing anything. "
                         "Save it again with minicnn.save, or use another copy.")
-    if not head.startswith(b"PK\x03\x04"):
+    if not b"PK\x03\x04".startswith(head[:4]):  # a zip's first entry (or the start of one, cut short)
         raise LoadError(_not_a_zip(label, head))
     try:
         zf = zipfile.ZipFile(fp)
     except Exception as exc:  # BadZipFile, or struct/OSError from a damaged directory
-        raise _broken(fp, start, size, label, exc) from None
+        raise _broken(fp, start, size, label, exc, ends_early=True) from None
     with zf:
         names = zf.namelist()
         if STRUCTURE not in names:
@@ -373,8 +365,8 @@ def _read(fp, label):
             arrays = [_read_array(zf, i, entry) for i, entry in enumerate(entries)]
         except LoadError:
             raise
-        except Exception as exc:  # a bad CRC, cut data, malformed JSON or .npy header
-            raise _broken(fp, start, size, label, exc) from None
+        except Exception as exc:  # a bad CRC, malformed JSON or .npy header: its end record is whole, so not cut
+            raise _broken(fp, start, size, label, exc, ends_early=False) from None
     return arrays, entries, info["object"]
 
 
@@ -400,8 +392,12 @@ def _read_array(zf, i, entry):
     """arrays/<i>.npy as a fresh writable array, after checking it against its entry."""
     name = _array_member(i)
     device(entry["device"])  # a device minicnn knows, or damage
-    if zf.getinfo(name).file_size != entry["bytes"]:
-        raise _Damaged(f"{name} holds {zf.getinfo(name).file_size} bytes, the table says {entry['bytes']}")
+    try:
+        stored = zf.getinfo(name).file_size
+    except KeyError:
+        raise _Damaged(f"it has no entry '{name}', which its table of arrays lists") from None
+    if stored != entry["bytes"]:
+        raise _Damaged(f"{name} holds {stored} bytes, the table says {entry['bytes']}")
     with zf.open(name) as member:
         version = npy.read_magic(member)
         if version not in ((1, 0), (2, 0)):
@@ -508,7 +504,8 @@ _LOCAL = struct.Struct("<4s5H3L2H")  # a zip entry's local header: signature ...
 
 
 def _entries_present(fp, start, size):
-    """[(name, end offset, flags)] for each zip entry whose local header is in the file, from the start."""
+    """[(name, data start, data end, flags)] for each zip entry whose local header is in the file, in order
+    from the start (offsets relative to it; the data itself may be cut off)."""
     found, offset = [], 0
     while offset + _LOCAL.size <= size:
         fp.seek(start + offset)
@@ -527,7 +524,7 @@ def _expected_size(fp, start, size):
     """(bytes the archive should have, exact?) from its local headers and minicnn.json, or None."""
     entries = _entries_present(fp, start, size)
     if not entries:
-        return None
+        return (_LOCAL.size, False) if size < _LOCAL.size else None  # cut inside the first header
     name, data_start, data_end, flags = entries[0]
     if flags & 0x08:  # sizes are in data descriptors after the data: not written by minicnn.save
         return None
@@ -537,7 +534,8 @@ def _expected_size(fp, start, size):
     fp.seek(start + data_start)
     try:
         table = json.loads(fp.read(data_end - data_start).decode("utf-8"))["arrays"]
-        sizes = [(STRUCTURE, data_end - data_start)] + [(_array_member(i), int(e["bytes"])) for i, e in enumerate(table)]
+        sizes = [(STRUCTURE, data_end - data_start)]
+        sizes += [(_array_member(i), int(e["bytes"])) for i, e in enumerate(table)]
     except (ValueError, KeyError, TypeError):
         return at_least, False
     local = sum(_LOCAL.size + len(n.encode()) + s for n, s in sizes)
@@ -547,11 +545,12 @@ def _expected_size(fp, start, size):
     return max(total, at_least), exact
 
 
-def _broken(fp, start, size, label, exc):
-    """The LoadError for a zip that cannot be read: truncated (with the sizes) or damaged (with why)."""
+def _broken(fp, start, size, label, exc, ends_early):
+    """The LoadError for a zip that cannot be read: truncated (with the sizes) or damaged (with why).
+    ends_early: its end record is missing, so it may be cut short."""
     reason = str(exc) if isinstance(exc, _Damaged) else f"{type(exc).__name__}: {exc}"
     try:
-        expected = _expected_size(fp, start, size)
+        expected = _expected_size(fp, start, size) if ends_early else None
     except Exception:  # the headers themselves are garbage: the reason above says enough
         expected = None
     if expected is not None and size < expected[0]:

@@ -43,7 +43,8 @@ class _Layer(Module):
             raise TypeError(f"{self!r}: expected a Tensor of shape {layout}, got {type(x).__name__}")
         if x.ndim not in ((ndim,) if isinstance(ndim, int) else ndim):
             raise ValueError(f"{self!r}: expected input of shape {layout}, got shape {tuple(x.shape)}")
-        for p in self.parameters():
+        p = getattr(self, "weight", None)  # the layer's own weight, if it has one: dtype and device to match
+        if isinstance(p, Parameter):
             if get_array_module(x.array) is not get_array_module(p.array):
                 raise TypeError(
                     f"{self!r}: the input is on {x.device} but the parameters are on {p.device}; move one of "
@@ -57,7 +58,6 @@ class _Layer(Module):
                     hint = f"cast the input (x.to(minicnn.{p.dtype})) or the model (model.to(minicnn.{x.dtype}))"
                 raise TypeError(f"{self!r}: the input is {x.dtype} but the parameters are {p.dtype}; {hint}, so "
                                 "nothing is promoted silently")
-            break
 
     def _run(self, fn, *args, **kwargs):
         """Call a functional op, prefixing a ValueError from it with this layer's name."""

@@ -13,6 +13,7 @@ import numpy as np
 
 from .. import autograd
 from ..autograd import no_grad
+from ..backend import get_array_module
 from .._tensor import Tensor, _dtype, _move, device as _device
 
 
@@ -210,7 +211,7 @@ class Module:
             if set_to_none or p.grad is None:
                 p.grad = None
             else:
-                p.grad = Tensor._wrap(p.grad.array * 0)
+                p.grad = Tensor._wrap(get_array_module(p.grad.array).zeros_like(p.grad.array))
 
     def requires_grad_(self, requires_grad=True):
         """Freeze (False) or unfreeze every parameter: a frozen one gets no gradient and is not stepped."""

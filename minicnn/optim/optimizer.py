@@ -41,8 +41,9 @@ class Optimizer:
         self.param_groups = []
         groups = list(params)
         if not groups:
-            raise ValueError("optimizer got an empty parameter list: did the model define its layers "
-                             "(as attributes, after super().__init__()) before model.parameters() was called?")
+            raise ValueError("optimizer got an empty parameter list: does the model assign its layers as "
+                             "attributes (after super().__init__())? model.parameters() is a generator, used up "
+                             "once iterated: call it again for a second optimizer")
         if not isinstance(groups[0], dict):
             groups = [{"params": groups}]
         for group in groups:

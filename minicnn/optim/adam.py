@@ -1,0 +1,92 @@
+"""Adam (Kingma & Ba) and AdamW (Loshchilov & Hutter), as torch.optim.Adam and torch.optim.AdamW."""
+
+from ..backend import get_array_module
+from .._tensor import Tensor
+from .optimizer import Optimizer, _check_number
+
+
+class Adam(Optimizer):
+    """torch.optim.Adam, step for step. For each parameter p with gradient grad, at step t = 1, 2, ...:
+
+        g = grad (or -grad with maximize)
+        g = g + weight_decay * p               (or p = p * (1 - lr * weight_decay): decoupled, AdamW)
+        m = b1 * m + (1 - b1) * g              v = b2 * v + (1 - b2) * g^2
+        v_max = max(v_max, v), used for v      (amsgrad only)
+        p = p - lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
+
+    state[p]: 'step' (t, a Python int; torch keeps a tensor), 'exp_avg' (m), 'exp_avg_sq' (v) and,
+    with amsgrad, 'max_exp_avg_sq' (v_max): Tensors of p's shape, updated in place.
+    """
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, amsgrad=False, *,
+                 maximize=False, decoupled_weight_decay=False):
+        defaults = dict(lr=lr, betas=tuple(betas) if isinstance(betas, list) else betas, eps=eps,
+                        weight_decay=weight_decay, amsgrad=amsgrad, maximize=maximize,
+                        decoupled_weight_decay=decoupled_weight_decay)
+        super().__init__(params, defaults)
+
+    def _check(self, options, where):
+        for name in ("lr", "eps", "weight_decay"):
+            _check_number(options, name, where)
+        betas = options["betas"]
+        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+            raise ValueError(f"betas must be a pair (beta1, beta2), got {betas!r}{where}")
+        for i, beta in enumerate(betas):
+            if not 0.0 <= beta < 1.0:
+                raise ValueError(f"Invalid beta parameter at index {i}: {beta}{where}: betas must be in [0, 1)")
+
+    def _update(self, p, grad, group):
+        xp = get_array_module(p.array)
+        # Python floats: a NumPy float64 scalar (from a schedule) would turn float32 arithmetic into float64
+        lr, eps, weight_decay = float(group["lr"]), float(group["eps"]), float(group["weight_decay"])
+        beta1, beta2 = (float(b) for b in group["betas"])
+        g = -grad if group["maximize"] else grad
+        state = self.state[p]
+        if not state:
+            state["step"] = 0
+            state["exp_avg"] = Tensor._wrap(xp.zeros_like(p.array))
+            state["exp_avg_sq"] = Tensor._wrap(xp.zeros_like(p.array))
+        if group["amsgrad"] and "max_exp_avg_sq" not in state:
+            state["max_exp_avg_sq"] = Tensor._wrap(xp.zeros_like(p.array))
+        state["step"] += 1
+        t = state["step"]
+        if weight_decay != 0:
+            if group["decoupled_weight_decay"]:
+                p.array *= 1 - lr * weight_decay
+            else:
+                g = g + weight_decay * p.array
+        m, v = state["exp_avg"].array, state["exp_avg_sq"].array
+        _lerp_(m, g, 1 - beta1)  # m = b1 * m + (1 - b1) * g, computed as torch's lerp_ does
+        v *= beta2
+        v += (1 - beta2) * g * g
+        if group["amsgrad"]:
+            v_max = state["max_exp_avg_sq"].array
+            xp.maximum(v_max, v, out=v_max)
+            v = v_max
+        step_size = lr / (1 - beta1 ** t)
+        denom = xp.sqrt(v) / (1 - beta2 ** t) ** 0.5 + eps
+        p.array += (-step_size) * m / denom
+
+
+class AdamW(Adam):
+    """torch.optim.AdamW: Adam with decoupled weight decay (p shrinks by lr * weight_decay * p each
+    step, outside the moments), and weight_decay=1e-2 by default."""
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False, *,
+                 maximize=False):
+        super().__init__(params, lr, betas, eps, weight_decay, amsgrad, maximize=maximize,
+                         decoupled_weight_decay=True)
+
+    def load_state_dict(self, state_dict):
+        super().load_state_dict(state_dict)
+        for group in self.param_groups:  # as torch: an AdamW stays decoupled, whatever state it loads
+            group["decoupled_weight_decay"] = True
+
+
+def _lerp_(start, end, weight):
+    """start += weight * (end - start), in place, in the form torch's lerp_ uses for this weight
+    (from the nearer end, so that weight 0 gives start and weight 1 gives end exactly)."""
+    if abs(weight) < 0.5:
+        start += weight * (end - start)
+    else:
+        start[...] = end - (end - start) * (1 - weight)
