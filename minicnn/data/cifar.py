@@ -2,11 +2,16 @@
 
 Each batch (data_batch_1..5, test_batch) is a pickled dict:
 
-    b'data'    uint8 (10000, 3072): per image, 1024 red, then green, then blue
-               values, each a 32x32 image in row-major order
-    b'labels'  list of 10000 ints in 0..9
+    'data'    uint8 (10000, 3072): per image, 1024 red, then green, then blue
+              values, each a 32x32 image in row-major order
+    'labels'  list of 10000 ints in 0..9
 
-and `batches.meta` holds b'label_names', the ten class names.
+and `batches.meta` holds 'label_names', the ten class names.
+
+The published files were pickled by Python 2, whose 8-bit strings Python 3 reads as bytes
+(encoding='bytes': keys b'data', b'labels') or as str (encoding='latin1', torchvision's
+choice: keys 'data', 'labels'). We read with 'latin1', which NumPy needs for arrays pickled by
+Python 2, and accept both kinds of keys, so files re-pickled by Python 3 read too.
 
 Unpickling an arbitrary file can run arbitrary code, so these files are read
 with an unpickler that only builds NumPy arrays and plain Python containers.
@@ -35,23 +40,26 @@ class _ArraysOnlyUnpickler(pickle.Unpickler):
 
 
 def _load(path):
+    """The pickled dict, its bytes keys decoded (b'data' -> 'data'); anything else is returned as it is."""
     try:
         with open(path, "rb") as f:
-            # 'bytes' keeps Python-2 strings as bytes: the keys are b'data', b'labels'
-            return _ArraysOnlyUnpickler(f, encoding="bytes").load()
+            content = _ArraysOnlyUnpickler(f, encoding="latin1").load()
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError) as exc:
         raise CorruptDatasetError(f"{path}: not a CIFAR-10 pickle batch ({exc})") from exc
+    if isinstance(content, dict):
+        return {k.decode("latin1") if isinstance(k, bytes) else k: v for k, v in content.items()}
+    return content
 
 
 def read_cifar_batch(path):
     """Images uint8 (N, 3, 32, 32) and labels int64 (N,) of one pickled batch."""
     batch = _load(path)
-    if not isinstance(batch, dict) or b"data" not in batch or b"labels" not in batch:
-        raise CorruptDatasetError(f"{path}: expected a dict with keys b'data' and b'labels'")
-    data, labels = np.asarray(batch[b"data"]), np.asarray(batch[b"labels"], dtype=np.int64)
+    if not isinstance(batch, dict) or "data" not in batch or "labels" not in batch:
+        raise CorruptDatasetError(f"{path}: expected a dict with keys 'data' and 'labels'")
+    data, labels = np.asarray(batch["data"]), np.asarray(batch["labels"], dtype=np.int64)
     if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
         raise CorruptDatasetError(
-            f"{path}: b'data' should be uint8 (N, 3072), got {data.dtype} {data.shape}")
+            f"{path}: 'data' should be uint8 (N, 3072), got {data.dtype} {data.shape}")
     if labels.shape != (len(data),):
         raise CorruptDatasetError(
             f"{path}: {len(data)} images but {labels.size} labels")
@@ -62,9 +70,9 @@ def read_cifar_batch(path):
 def read_cifar_meta(path):
     """The class names (list of str) stored in `batches.meta`."""
     meta = _load(path)
-    if not isinstance(meta, dict) or b"label_names" not in meta:
-        raise CorruptDatasetError(f"{path}: expected a dict with key b'label_names'")
-    return [n.decode() if isinstance(n, bytes) else str(n) for n in meta[b"label_names"]]
+    if not isinstance(meta, dict) or "label_names" not in meta:
+        raise CorruptDatasetError(f"{path}: expected a dict with key 'label_names'")
+    return [n.decode() if isinstance(n, bytes) else str(n) for n in meta["label_names"]]
 
 
 def read_cifar(batch_paths, meta_path):

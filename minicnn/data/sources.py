@@ -6,9 +6,11 @@ For a data set whose folder names are e.g. ("mnist", "MNIST/raw"):
        it, or in root/mnist, root/MNIST/raw, ...
     2. $MINICNN_DATA/mnist, $MINICNN_DATA/MNIST/raw, ...
     3. ./data/mnist, ./data/MNIST/raw, ...
-    4. the cache: <cache>/mnist, ... where downloads are written, with
+    4. the cache: <cache>/mnist, ... where downloads without a root are written, with
        <cache> = $MINICNN_CACHE, or $XDG_CACHE_HOME/minicnn, or ~/.cache/minicnn
     5. folders a system package installs (Fashion-MNIST: /usr/share/datasets/fashion-mnist)
+
+A download with a root goes where torchvision puts it: root/MNIST/raw, root/cifar-10-batches-py.
 
 Only the explicit root may hold the files directly: the shared places (2-4)
 keep one folder per data set, because MNIST and Fashion-MNIST files have the

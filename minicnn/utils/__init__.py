@@ -1,0 +1,3 @@
+"""torch.utils: `minicnn.utils.data` holds torch.utils.data's names."""
+
+from . import data  # noqa: F401
