@@ -10,8 +10,9 @@ operations made on it; and torch's creation functions and dtypes.
 
 Every method with a gradient is the forward/backward pair of minicnn.ops.tensor (or of another
 ops module), applied through autograd.record. Dtypes follow torch: a Python number keeps the
-tensor's dtype, an integer tensor meeting a float one becomes that float, and integer division
-gives float32. Nothing else is promoted.
+tensor's dtype, and so does a 0-d tensor of the same kind (float32 * 0-d float64 is float32); an
+integer tensor meeting a float one becomes that float, and integer division gives float32; matmul
+refuses operands of two dtypes. Nothing else is promoted.
 """
 
 import builtins
@@ -707,9 +708,11 @@ class Tensor:
         return self._binary(other, T.div, T.div_backward, "div", reflected=True, true_division=True)
 
     def __matmul__(self, other):
+        _check_matmul_dtypes(self, other)
         return self._binary(other, T.matmul, T.matmul_backward, "matmul")
 
     def __rmatmul__(self, other):
+        _check_matmul_dtypes(other, self)
         return self._binary(other, T.matmul, T.matmul_backward, "matmul", reflected=True)
 
     def __neg__(self):
@@ -830,6 +833,14 @@ class _MoveBack:
         return _move(dout, self.dev)
 
 
+def _check_matmul_dtypes(a, b):
+    """matmul promotes nothing, as in torch: float32 @ float64 is an error, not a float64 result."""
+    da, db = (x.dtype if hasattr(x, "dtype") else np.asarray(x).dtype for x in (a, b))
+    if da != db:
+        raise RuntimeError(f"matmul: expected both operands to have the same dtype, got {da} and {db}; "
+                           "cast one with .to(dtype)")
+
+
 def _scalar(value):
     if isinstance(value, Tensor):
         return value.item()
@@ -915,6 +926,10 @@ def _operands(a, other, true_division):
         a = a.type(b.dtype)
     elif true_division and ka not in "fc":
         a, b = a.type(_DEFAULT_FLOAT), b.type(_DEFAULT_FLOAT)
+    same_kind = (ka in "fc") == (kb in "fc") and (ka == "b") == (kb == "b")
+    if a.dtype != b.dtype and same_kind and (a.ndim == 0) != (b.ndim == 0):
+        # torch: a 0-d tensor, like a number, does not widen a tensor with dims of its kind (float32 * 0-d float64)
+        a, b = (a.type(b.dtype), b) if a.ndim == 0 else (a, b.type(a.dtype))
     if get_array_module(a.array) is not get_array_module(b.array) and a.ndim and b.ndim:
         raise RuntimeError(f"Expected all tensors to be on the same device, but found {a.device} and {b.device}")
     return a, b
@@ -950,6 +965,8 @@ def from_numpy(array):
 
 
 def _shape(size):
+    if len(size) == 1 and isinstance(size[0], (tuple, list)) and len(size[0]) == 0:
+        return ()
     if len(size) == 1 and not isinstance(size[0], numbers.Integral):
         return tuple(size[0])
     return tuple(size)
@@ -961,12 +978,21 @@ def _new(fill, size, dtype, device, requires_grad):
     return Tensor(array, requires_grad=requires_grad)
 
 
-def zeros(*size, dtype=None, device=None, requires_grad=False):
-    return _new(lambda xp, s, d: xp.zeros(s, dtype=d), size, dtype, device, requires_grad)
+def _size(shape, size):
+    """The shape in either of torch's spellings: zeros(2, 3) or zeros((2, 3)), or zeros(size=(2, 3))."""
+    if size is None:
+        return shape
+    if shape:
+        raise TypeError(f"got the size twice: {shape} and size={size!r}; give one of them")
+    return (size,)
 
 
-def ones(*size, dtype=None, device=None, requires_grad=False):
-    return _new(lambda xp, s, d: xp.ones(s, dtype=d), size, dtype, device, requires_grad)
+def zeros(*shape, size=None, dtype=None, device=None, requires_grad=False):
+    return _new(lambda xp, s, d: xp.zeros(s, dtype=d), _size(shape, size), dtype, device, requires_grad)
+
+
+def ones(*shape, size=None, dtype=None, device=None, requires_grad=False):
+    return _new(lambda xp, s, d: xp.ones(s, dtype=d), _size(shape, size), dtype, device, requires_grad)
 
 
 def full(size, fill_value, dtype=None, device=None, requires_grad=False):
@@ -975,19 +1001,20 @@ def full(size, fill_value, dtype=None, device=None, requires_grad=False):
     return _new(lambda xp, s, d: xp.full(s, fill_value, dtype=d), (tuple(size),), dtype, device, requires_grad)
 
 
-def empty(*size, dtype=None, device=None, requires_grad=False):
-    return zeros(*size, dtype=dtype, device=device, requires_grad=requires_grad)
+def empty(*shape, size=None, dtype=None, device=None, requires_grad=False):
+    return zeros(*_size(shape, size), dtype=dtype, device=device, requires_grad=requires_grad)
 
 
-def rand(*size, dtype=None, device=None, requires_grad=False):
+def rand(*shape, size=None, dtype=None, device=None, requires_grad=False):
     """U[0, 1), from minicnn's generator (seeded by manual_seed)."""
-    return _new(lambda xp, s, d: xp.asarray(default_rng().random(s).astype(d)), size, dtype, device, requires_grad)
-
-
-def randn(*size, dtype=None, device=None, requires_grad=False):
-    """N(0, 1), from minicnn's generator."""
-    return _new(lambda xp, s, d: xp.asarray(default_rng().standard_normal(s).astype(d)), size, dtype, device,
+    return _new(lambda xp, s, d: xp.asarray(default_rng().random(s).astype(d)), _size(shape, size), dtype, device,
                 requires_grad)
+
+
+def randn(*shape, size=None, dtype=None, device=None, requires_grad=False):
+    """N(0, 1), from minicnn's generator."""
+    return _new(lambda xp, s, d: xp.asarray(default_rng().standard_normal(s).astype(d)), _size(shape, size), dtype,
+                device, requires_grad)
 
 
 def randint(low, high=None, size=None, dtype=None, device=None):

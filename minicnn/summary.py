@@ -5,8 +5,9 @@ prints every shape on the way, with the formula that gives it.
 Both watch the leaf layers (modules with no sub-modules) through forward hooks, so they work
 for any Module, custom forward included; trace() also follows the tape's nodes through
 backward(). They are inspections: the model's mode (of every module), parameter gradients,
-and minicnn's random generator are left exactly as they were, and the model itself holds no
-caches that they could disturb (each forward's caches live in its own graph).
+and minicnn's random generator are left exactly as they were, and a forward of the model
+still waiting for its backward is not disturbed: each forward's caches live in its own graph,
+and a Conv2d's im2col workspace lends a buffer to one live cache at a time (ops.conv.Workspace).
 """
 
 import builtins
@@ -56,27 +57,34 @@ def _run_recorded(model, x, with_backward=False):
     then backward from dout = ones, recording each node the tape visits.
 
     Returns (forward calls, backward calls, output). The caller restores the model (preserved()).
+    A backward call is one node: 'main' is True for the node that does the layer's own math
+    (the one that takes its parameters, or its only node), False for the others it recorded
+    (the reshapes of a Linear on (N, L, IN), say) and for ops of a custom forward.
     """
-    forward_calls, handles = [], []
+    forward_calls, handles, main_nodes = [], [], set()
     names = {id(m): n for n, m in named_leaves(model)}
     for name, layer in named_leaves(model):
         def hook(module, inputs, out, _name=name):
             first = inputs[0] if inputs else None
             forward_calls.append({"name": _name, "layer": module,
                                   "input_shape": tuple(first.shape) if hasattr(first, "shape") else None,
-                                  "output_shape": tuple(out.shape)})
+                                  "output_shape": tuple(out.shape) if hasattr(out, "shape") else None})
+            main = _main_node(module, inputs, out)
+            if main is not None:
+                main_nodes.add(id(main))
         handles.append(layer.register_forward_hook(hook))
     try:
         if not with_backward:
             with no_grad():
                 return forward_calls, [], model(x)
         x = Tensor(x.array.copy(), requires_grad=True)  # so that the first layer's dx is computed too
-        out = model(x)
+        with autograd.enable_grad():  # a trace inside no_grad() still has a backward to show
+            out = model(x)
     finally:
         for h in handles:
             h.remove()
     backward_calls = []
-    if out._node is None:
+    if getattr(out, "_node", None) is None:
         return forward_calls, backward_calls, out
     param_names = {id(p): n for n, p in model.named_parameters()}
     for node in autograd._order(out._node):
@@ -89,12 +97,34 @@ def _run_recorded(model, x, with_backward=False):
                        and g is not None), None)
             layer = _node.module
             backward_calls.append({"name": names.get(id(layer), f"<{_node.name}>"), "layer": layer,
-                                   "op": _node.name, "dout_shape": tuple(dout.shape),
+                                   "op": _node.name, "main": id(_node) in main_nodes,
+                                   "dout_shape": tuple(dout.shape),
                                    "dx_shape": tuple(dx.shape) if dx is not None else None, "grads": shapes})
             return grads
         node.backward = recorder
     out.backward(Tensor._wrap(get_array_module(out.array).ones_like(out.array)))
     return forward_calls, backward_calls, out
+
+
+def _main_node(layer, inputs, out):
+    """The node of one call of `layer` that does its own math: of the nodes the call recorded (from
+    its output's node back to its inputs' nodes), the one with a parameter among its inputs, else
+    the only one; None when there is none or no single one (a layer of several parameter-free ops)."""
+    stop = {id(t._node) for t in inputs if isinstance(t, Tensor) and t._node is not None}
+    params = {id(p) for p in layer.parameters()}
+    own, seen = [], set()
+    stack = [out._node] if isinstance(out, Tensor) and out._node is not None else []
+    while stack:
+        node = stack.pop()
+        if id(node) in seen or id(node) in stop or node.module is not layer:
+            continue
+        seen.add(id(node))
+        own.append(node)
+        stack += [e for e in node.inputs if isinstance(e, autograd.Node)]
+    with_params = [n for n in own if any(id(e) in params for e in n.inputs)]
+    if len(with_params) == 1:
+        return with_params[0]
+    return own[0] if len(own) == 1 else None
 
 
 def model_input(model, x):
@@ -119,17 +149,17 @@ def _full_shape(input_shape):
 
 
 def layer_macs(layer, output_shape, input_shape=None):
-    """Multiply-adds of one forward call, as the layer itself reports them (Module.macs): bias
-    additions are not counted, as in torchinfo. Conv2d: N*OC*OH*OW * C*KH*KW. Linear: N*IN*OUT.
-    Everything else (pooling, activations, Flatten, Dropout): 0 (comparisons, additions or
-    element-wise functions, not multiply-adds; the usual convention)."""
+    """Multiply-adds of one forward call, as the layer itself reports them (its macs() method;
+    summary holds no table of layer types). Bias additions are not counted, as in torchinfo.
+    Conv2d: N*OC*OH*OW * C*KH*KW. Linear: N*IN*OUT. Module.macs gives 0, the usual convention
+    for pooling, activations, Flatten and Dropout (comparisons, additions or element-wise
+    functions, not multiply-adds); a layer of your own overrides macs(input_shape, output_shape)."""
     return layer.macs(input_shape, output_shape)
 
 
 def short_name(layer):
     """A one-line name: 'Conv2d(1, 6, k=5, p=2)', 'MaxPool2d(k=2, s=2)', 'Linear(400, 120)'."""
-    from .nn import Conv2d, Linear
-    from .nn.layers import _Pool
+    from .nn import AvgPool2d, Conv2d, Linear, MaxPool2d
     kind = type(layer).__name__
     if isinstance(layer, Conv2d):
         parts = [str(layer.in_channels), str(layer.out_channels), "k=" + _by(layer.kernel_size)]
@@ -142,7 +172,7 @@ def short_name(layer):
         return f"{kind}({', '.join(parts)})"
     if isinstance(layer, Linear):
         return f"{kind}({layer.in_features}, {layer.out_features}" + (", bias=False)" if layer.bias is None else ")")
-    if isinstance(layer, _Pool):
+    if isinstance(layer, (MaxPool2d, AvgPool2d)):
         parts = [f"k={_by(pair(layer.kernel_size, 'kernel_size', kind))}",
                  f"s={_by(pair(layer.stride, 'stride', kind))}"]
         if pair(layer.padding, "padding", kind, minimum=0) != (0, 0):
@@ -186,13 +216,14 @@ def summary(model, input_shape, dtype=None, print=True):
     triple means N = 1. A forward pass on zeros of that shape, in the parameters' dtype
     (float32 unless the model was cast), finds every layer's output shape.
     Columns: layer (its dotted name and a short description), output shape, parameters,
-    MACs (multiply-adds of the forward pass, see layer_macs: Conv2d N*OC*OH*OW*C*KH*KW,
-    Linear N*IN*OUT, biases and all other layers 0), and activation memory: the bytes of the
-    layer's output for this batch. Totals: parameters (trainable_params equals total_params:
-    minicnn trains every Parameter), MACs, input, activation and parameter memory.
+    MACs (multiply-adds of the forward pass, as each layer's macs() reports them, see layer_macs:
+    Conv2d N*OC*OH*OW*C*KH*KW, Linear N*IN*OUT, biases not counted, pooling and activations 0),
+    and activation memory: the bytes of the layer's output for this batch. Totals: parameters (each Parameter once, even when shared;
+    trainable_params: those with requires_grad), MACs, input, activation and parameter memory.
     dtype: the dtype to count memory in (default: the parameters' dtype), e.g. np.float64
     to see what a gradient-check model would need.
-    The model's mode, caches and gradients are left as they were.
+    The mode of every module, the parameters' gradients and minicnn's random generator are
+    left as they were; so is a forward of the model still waiting for its backward.
     Returns a ModelSummary (a str with .rows and the totals); print=True also prints it.
     """
     shape = _full_shape(input_shape)
@@ -244,7 +275,7 @@ def _summary_table(model, shape, dtype, rows, t):
         f"Total params:          {t['total_params']:,}",
         f"Trainable params:      {t['trainable_params']:,}",
         f"Total MACs:            {t['total_macs']:,} ({_si(t['total_macs'])})",
-        "  (multiply-adds of Conv2d and Linear; biases, pooling and activations count 0)",
+        "  (each layer's macs(): Conv2d and Linear count their products; biases, pooling, activations 0)",
         f"Input memory:          {_bytes(t['input_bytes'])}",
         f"Activation memory:     {_bytes(t['activation_bytes'])}  (every layer's output, once)",
         f"Parameter memory:      {_bytes(t['param_bytes'])}",
@@ -273,9 +304,13 @@ def _si(n):
 class Trace(str):
     """The text of a trace: a str, which also carries .forward and .backward, lists of dicts.
 
-    forward rows: 'name', 'layer', 'input_shape', 'output_shape', 'formula'.
-    backward rows (in the order backward runs): 'name', 'layer', 'dout_shape', 'dx_shape',
-    'grads' ({parameter name in the model: gradient shape}), 'formula'.
+    forward rows, one per leaf-layer call: 'name', 'layer', 'input_shape', 'output_shape', 'formula'.
+    backward rows, one per node of the tape, in the order backward runs them: 'name' (the leaf
+    layer that recorded the op, or '<op>' for an op of a custom forward such as '<view>',
+    '<add>'), 'layer' (that leaf, or the module whose forward ran the op; None outside any),
+    'op' (the op's name), 'main' (True for the node of the layer's own math, which gets its
+    formula), 'dout_shape', 'dx_shape', 'grads' ({parameter name in the model: gradient
+    shape}), 'formula'.
     """
 
     def __new__(cls, text, forward, backward):
@@ -294,11 +329,15 @@ def trace(model, x, print=True):
     are used). Forward: each leaf layer's input -> output shape, with the formula behind it
     (Conv2d and pools: OH = floor((H + 2P - D(K-1) - 1)/S) + 1 with the numbers filled in;
     Flatten: C*H*W; Linear: (N, IN) @ W^T (IN, OUT)). Backward: starting from dout = ones
-    (the gradient of out.sum()), each layer's dout -> dx shape and the gradient shape of
-    each of its parameters, with the rule that computes them.
-    Runs in eval mode (Dropout is the identity); the model's mode, caches and parameter
-    gradients are left as they were. Returns a Trace (a str with .forward and .backward);
-    print=True also prints it.
+    (the gradient of out.sum()), one row per node of the tape, in the order backward() runs
+    them: its dout -> dx shape and the gradient shape of each parameter it feeds; a layer's
+    own node also shows the rule that computes them. Ops written in a custom forward (x.view,
+    F.relu, a residual +) are rows of their own, labelled '<view>', '<relu>', '<add>'; a
+    layer that records nothing (Dropout in eval mode, Identity) has no backward row.
+    Runs in eval mode (Dropout is the identity), with gradients recorded even inside no_grad().
+    The mode of every module, the parameters' gradients and minicnn's random generator are
+    left as they were; so is a forward of the model still waiting for its backward.
+    Returns a Trace (a str with .forward and .backward); print=True also prints it.
     """
     if isinstance(x, tuple):
         x = get_xp().zeros(_full_shape(x), dtype=np.float32)
@@ -313,17 +352,23 @@ def trace(model, x, print=True):
         call["formula"] = forward_formula(call["layer"], call["input_shape"], call["output_shape"])
     for call in backward_calls:
         call["formula"] = backward_formula(call["layer"], call["dout_shape"], call["dx_shape"]) \
-            if call["layer"] is not None and call["name"] in leaf_names else []
+            if call["main"] else []
 
-    width = max((len(_label(c)) for c in forward_calls), default=0)
+    labels = []
+    for c in backward_calls:
+        if c["name"] in leaf_names:
+            labels.append(_label(c) + ("" if c["main"] else f" <{c['op']}>"))
+        elif c["layer"] is not None:
+            labels.append(f"{c['name']} (in {type(c['layer']).__name__}.forward)")
+        else:
+            labels.append(c["name"])
+    width = max([len(_label(c)) for c in forward_calls] + [len(label) for label in labels], default=0)
     lines = [f"Forward: x {tuple(x.shape)} {x.dtype}"]
     for c in forward_calls:
         lines.append(f"  {_label(c).ljust(width)}  {c['input_shape']} -> {c['output_shape']}")
         lines += [f"      {f}" for f in c["formula"]]
     lines.append(f"Backward: dout = ones {tuple(out.shape)}, the gradient of out.sum()")
-    for c in backward_calls:
-        label = _label(c) if c["name"] in leaf_names else f"{c['name']} (in {type(c['layer']).__name__}.forward)" \
-            if c["layer"] is not None else c["name"]
+    for c, label in zip(backward_calls, labels):
         lines.append(f"  {label.ljust(width)}  dout {c['dout_shape']} -> dx {c['dx_shape']}")
         lines += [f"      {f}" for f in c["formula"]]
         lines += [f"      {name}.grad {shape}" for name, shape in c["grads"].items()]
@@ -359,11 +404,10 @@ def _spatial_formulas(in_shape, out_shape, kernel, stride, padding, dilation, po
 def forward_formula(layer, in_shape, out_shape):
     """The lines that explain out_shape from in_shape for one layer (may be empty)."""
     from . import nn
-    from .nn.layers import _Pool
     if isinstance(layer, nn.Conv2d):
         return _spatial_formulas(in_shape, out_shape, layer.kernel_size, layer.stride, layer.padding,
                                  layer.dilation, pool=False) + [f"channels: C = {in_shape[1]} -> OC = {out_shape[1]}"]
-    if isinstance(layer, _Pool):
+    if isinstance(layer, (nn.MaxPool2d, nn.AvgPool2d)):
         kind = type(layer).__name__
         return _spatial_formulas(in_shape, out_shape, pair(layer.kernel_size, "kernel_size", kind),
                                  pair(layer.stride, "stride", kind), pair(layer.padding, "padding", kind, 0),

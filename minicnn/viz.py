@@ -214,7 +214,8 @@ def plot_feature_maps(model, x, layer, path, max_maps=32, title=None, figsize=No
     model: a Sequential; x: one image (C, H, W) or (1, C, H, W); layer: an index into the
     Sequential (negative counts from the end). A (1, C, H, W) output is shown as C tiles
     (at most max_maps), each scaled on its own; a (1, K) output (after Flatten or Linear)
-    as K bars. The forward runs in eval mode; the model's mode and caches are restored.
+    as K bars. The forward runs in eval mode under no_grad (it records nothing, so a forward
+    waiting for its backward is not disturbed); every module's mode is restored after.
     Returns path.
     """
     from .nn import Sequential

@@ -115,6 +115,26 @@ def test_seed_makes_default_rng_reproducible():
     np.testing.assert_array_equal(a, backend.default_rng().random(4))
 
 
+def test_manual_seed_is_torchs_name_for_seed_and_covers_weights_dropout_and_randn():
+    def draw():
+        return (minicnn.nn.Linear(3, 2).weight.detach().numpy().copy(), minicnn.randn(4).numpy(),
+                minicnn.nn.Dropout(0.5)(np.ones((4, 4), np.float32)).numpy())
+    minicnn.manual_seed(7)
+    first = draw()
+    minicnn.seed(7)
+    for a, b in zip(first, draw()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_to_numpy_and_to_device_accept_tensors_and_keep_their_dtype():
+    t = minicnn.tensor(np.arange(3, dtype=np.float32), requires_grad=True)
+    out = backend.to_numpy(t)
+    assert isinstance(out, np.ndarray) and out.dtype == np.float32
+    np.testing.assert_array_equal(out, [0.0, 1.0, 2.0])
+    assert backend.to_device(t).dtype == np.float32
+    assert backend.get_array_module(t.array) is np
+
+
 # -- the NumPy/CuPy seam ---------------------------------------------------------------------
 
 ARRAY_MODULE_SOURCES = ("get_xp", "get_array_module")

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import minicnn
 from minicnn import cli
 from minicnn.data import CIFAR10, DownloadError
 from minicnn.train import load_checkpoint
@@ -177,6 +178,32 @@ def test_cifar10_example_runs_on_a_tiny_fake_cifar(tiny_cifar, tmp_path, capsys,
     assert result["n"] == 10 and result["confusion_matrix"].shape == (10, 10)
     assert (out / "best.npz").is_file()
     assert "plot_filters" in no_pictures
+
+
+def test_torch_tutorial_example_trains_saves_and_reloads_the_best_model(tiny_mnist, tmp_path, capsys):
+    root = tmp_path / "data"
+    raw = root / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for f in tiny_mnist.iterdir():     # torchvision's layout: ROOT/MNIST/raw/
+        (raw / f.name).write_bytes(f.read_bytes())
+    save = tmp_path / "mnist_cnn.pt"
+    accuracy = load_example("torch_tutorial").main(["--data-root", str(root), "--epochs", "1", "--batch-size", "16",
+                                                    "--log-interval", "4", "--save", str(save)])
+    printed = capsys.readouterr().out
+    assert "[1,     4] loss: " in printed and "epoch 1: test accuracy" in printed
+    assert f"best model, reloaded from {save}: test accuracy {100 * accuracy:.2f} %" in printed
+    state = minicnn.load(save)                           # the best model's state_dict, as torch.save wrote it
+    assert list(state) == [f"{layer}.{kind}" for layer in ("conv1", "conv2", "fc1", "fc2", "fc3")
+                           for kind in ("weight", "bias")]
+    assert tuple(state["conv1.weight"].shape) == (6, 1, 5, 5)
+
+
+def test_backprop_by_hand_example_agrees_with_autograd_and_trains(tiny_mnist, capsys):
+    accuracy = load_example("backprop_by_hand").main(["--data-dir", str(tiny_mnist), "--steps", "3",
+                                                      "--batch-size", "16"])
+    printed = capsys.readouterr().out
+    assert "largest difference, by hand vs loss.backward()" in printed
+    assert "test accuracy after 3 steps by hand" in printed and 0 <= accuracy <= 1
 
 
 def test_cifar10_example_without_data_stops_with_the_not_found_message(tmp_path, monkeypatch, capsys):

@@ -5,7 +5,6 @@ import numpy as np
 
 import minicnn
 from minicnn import nn, optim
-from minicnn.backend import to_device, to_numpy
 
 
 def stroke_images(n=64, size=8, seed=0):
@@ -38,20 +37,23 @@ def small_cnn():
 def test_a_small_cnn_drives_its_training_loss_near_zero(backend):
     minicnn.seed(0)
     images, labels = stroke_images()
-    x, y = to_device(images), to_device(labels)
-    model, loss_fn = small_cnn(), nn.CrossEntropyLoss()
+    device = "cuda" if backend.__name__ == "cupy" else "cpu"
+    x, y = minicnn.from_numpy(images).to(device), minicnn.from_numpy(labels).to(device)
+    model, loss_fn = small_cnn().to(device), nn.CrossEntropyLoss()
     opt = optim.Adam(model.parameters(), lr=0.02)
     losses = []
     for _ in range(40):
         opt.zero_grad()
-        losses.append(loss_fn(model(x), y))
-        model.backward(loss_fn.backward())
+        loss = loss_fn(model(x), y)
+        loss.backward()
         opt.step()
+        losses.append(loss.item())
     assert losses[0] > 1.0  # chance level is log(4) = 1.39
     assert losses[-1] < 0.05, f"loss went from {losses[0]:.3f} to only {losses[-1]:.3f}"
-    predictions = to_numpy(model.eval()(x)).argmax(axis=1)
-    assert (predictions == labels).all()
-    assert all(p.dtype == np.float32 for p in model.parameters())
+    with minicnn.no_grad():
+        predictions = model.eval()(x).argmax(dim=1)
+    assert (predictions.cpu().numpy() == labels).all()
+    assert all(p.dtype == minicnn.float32 and p.device == x.device for p in model.parameters())
 
 
 def test_the_trained_model_generalises_to_fresh_images_of_the_same_patterns():
@@ -59,11 +61,13 @@ def test_the_trained_model_generalises_to_fresh_images_of_the_same_patterns():
     images, labels = stroke_images(seed=1)
     model, loss_fn = small_cnn(), nn.CrossEntropyLoss()
     opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    x, y = minicnn.from_numpy(images), minicnn.from_numpy(labels)
     for _ in range(60):
         opt.zero_grad()
-        loss_fn(model(images), labels)
-        model.backward(loss_fn.backward())
+        loss = loss_fn(model(x), y)
+        loss.backward()
         opt.step()
     test_images, test_labels = stroke_images(n=64, seed=2)
-    accuracy = (to_numpy(model(test_images)).argmax(axis=1) == test_labels).mean()
-    assert accuracy >= 0.9
+    with minicnn.no_grad():
+        predictions = model(minicnn.from_numpy(test_images)).argmax(dim=1).numpy()
+    assert (predictions == test_labels).mean() >= 0.9

@@ -1,11 +1,13 @@
-"""Finite differences agree with every backward (float64, tolerance 1e-6), and the
-gradient checker itself catches a wrong backward and says where it is wrong."""
+"""Finite differences agree with every backward (float64, tolerance 1e-6): each ops pair on
+its own, and each Module through autograd (check_module); and the gradient checker itself
+catches a wrong backward and says where it is wrong."""
 
 import numpy as np
 import pytest
 
 import minicnn.ops as F
 from minicnn import nn
+from minicnn.autograd import record
 from minicnn.gradcheck import check_module, gradcheck, numerical_gradient
 
 TOL = 1e-6
@@ -19,11 +21,6 @@ def arrays(seed, *shapes):
 def distinct(shape, seed=0):
     """Values at least 0.1 apart, so that no max or relu kink lies within eps of a probe."""
     return np.random.default_rng(seed).permutation(int(np.prod(shape))).reshape(shape) / 10 - 1.55
-
-
-def loss_as_array(logits, labels):
-    loss, cache = F.softmax_cross_entropy(logits, labels)
-    return np.asarray(loss), cache
 
 
 OP_CASES = {  # name: (forward, backward, inputs)
@@ -48,9 +45,16 @@ OP_CASES = {  # name: (forward, backward, inputs)
     "flatten": (F.flatten, F.flatten_backward, arrays(11, (2, 3, 2, 2))),
     # a fixed rng: every call draws the same mask, so the op is a fixed linear map
     "dropout": (lambda x: F.dropout(x, 0.4, True, np.random.default_rng(0)), F.dropout_backward, arrays(12, (4, 6))),
-    "softmax_cross_entropy": (lambda z: loss_as_array(z, np.array([0, 2, 1, 2])),
-                              lambda dout, cache: F.softmax_cross_entropy_backward(float(dout), cache),
-                              arrays(13, (4, 3))),
+    "softmax_cross_entropy": (lambda z: F.softmax_cross_entropy(z, np.array([0, 2, 1, 2])),
+                              F.softmax_cross_entropy_backward, arrays(13, (4, 3))),
+    "nll_loss_weighted_mean": (lambda z: F.nll_loss(z, np.array([0, 2, 1, 2]), np.array([0.5, 2.0, 1.5]), 1),
+                               F.nll_loss_backward, arrays(14, (4, 3))),
+    "nll_loss_none": (lambda z: F.nll_loss(z, np.array([2, 0, 1]), reduction="none"), F.nll_loss_backward,
+                      arrays(15, (3, 4))),
+    "mse_loss": (F.mse_loss, F.mse_loss_backward, arrays(16, (3, 4), (3, 4))),
+    "mse_loss_sum": (lambda x, y: F.mse_loss(x, y, "sum"), F.mse_loss_backward, arrays(17, (2, 5), (2, 5))),
+    "adaptive_avg_pool2d": (lambda x: F.adaptive_avg_pool2d(x, (3, 2)), F.adaptive_avg_pool2d_backward,
+                            arrays(18, (2, 2, 5, 5))),
 }
 
 
@@ -76,7 +80,15 @@ MODULE_CASES = {
     "Dropout_eval": (lambda: nn.Dropout(0.5).eval(), (3, 4)),
     "Sequential": (lambda: nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
                                          nn.Linear(8, 3), nn.Tanh(), nn.Linear(3, 2)), (2, 1, 4, 4)),
+    "Sequential_layer_used_twice": (lambda: _twice(nn.Conv2d(2, 2, 3, padding=1)), (1, 2, 4, 4)),
+    "Softmax": (lambda: nn.Softmax(dim=1), (3, 4)),
+    "LogSoftmax": (lambda: nn.LogSoftmax(dim=1), (3, 4)),
+    "AdaptiveAvgPool2d": (lambda: nn.AdaptiveAvgPool2d((2, 3)), (1, 2, 5, 4)),
 }
+
+
+def _twice(layer):
+    return nn.Sequential(layer, nn.Tanh(), layer)
 
 
 @pytest.mark.parametrize("name", sorted(MODULE_CASES))
@@ -110,16 +122,59 @@ def test_gradcheck_catches_a_relu_backward_that_forgets_the_mask():
     assert result.numerical == 0 and result.analytic != 0
 
 
-def test_check_module_catches_a_wrong_parameter_gradient_and_names_it():
-    class ForgetfulLinear(nn.Linear):
-        def backward(self, dout):
-            dx = super().backward(dout)
-            self.bias.grad = self.bias.grad * 0  # drops the bias gradient
-            return dx
+def _forgetful_linear_backward(dout, cache):
+    dx, dw, db = F.linear_backward(dout, cache)
+    return dx, dw, db * 0  # drops the bias gradient
 
+
+class ForgetfulLinear(nn.Linear):
+    """A Linear whose recorded backward forgets the bias: what check_module must catch."""
+
+    def forward(self, x):
+        out, cache = F.linear(x.array, self.weight.array, self.bias.array)
+        return record(out, _forgetful_linear_backward, cache, (x, self.weight, self.bias), "forgetful_linear")
+
+
+def test_check_module_catches_a_wrong_parameter_gradient_and_names_it():
     result = check_module(ForgetfulLinear(4, 3).double(), np.random.default_rng(0).standard_normal((2, 4)))
     assert not result.ok(TOL)
     assert result.where[0] == "bias"
+
+
+def test_check_module_catches_a_wrong_input_gradient_inside_a_network():
+    def wrong_tanh_backward(dout, cache):
+        return F.tanh_backward(dout, cache) * 1.01
+
+    class WrongTanh(nn.Module):
+        def forward(self, x):
+            out, cache = F.tanh(x.array)
+            return record(out, wrong_tanh_backward, cache, (x,), "wrong_tanh")
+
+    net = nn.Sequential(nn.Linear(3, 4), WrongTanh(), nn.Linear(4, 2)).double()
+    result = check_module(net, np.random.default_rng(1).standard_normal((2, 3)))
+    assert not result.ok(TOL)
+    assert result.where[0] in ("x", "0.weight", "0.bias")  # only what lies before the wrong op is off
+
+
+def test_check_module_leaves_the_parameters_grads_and_values_as_they_were():
+    net = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2)).double()
+    x = np.random.default_rng(2).standard_normal((2, 3))
+    net(x).sum().backward()
+    before = {name: (p.array.copy(), p.grad.array.copy()) for name, p in net.named_parameters()}
+    x_before = x.copy()
+    assert check_module(net, x).ok(TOL)
+    for name, p in net.named_parameters():
+        np.testing.assert_array_equal(p.array, before[name][0], err_msg=name)
+        np.testing.assert_array_equal(p.grad.array, before[name][1], err_msg=name)
+    np.testing.assert_array_equal(x, x_before)
+
+
+def test_check_module_skips_frozen_parameters():
+    net = nn.Linear(3, 2).double()
+    net.bias.requires_grad_(False)
+    result = check_module(net, np.random.default_rng(3).standard_normal((2, 3)))
+    assert result.ok(TOL)
+    assert net.bias.grad is None
 
 
 def test_gradcheck_leaves_its_inputs_unchanged():

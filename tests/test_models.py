@@ -59,13 +59,27 @@ def test_parameter_count_and_names_equal_torch(name, twin, shape):
 def test_outputs_equal_torch_with_the_same_weights(name, twin, shape):
     minicnn.seed(0)
     ours, theirs = models.get_model(name), twin()
-    theirs.load_state_dict({k: torch.from_numpy(v) for k, v in ours.state_dict().items()})
+    theirs.load_state_dict({k: torch.from_numpy(v.numpy()) for k, v in ours.state_dict().items()})
     x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
     with torch.no_grad():
         expected = theirs(torch.from_numpy(x)).numpy()
     out = ours(x)
     assert out.shape == (shape[0], 10) and out.dtype == np.float32
-    np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(out.detach().numpy(), expected, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("name, twin, shape", CASES, ids=[c[0] for c in CASES])
+def test_gradients_of_a_training_step_equal_torchs_with_the_same_weights(name, twin, shape):
+    minicnn.seed(0)
+    ours, theirs = models.get_model(name).double(), twin().double()
+    theirs.load_state_dict({k: torch.from_numpy(v.numpy()) for k, v in ours.state_dict().items()})
+    rng = np.random.default_rng(1)
+    x, y = rng.standard_normal(shape), rng.integers(0, 10, shape[0])
+    minicnn.nn.CrossEntropyLoss()(ours(x), y).backward()
+    tnn.CrossEntropyLoss()(theirs(torch.from_numpy(x)), torch.from_numpy(y)).backward()
+    t_params = dict(theirs.named_parameters())
+    for k, p in ours.named_parameters():
+        np.testing.assert_allclose(p.grad.numpy(), t_params[k].grad.numpy(), rtol=1e-9, atol=1e-12, err_msg=k)
 
 
 def test_the_documented_parameter_counts():

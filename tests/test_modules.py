@@ -1,10 +1,13 @@
 """minicnn.nn against torch.nn: each layer with torch's weights copied in gives torch's
-output, dx and parameter gradients; default and named initialisers follow torch's
-formulas; errors say which layer, what it expected and what it got; the Module API
-(names, state_dict, zero_grad, train/eval, Sequential, repr) behaves as torch's does.
+output, and loss.backward() gives torch's dx and parameter gradients; default and named
+initialisers follow torch's formulas; errors say which layer, what it expected and what it
+got; the Module API (names, state_dict, zero_grad, train/eval, Sequential, repr) behaves as
+torch's does.
 """
 
+import copy
 import math
+import re
 
 import numpy as np
 import pytest
@@ -35,8 +38,18 @@ def torch_dtype(dtype):
 
 def copy_weights_into_torch(ours, theirs):
     """Load our parameters into the torch module (same names), in its dtype."""
-    state = {k: torch.tensor(v) for k, v in ours.state_dict().items()}
+    state = {k: torch.tensor(to_numpy(v)) for k, v in ours.state_dict().items()}
     theirs.load_state_dict(state, strict=True)
+
+
+def forward_backward(module, x, dout=None, seed=1):
+    """out = module(x) for an input that requires grad, then out.backward(dout): (out, dout, dx)."""
+    xt = minicnn.tensor(to_device(x), requires_grad=True)
+    out = module(xt)
+    if dout is None:
+        dout = np.random.default_rng(seed).standard_normal(tuple(out.shape)).astype(out.dtype)
+    out.backward(minicnn.tensor(to_device(dout)))
+    return out, dout, xt.grad
 
 
 def compare_with_torch(ours, theirs, x, dtype):
@@ -44,9 +57,7 @@ def compare_with_torch(ours, theirs, x, dtype):
     ours.to(dtype=dtype)
     theirs.to(torch_dtype(dtype))
     copy_weights_into_torch(ours, theirs)
-    out = ours(to_device(x))
-    dout = np.random.default_rng(1).standard_normal(out.shape).astype(dtype)
-    dx = ours.backward(to_device(dout))
+    out, dout, dx = forward_backward(ours, x)
 
     t_x = torch.tensor(x, requires_grad=True)
     t_out = theirs(t_x)
@@ -90,8 +101,9 @@ def test_conv2d_layer_matches_torch_on_every_call_of_a_loop_with_changing_batch_
         t_x = torch.tensor(x, requires_grad=True)
         t_out = theirs(t_x)
         t_out.backward(torch.tensor(dout))
-        assert_matches(ours(to_device(x)), t_out, np.float64)
-        assert_matches(ours.backward(to_device(dout)), t_x.grad, np.float64)
+        out, _, dx = forward_backward(ours, x, dout)
+        assert_matches(out, t_out, np.float64)
+        assert_matches(dx, t_x.grad, np.float64)
         assert_matches(ours.weight.grad, theirs.weight.grad, np.float64)
 
 
@@ -137,8 +149,8 @@ def test_dropout_layer_in_training_scales_by_one_over_one_minus_p_and_backward_r
     minicnn.seed(0)
     layer = nn.Dropout(0.25)
     x = np.random.default_rng(0).uniform(1, 2, (40, 50)).astype(dtype)
-    out = to_numpy(layer(to_device(x)))
-    dx = to_numpy(layer.backward(to_device(np.ones_like(x))))
+    out, _, dx = forward_backward(layer, x, np.ones_like(x))
+    out, dx = to_numpy(out), to_numpy(dx)
     kept = out != 0
     assert 0.2 < 1 - kept.mean() < 0.3
     np.testing.assert_allclose(out[kept], x[kept] / dtype(0.75), rtol=1e-6)
@@ -153,6 +165,7 @@ def test_dropout_masks_follow_minicnn_seed(backend):
     minicnn.seed(3)
     b = to_numpy(nn.Dropout(0.5)(x))
     np.testing.assert_array_equal(a, b)
+    assert (a == 0).any() and (a != 0).any()
 
 
 def lenet_like(lib, **kw):
@@ -177,13 +190,15 @@ def test_cross_entropy_loss_matches_torch_value_and_grad(backend, dtype, N, K, s
     rng = np.random.default_rng(seed)
     logits, labels = (rng.standard_normal((N, K)) * 3).astype(dtype), rng.integers(0, K, N)
     crit = nn.CrossEntropyLoss()
-    loss = crit(to_device(logits), to_device(labels))
-    dlogits = crit.backward()
+    ours = minicnn.tensor(to_device(logits), requires_grad=True)
+    loss = crit(ours, to_device(labels))
+    loss.backward()
     t_logits = torch.tensor(logits, requires_grad=True)
     t_loss = torch.nn.CrossEntropyLoss()(t_logits, torch.tensor(labels))
     t_loss.backward()
-    assert loss == pytest.approx(t_loss.item(), rel=TOL[dtype]["rtol"], abs=TOL[dtype]["atol"])
-    assert_matches(dlogits, t_logits.grad, dtype)
+    assert loss.shape == () and loss.dtype == dtype  # a 0-d Tensor, as torch's
+    assert loss.item() == pytest.approx(t_loss.item(), rel=TOL[dtype]["rtol"], abs=TOL[dtype]["atol"])
+    assert_matches(ours.grad, t_logits.grad, dtype)
 
 
 # -- dtypes ---------------------------------------------------------------------------------------
@@ -199,8 +214,8 @@ ALL_LAYERS = [
 @pytest.mark.parametrize("make", ALL_LAYERS)
 def test_every_layer_keeps_the_dtype_of_input_output_and_gradients(backend, dtype, make):
     layer = make().to(dtype=dtype)
-    out = layer(to_device(np.ones((2, 3, 4, 4), dtype=dtype)))
-    dx = layer.backward(to_device(np.ones(out.shape, dtype=dtype)))
+    x = np.random.default_rng(0).standard_normal((2, 3, 4, 4)).astype(dtype)
+    out, _, dx = forward_backward(layer, x)
     assert out.dtype == dx.dtype == dtype
     for p in layer.parameters():
         assert p.dtype == p.grad.dtype == dtype
@@ -214,9 +229,10 @@ def test_layers_are_float32_by_default_and_double_makes_them_float64(backend):
 
 
 def test_cross_entropy_loss_gradient_keeps_float32(backend):
-    crit = nn.CrossEntropyLoss()
-    crit(to_device(np.zeros((2, 3), np.float32)), to_device(np.array([0, 2])))
-    assert crit.backward().dtype == np.float32
+    logits = minicnn.tensor(to_device(np.zeros((2, 3), np.float32)), requires_grad=True)
+    loss = nn.CrossEntropyLoss()(logits, to_device(np.array([0, 2])))
+    loss.backward()
+    assert loss.dtype == logits.grad.dtype == np.float32
 
 
 # -- initialisation --------------------------------------------------------------------------
@@ -312,7 +328,7 @@ def test_the_same_seed_gives_the_same_initial_weights():
     minicnn.seed(42)
     b = lenet_like(nn).state_dict()
     for k in a:
-        np.testing.assert_array_equal(a[k], b[k])
+        np.testing.assert_array_equal(a[k].numpy(), b[k].numpy())
 
 
 # -- errors ---------------------------------------------------------------------------------
@@ -350,11 +366,11 @@ def test_linear_after_flatten_in_a_sequential_names_the_flattened_shape():
     net = nn.Sequential(nn.Conv2d(1, 64, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(1600, 10))
     with pytest.raises(ValueError) as info:
         net(np.zeros((2, 1, 8, 8), np.float32))
-    message = str(info.value)
-    assert "layer (3) of the Sequential" in message
+    message = "\n".join([str(info.value)] + getattr(info.value, "__notes__", []))
+    assert re.search(r"layer \(?'?3'?\)? of the Sequential", message), message
     assert "Linear(in_features=1600" in message
     assert "4096 features arrived for 1600" in message
-    assert "turned (2, 64, 8, 8) into 4096 features" in message
+    assert "(2, 64, 8, 8), flattened: 64 * 8 * 8 = 4096" in message
 
 
 def test_pool_whose_window_exceeds_the_input_says_so():
@@ -363,7 +379,12 @@ def test_pool_whose_window_exceeds_the_input_says_so():
 
 
 def test_a_layer_given_the_wrong_rank_says_what_shape_it_expected():
-    with pytest.raises(ValueError, match=r"Linear\(in_features=4.*expected input of shape \(N, 4\), got shape \(2, 2, 2\)"):
+    with pytest.raises(ValueError, match=r"MaxPool2d\(kernel_size=2.*expected input of shape \(N, C, H, W\), "
+                                         r"got shape \(4, 4\)"):
+        nn.MaxPool2d(2)(np.zeros((4, 4), np.float32))
+    # Linear, as torch's, acts on the last dim of any rank: there the feature count is what is checked
+    assert nn.Linear(4, 2)(np.zeros((3, 5, 4), np.float32)).shape == (3, 5, 2)
+    with pytest.raises(ValueError, match=r"Linear\(in_features=4.*expected input of shape \(N, 4\), got \(2, 2, 2\)"):
         nn.Linear(4, 2)(np.zeros((2, 2, 2), np.float32))
 
 
@@ -379,25 +400,44 @@ def test_cross_entropy_loss_with_labels_out_of_range_names_the_range():
         nn.CrossEntropyLoss()(np.zeros((2, 3), np.float32), np.array([0, 5]))
 
 
-def test_load_state_dict_with_a_shape_mismatch_names_the_key():
+def test_load_state_dict_with_a_shape_mismatch_names_the_key_as_torch_does():
     state = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2)).state_dict()
     state["2.weight"] = np.zeros((2, 5), np.float32)
-    with pytest.raises(ValueError, match=r"'2.weight' has shape \(2, 5\) in the state, but the model's parameter has shape \(2, 3\)"):
+    with pytest.raises(RuntimeError, match=r"size mismatch for 2.weight: copying a param with shape \(2, 5\) from "
+                                           r"checkpoint, the shape in current model is \(2, 3\)"):
         nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2)).load_state_dict(state)
 
 
 def test_load_state_dict_names_missing_and_unexpected_keys():
     state = nn.Sequential(nn.Linear(4, 3)).state_dict()
     state["1.weight"] = state.pop("0.bias")
-    with pytest.raises(ValueError, match=r"missing keys \['0.bias'\], unexpected keys \['1.weight'\]"):
+    with pytest.raises(RuntimeError, match=r"missing keys \['0.bias'\], unexpected keys \['1.weight'\]"):
         nn.Sequential(nn.Linear(4, 3)).load_state_dict(state)
 
 
-def test_backward_before_forward_is_a_clear_runtime_error():
-    for module in (nn.Conv2d(1, 1, 3), nn.Linear(2, 2), nn.MaxPool2d(2), nn.ReLU(), nn.Dropout(),
-                   nn.Sequential(nn.Linear(2, 2), nn.ReLU()), nn.CrossEntropyLoss()):
-        with pytest.raises(RuntimeError, match=r"backward\(\) was called before forward\(\)"):
-            module.backward(np.ones((1, 2), np.float32))
+@pytest.mark.parametrize("make", [lambda: nn.Conv2d(1, 1, 3), lambda: nn.Linear(5, 5), lambda: nn.MaxPool2d(2),
+                                  lambda: nn.ReLU(), lambda: nn.Dropout(),
+                                  lambda: nn.Sequential(nn.Linear(5, 5), nn.ReLU())],
+                         ids=["Conv2d", "Linear", "MaxPool2d", "ReLU", "Dropout", "Sequential"])
+def test_backward_of_an_output_nothing_recorded_is_a_clear_runtime_error(make):
+    """The successor of 'backward before forward': an output computed under no_grad (or from nothing
+    that requires grad) has no graph, and its backward() says so, as torch's does."""
+    module = make()
+    with minicnn.no_grad():
+        out = module(np.ones((1, 1, 5, 5), np.float32))
+    with pytest.raises(RuntimeError, match=r"does not require grad and does not have a grad_fn.*no_grad"):
+        out.sum().backward()
+    with pytest.raises(RuntimeError, match="does not require grad"):
+        nn.ReLU()(np.ones((2, 2), np.float32)).sum().backward()
+
+
+def test_a_second_backward_through_the_same_graph_is_a_clear_runtime_error_naming_the_layer():
+    net = nn.Sequential(nn.Linear(3, 2), nn.Tanh(), nn.Linear(2, 1))
+    out = net(np.ones((4, 3), np.float32))
+    out.backward(minicnn.ones_like(out))
+    with pytest.raises(RuntimeError, match=r"backward through the graph a second time \(linear in Linear\(in_features=2"
+                                           r".*retain_graph=True"):
+        out.backward(minicnn.ones_like(out))
 
 
 # -- module API ---------------------------------------------------------------------------------
@@ -421,13 +461,23 @@ def test_nested_sequential_names_its_parameters_like_torch():
 
 def test_state_dict_round_trip_reproduces_the_network(backend):
     x = to_device(np.random.default_rng(0).standard_normal((2, 1, 8, 8)).astype(np.float32))
-    a, b = lenet_like(nn), lenet_like(nn)
+    a, b = lenet_like(nn).to(minicnn.backend.backend_name()), lenet_like(nn)
     state = a.state_dict()
-    assert all(isinstance(v, np.ndarray) for v in state.values())
+    assert all(isinstance(v, minicnn.Tensor) and not v.requires_grad for v in state.values())
     b.load_state_dict(state)
+    b.to(minicnn.backend.backend_name())
     np.testing.assert_array_equal(to_numpy(a(x)), to_numpy(b(x)))
-    state["0.weight"][...] = 0  # the state is a copy, not a view of the parameters
+    b[0].weight.data.zero_()  # loading copied the values: b has its own
     assert (to_numpy(a[0].weight.data) != 0).any()
+
+
+def test_state_dict_shares_memory_with_the_model_as_torchs_and_a_deepcopy_is_a_snapshot():
+    net = nn.Linear(3, 2)
+    snapshot = copy.deepcopy(net.state_dict())
+    live = net.state_dict()
+    net.weight.data.fill_(7.0)
+    assert (live["weight"].numpy() == 7).all()  # torch's state_dict holds detached views too
+    assert (snapshot["weight"].numpy() != 7).all()
 
 
 def test_load_state_dict_keeps_the_models_dtype():
@@ -438,11 +488,14 @@ def test_load_state_dict_keeps_the_models_dtype():
 
 def test_zero_grad_clears_every_gradient():
     net = nn.Sequential(nn.Linear(3, 2), nn.ReLU(), nn.Linear(2, 1))
-    net(np.ones((4, 3), np.float32))
-    net.backward(np.ones((4, 1), np.float32))
+    net(np.ones((4, 3), np.float32)).sum().backward()
     assert all(p.grad is not None for p in net.parameters())
     net.zero_grad()
     assert all(p.grad is None for p in net.parameters())
+    net(np.ones((4, 3), np.float32)).sum().backward()
+    net.zero_grad(set_to_none=False)  # torch's other form: zeros of the same shape and dtype
+    assert all(p.grad.shape == p.shape and p.grad.dtype == p.dtype and not p.grad.numpy().any()
+               for p in net.parameters())
 
 
 def test_gradients_accumulate_over_two_backward_passes_as_in_torch():
@@ -452,12 +505,11 @@ def test_gradients_accumulate_over_two_backward_passes_as_in_torch():
     rng = np.random.default_rng(0)
     for _ in range(2):
         x, dout = rng.standard_normal((2, 1, 8, 8)), rng.standard_normal((2, 3))
-        ours(x)
-        ours.backward(dout)
+        ours(x).backward(minicnn.tensor(dout))
         theirs(torch.tensor(x)).backward(torch.tensor(dout))
     t_params = dict(theirs.named_parameters())
     for name, p in ours.named_parameters():
-        np.testing.assert_allclose(p.grad, t_params[name].grad.numpy(), rtol=1e-10, atol=1e-10)
+        np.testing.assert_allclose(p.grad.numpy(), t_params[name].grad.numpy(), rtol=1e-10, atol=1e-10)
 
 
 def test_train_and_eval_set_the_mode_of_every_submodule():
@@ -476,7 +528,7 @@ def test_sequential_indexing_and_slicing_share_the_layers():
     head = net[:4]
     assert isinstance(head, nn.Sequential) and len(head) == 4
     assert all(a is b for a, b in zip(head, list(net)[:4]))
-    head[0].weight.data[...] = 0  # a shared layer: the change shows in the whole network
+    head[0].weight.data.zero_()  # a shared layer: the change shows in the whole network
     assert (to_numpy(net[0].weight.data) == 0).all()
     x = np.ones((1, 1, 8, 8), np.float32)
     assert head(x).shape == (1, 6, 2, 2)
@@ -497,10 +549,15 @@ def test_repr_matches_torchs_print_for_conv_linear_and_sequential():
     assert repr(build(nn)) == repr(build(torch.nn))
 
 
-def test_repr_of_pooling_layers_starts_like_torchs():
+def test_repr_of_pooling_and_dropout_layers_starts_like_torchs():
     assert repr(torch.nn.MaxPool2d(2)).startswith(repr(nn.MaxPool2d(2))[:-1])
     assert repr(nn.AvgPool2d(3, 1, 1)) == repr(torch.nn.AvgPool2d(3, 1, 1))
-    assert repr(nn.Dropout(0.3)) in repr(torch.nn.Dropout(0.3)).replace(", inplace=False", "")
+    assert repr(nn.Dropout(0.3)) == repr(torch.nn.Dropout(0.3))
+
+
+@pytest.mark.xfail(strict=True, reason="nn/layers.py: MaxPool2d's repr omits torch's dilation=1, ceil_mode=False")
+def test_repr_of_max_pool2d_equals_torchs():
+    assert repr(nn.MaxPool2d(3, 2, 1)) == repr(torch.nn.MaxPool2d(3, 2, 1))
 
 
 def test_to_dtype_casts_in_place_and_returns_the_module():
@@ -509,28 +566,47 @@ def test_to_dtype_casts_in_place_and_returns_the_module():
     assert net.weight.dtype == np.float64
 
 
-@pytest.mark.parametrize("make", [lambda: nn.ReLU(), lambda: nn.Tanh(), lambda: nn.Sigmoid(), lambda: nn.Flatten(),
-                                  lambda: nn.Dropout(0.5), lambda: nn.GlobalAvgPool2d(), lambda: nn.GlobalMaxPool2d()],
-                         ids=["ReLU", "Tanh", "Sigmoid", "Flatten", "Dropout", "GlobalAvgPool2d", "GlobalMaxPool2d"])
-def test_any_layer_used_twice_in_one_forward_pass_refuses_its_second_backward(make):
-    layer = make()
-    x = np.random.default_rng(7).standard_normal((2, 3, 4, 4))
-    out = layer(layer(x)) if not isinstance(layer, nn.Flatten) else layer(x)
-    layer.backward(np.ones_like(out))
-    with pytest.raises(RuntimeError, match=r"backward\(\) ran twice after one forward\(\)"):
-        layer.backward(np.ones_like(out))
+TWICE = {"ReLU": (nn.ReLU, torch.nn.ReLU), "Tanh": (nn.Tanh, torch.nn.Tanh), "Sigmoid": (nn.Sigmoid, torch.nn.Sigmoid),
+         "Flatten": (lambda: nn.Flatten(2), lambda: torch.nn.Flatten(2)),  # (N, C, H*W), then the identity
+         "GlobalAvgPool2d": (nn.GlobalAvgPool2d, lambda: torch.nn.AdaptiveAvgPool2d(1)),
+         "GlobalMaxPool2d": (nn.GlobalMaxPool2d, lambda: torch.nn.AdaptiveMaxPool2d(1))}
 
 
-def test_linear_used_twice_in_one_forward_pass_refuses_its_second_backward():
-    layer = nn.Linear(3, 3, dtype=np.float64)
-    net = nn.Sequential(layer, nn.Tanh(), layer)
-    out = net(np.random.default_rng(8).standard_normal((2, 3)))
-    with pytest.raises(RuntimeError, match=r"backward\(\) ran twice after one forward\(\)"):
-        net.backward(np.ones_like(out))
+@pytest.mark.parametrize("name", sorted(TWICE))
+def test_any_layer_used_twice_in_one_forward_pass_gets_torchs_gradient_of_both_uses(name):
+    """Once refused ('backward() ran twice after one forward()'): each use is now its own node."""
+    make, make_theirs = TWICE[name]
+    ours, theirs = make(), make_theirs()
+    x = np.random.default_rng(7).permutation(96).reshape(2, 3, 4, 4) / 40 - 1.2  # no ties for the max
+    compare_with_torch(nn.Sequential(ours, ours), torch.nn.Sequential(theirs, theirs), x, np.float64)
+
+
+def test_dropout_used_twice_draws_two_masks_and_backward_applies_each():
+    minicnn.seed(0)
+    layer = nn.Dropout(0.5)
+    x = np.ones((50, 40))
+    xt = minicnn.tensor(x, requires_grad=True)
+    first = layer(xt)
+    out = layer(first)
+    out.backward(minicnn.ones_like(out))
+    m1, out = first.detach().numpy() / 2, out.detach().numpy() / 4  # the masks, as 0 / 1
+    assert ((out == 0) | (out == 1)).all() and (out <= m1).all()
+    assert (m1 != (out != 0)).any()  # the second use drew a mask of its own
+    np.testing.assert_array_equal(xt.grad.numpy(), 4 * out)  # d out / dx = mask1 * mask2 / (1 - p)^2
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_linear_used_twice_in_one_forward_pass_gets_torchs_gradient_of_both_uses(dtype):
+    minicnn.seed(0)
+    layer, t_layer = nn.Linear(3, 3), torch.nn.Linear(3, 3)
+    compare_with_torch(nn.Sequential(layer, nn.Tanh(), layer), torch.nn.Sequential(t_layer, torch.nn.Tanh(), t_layer),
+                       np.random.default_rng(8).standard_normal((2, 3)).astype(dtype), dtype)
 
 
 @pytest.mark.parametrize("first", ["conv", "linear"])
-def test_sequential_backward_without_input_grad_gives_the_same_parameter_grads_and_no_dx(first):
+def test_an_input_that_needs_no_grad_gives_the_same_parameter_grads_and_no_dx(first):
+    """The successor of backward(dout, input_grad=False): the first layer skips dx when its
+    input does not require grad (as torch), and the parameter gradients are bit-identical."""
     rng = np.random.default_rng(9)
     if first == "conv":
         make = lambda: nn.Sequential(nn.Conv2d(2, 3, 3, dtype=np.float64), nn.Tanh(), nn.Flatten(),  # noqa: E731
@@ -544,9 +620,10 @@ def test_sequential_backward_without_input_grad_gives_the_same_parameter_grads_a
     full = make()
     minicnn.seed(0)
     skip = make()
-    dout = rng.standard_normal(full(x).shape)
-    skip(x)
-    assert full.backward(dout) is not None
-    assert skip.backward(dout, input_grad=False) is None
+    out, dout, dx = forward_backward(full, x)
+    assert dx is not None and dx.shape == x.shape
+    plain = minicnn.tensor(x)  # requires_grad=False
+    skip(plain).backward(minicnn.tensor(dout))
+    assert plain.grad is None
     for (name, p), (_, q) in zip(full.named_parameters(), skip.named_parameters()):
-        np.testing.assert_array_equal(p.grad, q.grad, err_msg=name)
+        np.testing.assert_array_equal(p.grad.numpy(), q.grad.numpy(), err_msg=name)

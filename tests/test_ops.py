@@ -1,5 +1,6 @@
-"""minicnn.ops against torch.nn.functional: every op, forward and every gradient,
-on random shapes, strides, paddings and dilations drawn by hypothesis.
+"""minicnn.ops (the array pairs) against torch.nn.functional: every op, forward and every
+gradient, on random shapes, strides, paddings and dilations drawn by hypothesis (only valid
+cases are drawn, so every example checks something).
 
 float64 agrees with torch to 1e-10 (relative and absolute); float32 to 1e-4 relative
 (1e-5 absolute for values near zero). Each test runs on every available backend.
@@ -220,6 +221,51 @@ def test_max_pool2d_without_stride_uses_the_kernel_size_as_torch_does(backend):
 
 
 @pytest.mark.parametrize("impl", IMPLS)
+@settings(max_examples=30)
+@given(case=pool_cases(), seed=seeds, nan_fraction=st.sampled_from([0.1, 0.5, 1.0]))
+def test_max_pool2d_propagates_nan_and_sends_its_gradient_where_torch_does(backend, impl, case, seed, nan_fraction):
+    x_shape, kernel, stride, padding = case
+    rng = np.random.default_rng(seed)
+    x = rng.permutation(np.prod(x_shape)).reshape(x_shape) / 7.0
+    x[tuple(rng.integers(0, n) for n in x_shape)] = np.nan  # at least one NaN, often many
+    x[rng.random(x_shape) < nan_fraction / 2] = np.nan
+    out, cache = F.max_pool2d(to_device(x), kernel, stride, padding, impl=impl)
+    (dout,) = random_arrays(seed, np.float64, out.shape)
+    dx = F.max_pool2d_backward(to_device(dout), cache)
+    t_out, (t_dx,) = torch_forward_backward(lambda x: TF.max_pool2d(x, kernel, stride, padding), [x], dout)
+    np.testing.assert_array_equal(to_numpy(out), t_out.detach().numpy())  # NaN where torch has NaN
+    assert_matches(dx, t_dx, np.float64)  # a window with NaNs sends its gradient to torch's NaN
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("dtype", [np.int32, np.int64, np.uint8])
+@settings(max_examples=15)
+@given(case=pool_cases(), seed=seeds)
+def test_max_pool2d_pads_integer_input_with_the_lowest_value_of_its_dtype(backend, impl, dtype, case, seed):
+    x_shape, kernel, stride, padding = case
+    info = np.iinfo(dtype)
+    x = np.random.default_rng(seed).integers(info.min, info.min + 3, x_shape, endpoint=True).astype(dtype)
+    out, _ = F.max_pool2d(to_device(x), kernel, stride, padding, impl=impl)
+    assert out.dtype == dtype
+    expected = TF.max_pool2d(torch.tensor(x.astype(np.int64)), kernel, stride, padding).numpy()
+    np.testing.assert_array_equal(to_numpy(out), expected)  # a zero from the padding never wins
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@settings(max_examples=30)
+@given(shape=st.tuples(st.integers(1, 2), st.integers(1, 3), st.integers(1, 9), st.integers(1, 9)),
+       output_size=st.tuples(st.integers(1, 5), st.integers(1, 5)), seed=seeds)
+def test_adaptive_avg_pool2d_and_its_grad_match_torch_for_any_output_size(backend, dtype, shape, output_size, seed):
+    (x,) = random_arrays(seed, dtype, shape)
+    out, cache = F.adaptive_avg_pool2d(to_device(x), output_size)
+    (dout,) = random_arrays(seed + 1, dtype, out.shape)
+    dx = F.adaptive_avg_pool2d_backward(to_device(dout), cache)
+    t_out, (t_dx,) = torch_forward_backward(lambda t: TF.adaptive_avg_pool2d(t, output_size), [x], dout)
+    assert_matches(out, t_out, dtype)
+    assert_matches(dx, t_dx, dtype)
+
+
+@pytest.mark.parametrize("impl", IMPLS)
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("count_include_pad", [True, False])
 @settings(max_examples=30)
@@ -409,6 +455,11 @@ def test_dropout_rejects_p_outside_zero_one(backend):
 # -- loss ---------------------------------------------------------------------------------------
 
 
+def one(dtype):
+    """The gradient of a 0-d loss as autograd hands it to the backward: a 0-d array of its dtype."""
+    return to_device(np.ones((), dtype=dtype))
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @settings(max_examples=30)
 @given(N=st.integers(1, 8), K=st.integers(1, 6), scale=st.sampled_from([0.1, 1.0, 30.0]), seed=seeds)
@@ -417,21 +468,21 @@ def test_softmax_cross_entropy_value_and_grad_match_torch_mean_reduction(backend
     logits = (rng.standard_normal((N, K)) * scale).astype(dtype)
     labels = rng.integers(0, K, N)
     loss, cache = F.softmax_cross_entropy(to_device(logits), to_device(labels))
-    dlogits = F.softmax_cross_entropy_backward(1.0, cache)
+    dlogits = F.softmax_cross_entropy_backward(one(dtype), cache)
     t_logits = torch.tensor(logits, requires_grad=True)
     t_loss = TF.cross_entropy(t_logits, torch.tensor(labels))
     t_loss.backward()
-    assert isinstance(loss, float)
-    assert loss == pytest.approx(t_loss.item(), **({"rel": 1e-10, "abs": 1e-10} if dtype == np.float64
-                                                   else {"rel": 1e-4, "abs": 1e-5}))
+    # a 0-d array of the logits' own array type and dtype (not a Python float, not a NumPy scalar)
+    assert type(loss) is type(to_device(logits)) and loss.shape == ()
+    assert_matches(loss, t_loss, dtype)
     assert_matches(dlogits, t_logits.grad, dtype)
 
 
 def test_softmax_cross_entropy_backward_scales_with_dout(backend):
     logits, labels = to_device(np.random.default_rng(0).standard_normal((4, 3))), to_device(np.array([0, 2, 1, 1]))
     _, cache = F.softmax_cross_entropy(logits, labels)
-    np.testing.assert_allclose(to_numpy(F.softmax_cross_entropy_backward(2.5, cache)),
-                               2.5 * to_numpy(F.softmax_cross_entropy_backward(1.0, cache)), rtol=1e-14)
+    np.testing.assert_allclose(to_numpy(F.softmax_cross_entropy_backward(2.5 * one(np.float64), cache)),
+                               2.5 * to_numpy(F.softmax_cross_entropy_backward(one(np.float64), cache)), rtol=1e-14)
 
 
 def test_softmax_cross_entropy_is_finite_for_huge_logits(backend):
@@ -439,8 +490,66 @@ def test_softmax_cross_entropy_is_finite_for_huge_logits(backend):
     labels = np.array([2, 0])
     with np.errstate(over="raise", divide="raise", invalid="raise"):
         loss, cache = F.softmax_cross_entropy(to_device(logits), to_device(labels))
-    assert loss == pytest.approx(TF.cross_entropy(torch.tensor(logits), torch.tensor(labels)).item(), rel=1e-12)
-    assert np.isfinite(to_numpy(F.softmax_cross_entropy_backward(1.0, cache))).all()
+    assert float(loss) == pytest.approx(TF.cross_entropy(torch.tensor(logits), torch.tensor(labels)).item(), rel=1e-12)
+    assert np.isfinite(to_numpy(F.softmax_cross_entropy_backward(one(np.float64), cache))).all()
+
+
+@st.composite
+def nll_cases(draw):
+    """log-probabilities (N, C), targets (some possibly ignore_index), optional class weights, a reduction."""
+    N, C = draw(st.integers(1, 6)), draw(st.integers(1, 5))
+    ignore_index = draw(st.sampled_from([-100, 0, C - 1]))
+    target = draw(st.lists(st.integers(0, C - 1), min_size=N, max_size=N))
+    weighted = draw(st.booleans())
+    return N, C, np.array(target), ignore_index, weighted, draw(st.sampled_from(["mean", "sum", "none"]))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@settings(max_examples=40)
+@given(case=nll_cases(), seed=seeds)
+def test_nll_loss_and_its_grad_match_torch_for_weights_ignore_index_and_every_reduction(backend, dtype, case, seed):
+    N, C, target, ignore_index, weighted, reduction = case
+    rng = np.random.default_rng(seed)
+    logp = rng.standard_normal((N, C)).astype(dtype)
+    weight = rng.uniform(0.5, 2.0, C).astype(dtype) if weighted else None
+    out, cache = F.nll_loss(to_device(logp), to_device(target), None if weight is None else to_device(weight),
+                            ignore_index, reduction)
+    dout = rng.standard_normal(out.shape).astype(dtype)
+    dx = F.nll_loss_backward(to_device(dout), cache)
+    t_out, (t_dx,) = torch_forward_backward(
+        lambda t: TF.nll_loss(t, torch.tensor(target), None if weight is None else torch.tensor(weight),
+                              ignore_index=ignore_index, reduction=reduction), [logp], dout)
+    assert out.shape == tuple(t_out.shape) and type(out) is type(to_device(logp))
+    # an all-ignored batch: torch's mean is NaN (0/0) and its gradient 0; both compare equal here
+    np.testing.assert_array_equal(np.isnan(to_numpy(out)), np.isnan(t_out.detach().numpy()))
+    assert_matches(np.nan_to_num(to_numpy(out)), np.nan_to_num(t_out.detach().numpy()), dtype)
+    assert_matches(dx, t_dx, dtype)
+
+
+def test_nll_loss_mean_of_an_all_ignored_batch_is_nan_with_a_zero_gradient_like_torch(backend):
+    logp = np.log(np.full((2, 3), 1 / 3))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # 0/0 here is meant: no RuntimeWarning
+        out, cache = F.nll_loss(to_device(logp), to_device(np.array([1, 1])), ignore_index=1)
+        dx = to_numpy(F.nll_loss_backward(one(np.float64), cache))
+    t_logp = torch.tensor(logp, requires_grad=True)
+    TF.nll_loss(t_logp, torch.tensor([1, 1]), ignore_index=1).backward()
+    assert np.isnan(to_numpy(out))
+    np.testing.assert_array_equal(dx, t_logp.grad.numpy())  # zeros, not NaN
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@settings(max_examples=30)
+@given(shape=shapes, reduction=st.sampled_from(["mean", "sum", "none"]), seed=seeds)
+def test_mse_loss_and_its_grads_match_torch(backend, dtype, shape, reduction, seed):
+    x, y = random_arrays(seed, dtype, shape, shape)
+    out, cache = F.mse_loss(to_device(x), to_device(y), reduction)
+    (dout,) = random_arrays(seed + 1, dtype, out.shape)
+    dx, dy = F.mse_loss_backward(to_device(dout), cache)
+    t_out, (t_dx, t_dy) = torch_forward_backward(lambda a, b: TF.mse_loss(a, b, reduction=reduction), [x, y], dout)
+    assert_matches(out, t_out, dtype)
+    assert_matches(dx, t_dx, dtype)
+    assert_matches(dy, t_dy, dtype)
 
 
 @pytest.mark.parametrize("labels, match", [
@@ -466,6 +575,7 @@ OPS = {  # name: (forward taking x, backward); weights take the dtype of x
     "avg_pool2d": (lambda x: F.avg_pool2d(x, 3, 2, 1, False), F.avg_pool2d_backward),
     "global_avg_pool2d": (F.global_avg_pool2d, F.global_avg_pool2d_backward),
     "global_max_pool2d": (F.global_max_pool2d, F.global_max_pool2d_backward),
+    "adaptive_avg_pool2d": (lambda x: F.adaptive_avg_pool2d(x, (4, 3)), F.adaptive_avg_pool2d_backward),
     "relu": (F.relu, F.relu_backward),
     "sigmoid": (F.sigmoid, F.sigmoid_backward),
     "tanh": (F.tanh, F.tanh_backward),
@@ -488,9 +598,15 @@ def test_every_op_keeps_the_input_dtype_forward_and_backward(backend, dtype, op)
         assert g is None or g.dtype == dtype
 
 
-def test_softmax_cross_entropy_gradient_keeps_float32(backend):
-    _, cache = F.softmax_cross_entropy(to_device(np.zeros((2, 3), np.float32)), to_device(np.array([0, 1])))
-    assert F.softmax_cross_entropy_backward(1.0, cache).dtype == np.float32
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_every_loss_keeps_the_input_dtype_for_its_value_and_gradient(backend, dtype):
+    logits, labels = to_device(np.zeros((2, 3), dtype)), to_device(np.array([0, 1]))
+    loss, cache = F.softmax_cross_entropy(logits, labels)
+    assert loss.dtype == F.softmax_cross_entropy_backward(one(dtype), cache).dtype == dtype
+    loss, cache = F.nll_loss(logits, labels, to_device(np.ones(3, dtype)))
+    assert loss.dtype == F.nll_loss_backward(one(dtype), cache).dtype == dtype
+    loss, cache = F.mse_loss(logits, logits + 1)
+    assert loss.dtype == dtype and all(g.dtype == dtype for g in F.mse_loss_backward(one(dtype), cache))
 
 
 @pytest.mark.parametrize("call, error, match", [

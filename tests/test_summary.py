@@ -1,13 +1,18 @@
 """minicnn.summary: the layer table (shapes, parameters, MACs, memory) and the forward/backward
 shape trace, checked against torch twins of the same networks."""
 
+import math
+
 import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import minicnn
 import minicnn.nn as nn
+from minicnn import optim
+from minicnn.backend import default_rng
 from minicnn.summary import summary, trace
 
 
@@ -48,6 +53,32 @@ def nested_cnn():
     return net
 
 
+def residual_net(lib):
+    """Not a Sequential: a custom forward with F.relu, a residual add, x.view, a pool called twice
+    and a Parameter of the network itself. The same code builds it in minicnn (lib=minicnn) and in
+    torch (lib=torch), so that torch's forward hooks can tell what the shapes must be."""
+    T, F = lib.nn, lib.nn.functional
+
+    class Net(T.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv1 = T.Conv2d(3, 6, 3, padding=1)
+            self.conv2 = T.Conv2d(6, 6, 3, padding=1)
+            self.pool = T.MaxPool2d(2)
+            self.drop = T.Dropout(0.25)
+            self.fc = T.Linear(6 * 4 * 4, 5)
+            self.scale = T.Parameter(lib.ones(5))
+
+        def forward(self, x):
+            x = self.pool(F.relu(self.conv1(x)))      # (N, 6, 8, 8)
+            x = F.relu(x + self.conv2(x))             # residual: conv2 keeps the shape
+            x = self.pool(x)                          # (N, 6, 4, 4)
+            x = x.view(x.size(0), -1)                 # (N, 96)
+            return self.fc(self.drop(x)) * self.scale
+
+    return Net()
+
+
 def torch_twin(module):
     """The same network in torch (fresh weights: only shapes and counts are compared)."""
     T = torch.nn
@@ -70,17 +101,37 @@ def torch_twin(module):
     return simple[type(module)]()
 
 
-def torch_leaf_shapes(twin, x):
-    """Every leaf layer's output shape, in order, for the torch twin."""
-    shapes = []
-    hooks = [m.register_forward_hook(lambda m, i, o: shapes.append(tuple(o.shape)))
-             for m in twin.modules() if not list(m.children())]
+def torch_leaf_calls(twin, x):
+    """(name, input shape, output shape) of every leaf-layer call, in order, for a torch network."""
+    calls = []
+    hooks = [m.register_forward_hook(lambda m, i, o, name=name: calls.append((name, tuple(i[0].shape),
+                                                                               tuple(o.shape))))
+             for name, m in twin.named_modules() if not list(m.children())]
     twin.eval()
     with torch.no_grad():
         twin(torch.as_tensor(x))
     for h in hooks:
         h.remove()
-    return shapes
+    return calls
+
+
+def torch_leaf_shapes(twin, x):
+    """Every leaf layer's output shape, in order, for the torch twin."""
+    return [out for _, _, out in torch_leaf_calls(twin, x)]
+
+
+def grads(net):
+    """{name: a copy of the gradient array, or None}."""
+    return {name: None if p.grad is None else p.grad.numpy().copy() for name, p in net.named_parameters()}
+
+
+def assert_same_grads(a, b):
+    ga, gb = grads(a), grads(b)
+    assert list(ga) == list(gb)
+    for name in ga:
+        assert (ga[name] is None) == (gb[name] is None), name
+        if ga[name] is not None:
+            assert np.array_equal(ga[name], gb[name]), name
 
 
 NETWORKS = [(lenet5, (1, 1, 28, 28), 61_706), (cifar_cnn, (1, 3, 32, 32), 2_122_186),
@@ -170,20 +221,172 @@ def test_summary_names_nested_layers_with_dotted_paths():
                                            "classifier.0", "classifier.1", "classifier.2"]
 
 
-def test_summary_leaves_mode_caches_and_gradients_as_they_were():
+def test_summary_counts_a_shared_parameter_once_like_torch():
+    def tied(lib):
+        T = lib.nn
+
+        class Tied(T.Module):
+            def __init__(self):
+                super().__init__()
+                self.encoder, self.decoder, self.block = T.Linear(6, 6), T.Linear(6, 6), T.Linear(6, 6)
+                self.decoder.weight = self.encoder.weight     # tied weights
+                self.act = T.Tanh()
+
+            def forward(self, x):
+                x = self.block(self.act(self.block(x)))       # one layer called twice
+                return self.decoder(self.act(self.encoder(x)))
+        return Tied()
+
+    s = summary(tied(minicnn), (3, 6), print=False)
+    expected = sum(p.numel() for p in tied(torch).parameters())   # torch lists each Parameter once
+    assert s.total_params == s.trainable_params == expected == 3 * 6 + 3 * 36 - 36
+    assert s.param_bytes == expected * 4
+    assert [r["name"] for r in s.rows] == [name for name, _, _ in torch_leaf_calls(tied(torch), np.zeros((3, 6),
+                                                                                                        np.float32))]
+    assert s.total_macs == 4 * 3 * 6 * 6    # MACs are per call: four Linear calls
+
+
+def test_summary_counts_frozen_parameters_as_not_trainable_like_torch():
+    net = cifar_small_cnn()
+    twin = torch_twin(net)
+    for model in (net, twin):
+        for p in model[0].parameters():
+            p.requires_grad_(False)
+    s = summary(net, (1, 3, 32, 32), print=False)
+    assert s.total_params == 76_922
+    assert s.trainable_params == sum(p.numel() for p in twin.parameters() if p.requires_grad) == 76_922 - 608
+    assert "Trainable params:      76,314" in s
+
+
+def test_summary_takes_each_layers_macs_from_its_macs_method(monkeypatch):
+    class Scale(nn.Module):
+        """A custom layer that declares its own cost: one multiply per output value."""
+
+        def __init__(self):
+            super().__init__()
+            self.s = nn.Parameter(minicnn.ones(1))
+
+        def forward(self, x):
+            return x * self.s
+
+        def macs(self, input_shape, output_shape):
+            return math.prod(output_shape)
+
+    net = nn.Sequential(nn.Conv2d(1, 2, 3), Scale(), nn.ReLU())
+    s = summary(net, (2, 1, 5, 5), print=False)
+    assert [r["macs"] for r in s.rows] == [2 * 2 * 3 * 3 * 1 * 3 * 3, 2 * 2 * 3 * 3, 0]
+    assert s.total_macs == sum(r["macs"] for r in s.rows)
+    monkeypatch.setattr(nn.Conv2d, "macs", lambda self, input_shape, output_shape: 1234)
+    assert summary(net, (2, 1, 5, 5), print=False).rows[0]["macs"] == 1234   # no list of layer types
+
+
+def batch_norm_cnn():
+    """BatchNorm2d, whose running statistics an inspection must not move."""
+    return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Flatten(), nn.Linear(4 * 4 * 4, 3))
+
+
+INSPECTED = [(nested_cnn, (2, 3, 17, 15)), (lambda: residual_net(minicnn), (2, 3, 16, 16)),
+             (lenet5, (3, 1, 28, 28)), (batch_norm_cnn, (4, 3, 8, 8))]
+INSPECTED_IDS = ["nested_cnn", "residual_net", "lenet5", "batch_norm_cnn"]
+
+
+def inspect(net, x):
+    """Every inspection: on the batch itself, then on zeros of the batch's shape (where a buffer
+    shared with the pending backward would now hold other values), and on another batch size."""
+    trace(net, x, print=False)
+    trace(net, x.shape, print=False)
+    summary(net, tuple(x.shape), print=False)
+    summary(net, (1,) + tuple(x.shape[1:]), print=False)
+
+
+@pytest.mark.parametrize("build, shape", INSPECTED, ids=INSPECTED_IDS)
+def test_summary_and_trace_between_a_forward_and_its_backward_change_no_gradient(build, shape):
     rng = np.random.default_rng(0)
-    x = rng.standard_normal((2, 1, 28, 28)).astype(np.float32)
-    dout = rng.standard_normal((2, 10)).astype(np.float32)
-    reference, net = lenet5(), lenet5()
-    net.load_state_dict(reference.state_dict())
-    reference(x)
-    reference.backward(dout)
-    net(x)                               # a forward whose caches the backward below needs
-    summary(net, (5, 1, 28, 28), print=False)
-    net.backward(dout)
-    assert net.training and all(m.training for m in net.modules())
+    x = minicnn.from_numpy(rng.standard_normal(shape).astype(np.float32))
+    minicnn.seed(0)
+    net = build()
+    minicnn.seed(0)
+    reference = build()
+    g = None
+    for model, inspected in ((reference, False), (net, True)):
+        minicnn.seed(5)                       # the same dropout masks in both programs
+        out = model(x)                        # train mode: Dropout draws from minicnn's generator
+        if g is None:
+            g = minicnn.from_numpy(rng.standard_normal(tuple(out.shape)).astype(np.float32))
+        if inspected:
+            inspect(model, x)
+        loss = (out * g).sum()
+        loss.backward()
+        if not inspected:
+            rng_after = default_rng().bit_generator.state
+    assert_same_grads(net, reference)
+    assert default_rng().bit_generator.state == rng_after
+
+
+@pytest.mark.parametrize("build, shape", INSPECTED, ids=INSPECTED_IDS)
+def test_after_summary_and_trace_the_model_trains_exactly_like_one_never_inspected(build, shape):
+    x = minicnn.from_numpy(np.random.default_rng(1).standard_normal(shape).astype(np.float32))
+    minicnn.seed(0)
+    net = build()
+    minicnn.seed(0)
+    reference = build()
+    outputs = {}
+    for model, inspected in ((reference, False), (net, True)):
+        opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+        minicnn.seed(7)
+        outputs[inspected] = []
+        for step in range(2):
+            if inspected:
+                inspect(model, x)
+            opt.zero_grad()
+            out = model(x)
+            out.sum().backward()
+            outputs[inspected].append(out.detach().numpy().copy())
+            opt.step()
+        model(x).sum().backward()   # the gradients of a third step, to compare
+    for a, b in zip(outputs[True], outputs[False]):
+        assert np.array_equal(a, b)
+    assert_same_grads(net, reference)
     for (name, p), q in zip(net.named_parameters(), reference.parameters()):
-        np.testing.assert_array_equal(p.grad, q.grad, err_msg=name)
+        assert np.array_equal(p.detach().numpy(), q.detach().numpy()), name
+
+
+@pytest.mark.parametrize("build, shape", INSPECTED, ids=INSPECTED_IDS)
+def test_summary_and_trace_leave_modes_gradients_and_the_random_generator_as_they_were(build, shape):
+    net = build()
+    modules = list(net.modules())
+    for k, m in enumerate(modules):           # a mix of modes, which eval() inside must not flatten
+        object.__setattr__(m, "training", k % 2 == 0)
+    modes = [m.training for m in modules]
+    params = list(net.named_parameters())
+    sentinels = {}
+    for k, (name, p) in enumerate(params):    # some gradients set, some None, one parameter frozen
+        if k % 2 == 0:
+            p.grad = sentinels[name] = minicnn.full(tuple(p.shape), 7.0)
+    params[-1][1].requires_grad_(False)
+    versions = [p._version for _, p in params]
+    minicnn.seed(11)
+    default_rng().random(3)
+    rng_state = default_rng().bit_generator.state
+
+    state = {name: t.numpy().copy() for name, t in net.state_dict().items()}   # buffers too
+    x = np.random.default_rng(2).standard_normal(shape).astype(np.float32)
+    inspect(net, minicnn.from_numpy(x))
+
+    assert [m.training for m in modules] == modes
+    for name, t in net.state_dict().items():
+        assert np.array_equal(t.numpy(), state[name]), name
+    for name, p in params:
+        if name in sentinels:
+            assert p.grad is sentinels[name] and (p.grad.numpy() == 7.0).all(), name
+        else:
+            assert p.grad is None, name
+    assert [p.requires_grad for _, p in params] == [True] * (len(params) - 1) + [False]
+    assert [p._version for _, p in params] == versions
+    assert default_rng().bit_generator.state == rng_state
+    assert all(not m._forward_hooks and not m._forward_pre_hooks for m in modules)   # no hook left behind
+    assert all("forward" not in vars(m) and "backward" not in vars(m) for m in modules)
 
 
 def test_summary_runs_on_every_backend(backend):
@@ -206,7 +409,46 @@ def test_trace_forward_shapes_equal_torch_and_every_parameter_gets_a_gradient_sh
     assert grads == {name: tuple(p.shape) for name, p in net.named_parameters()}
     for name, shape in grads.items():
         assert f"{name}.grad {shape}" in t
-    assert [c["dx_shape"] for c in t.backward] == [c["input_shape"] for c in reversed(t.forward)]
+    # one backward row per recorded op; Dropout in eval mode records none (it returns its input, as torch's)
+    recorded = [c for c in reversed(t.forward) if not isinstance(c["layer"], nn.Dropout)]
+    assert [(c["name"], c["dout_shape"], c["dx_shape"]) for c in t.backward] == \
+        [(c["name"], c["output_shape"], c["input_shape"]) for c in recorded]
+    assert all(c["main"] for c in t.backward)
+
+
+def test_trace_of_a_custom_forward_lists_every_layer_call_with_torchs_shapes():
+    x = np.random.default_rng(3).standard_normal((2, 3, 16, 16)).astype(np.float32)
+    net = residual_net(minicnn)
+    t = trace(net, x, print=False)
+    expected = torch_leaf_calls(residual_net(torch), x)
+    assert [(c["name"], c["input_shape"], c["output_shape"]) for c in t.forward] == expected
+    assert [name for name, _, _ in expected] == ["conv1", "pool", "conv2", "pool", "drop", "fc"]
+
+    grads = {name: shape for c in t.backward for name, shape in c["grads"].items()}
+    assert grads == {name: tuple(p.shape) for name, p in net.named_parameters()}   # 'scale' included
+    # each leaf call that records an op has one main row, in reverse order, with torch's shapes
+    assert [(c["name"], c["dout_shape"], c["dx_shape"]) for c in t.backward if c["main"]] == \
+        [(name, out, inp) for name, inp, out in reversed(expected) if name != "drop"]
+    # the ops of the custom forward are rows too, labelled by the op
+    ops = [(c["name"], c["dout_shape"], c["dx_shape"]) for c in t.backward if not c["main"]]
+    assert ops == [("<mul>", (2, 5), (2, 5)), ("<view>", (2, 96), (2, 6, 4, 4)), ("<relu>", (2, 6, 8, 8), (2, 6, 8, 8)),
+                   ("<add>", (2, 6, 8, 8), (2, 6, 8, 8)), ("<relu>", (2, 6, 16, 16), (2, 6, 16, 16))]
+    assert "<view> (in Net.forward)" in t and "scale.grad (5,)" in t
+
+
+def test_trace_of_a_linear_on_3d_input_gives_its_formula_to_the_matmul_and_labels_the_reshapes():
+    t = trace(nn.Sequential(nn.Linear(4, 3)), (2, 5, 4), print=False)    # (C, H, W): N = 1
+    assert [(c["op"], c["main"], c["dout_shape"], c["dx_shape"]) for c in t.backward] == [
+        ("view", False, (1, 2, 5, 3), (10, 3)), ("linear", True, (10, 3), (10, 4)),
+        ("view", False, (10, 4), (1, 2, 5, 4))]
+    assert "dx = dout @ W = (10, 3) @ (3, 4) -> (10, 4)" in t and "(0) Linear(4, 3) <view>" in t
+
+
+def test_trace_inside_no_grad_still_walks_the_backward():
+    with minicnn.no_grad():
+        t = trace(cifar_small_cnn(), (2, 3, 32, 32), print=False)
+        assert not minicnn.is_grad_enabled()
+    assert len(t.backward) == len(t.forward) and t.backward[-1]["dx_shape"] == (2, 3, 32, 32)
 
 
 def test_trace_names_the_formula_behind_each_shape():
@@ -224,19 +466,6 @@ def test_trace_prints_and_returns_the_same_text(capsys):
     t = trace(cifar_small_cnn(), np.zeros((3, 32, 32), np.float32))
     assert capsys.readouterr().out.strip() == t.strip()
     assert t.forward[0]["input_shape"] == (1, 3, 32, 32)
-
-
-def test_trace_leaves_gradients_mode_and_caches_as_they_were():
-    net = nested_cnn()
-    x = np.random.default_rng(2).standard_normal((2, 3, 17, 15)).astype(np.float32)
-    sentinels = {name: np.full(p.shape, 7.0, np.float32) for name, p in net.named_parameters()}
-    for name, p in net.named_parameters():
-        p.grad = sentinels[name]
-    cache = net.features[0]._cache if hasattr(net.features[0], "_cache") else None
-    trace(net, x, print=False)
-    assert all(p.grad is sentinels[name] for name, p in net.named_parameters())
-    assert net.training and getattr(net.features[0], "_cache", None) is cache
-    assert all("forward" not in vars(m) and "backward" not in vars(m) for m in net.modules())
 
 
 def test_trace_casts_the_input_to_the_model_dtype():

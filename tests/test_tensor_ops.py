@@ -10,7 +10,7 @@ The value and gradient tests run on every available backend (NumPy; CuPy when a 
 import numpy as np
 import pytest
 import torch
-from hypothesis import assume, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
@@ -29,6 +29,14 @@ def torch_dtype_name(dtype):
     return str(dtype).replace("torch.", "")
 
 
+def assert_close(actual, expected, rtol, atol):
+    """Element-wise within rtol, and within atol scaled by the largest expected magnitude (at least 1):
+    a float32 sum that cancels down to a small entry keeps the absolute error of its big terms."""
+    finite = np.abs(expected[np.isfinite(expected)])
+    scale = max(1.0, float(finite.max())) if finite.size else 1.0
+    np.testing.assert_allclose(actual, expected, rtol=rtol, atol=atol * scale)
+
+
 def assert_same(ours, ref):
     """ours (a minicnn Tensor) has the type, dtype, shape and values of ref (a torch Tensor)."""
     assert isinstance(ours, mc.Tensor), f"expected a minicnn Tensor, got {type(ours).__name__}"
@@ -36,7 +44,7 @@ def assert_same(ours, ref):
     assert tuple(ours.shape) == tuple(ref.shape), f"shape {tuple(ours.shape)}, torch gives {tuple(ref.shape)}"
     actual, expected = to_numpy(ours.array), ref.detach().numpy()
     if actual.dtype.kind == "f":
-        np.testing.assert_allclose(actual, expected, **TOL[actual.dtype])
+        assert_close(actual, expected, **TOL[actual.dtype])
     else:
         np.testing.assert_array_equal(actual, expected)
 
@@ -117,7 +125,7 @@ BINARY = {
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("op", BINARY)
-@settings(max_examples=25)
+@settings(max_examples=25, deadline=None)
 @given(shapes=broadcast_pairs, seed=seeds)
 def test_binary_arithmetic_and_its_grads_match_torch_under_broadcasting(backend, dtype, op, shapes, seed):
     (a_shape, b_shape), _ = shapes
@@ -143,7 +151,7 @@ SCALAR_SIDES = {
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("expr", SCALAR_SIDES)
-@settings(max_examples=10)
+@settings(max_examples=10, deadline=None)
 @given(shape=shapes, seed=seeds)
 def test_arithmetic_with_a_python_scalar_on_either_side_matches_torch_and_keeps_the_dtype(backend, dtype, expr,
                                                                                             shape, seed):
@@ -152,7 +160,7 @@ def test_arithmetic_with_a_python_scalar_on_either_side_matches_torch_and_keeps_
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("exponent", [2, 3, 0, -1, -2, 0.5, 1.5, -0.5])
-@settings(max_examples=10)
+@settings(max_examples=10, deadline=None)
 @given(shape=shapes, seed=seeds)
 def test_pow_with_a_scalar_exponent_and_its_grad_match_torch(backend, dtype, exponent, shape, seed):
     x = away_from_zero(seed, shape, dtype) if isinstance(exponent, int) else positive(seed, shape, dtype)
@@ -160,7 +168,7 @@ def test_pow_with_a_scalar_exponent_and_its_grad_match_torch(backend, dtype, exp
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@settings(max_examples=10)
+@settings(max_examples=10, deadline=None)
 @given(shape=shapes, seed=seeds)
 def test_unary_minus_and_its_grad_match_torch(backend, dtype, shape, seed):
     check(lambda T, x: -x, normal(seed, shape, dtype), seed=seed)
@@ -186,7 +194,7 @@ def matmul_shapes(draw):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@settings(max_examples=40)
+@settings(max_examples=40, deadline=None)
 @given(case=matmul_shapes(), seed=seeds)
 def test_matmul_and_its_grads_match_torch_for_vectors_matrices_and_broadcast_batches(backend, dtype, case, seed):
     a_shape, b_shape = case
@@ -211,17 +219,14 @@ UNARY = {
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("name", UNARY)
-@settings(max_examples=10)
+@settings(max_examples=10, deadline=None)
 @given(shape=nonscalar_shapes, seed=seeds)
 def test_elementwise_functions_and_their_grads_match_torch(backend, dtype, name, shape, seed):
     fn, values = UNARY[name]
     check(fn, values(seed, shape, dtype), seed=seed)
 
 
-@pytest.mark.parametrize("name", [
-    pytest.param(name, marks=pytest.mark.xfail(strict=True, raises=TypeError, reason=(
-        "ops.activation.tanh_backward writes with out= into `out * out`, which NumPy makes a scalar for 0-d input")))
-    if name == "tanh" else name for name in UNARY])
+@pytest.mark.parametrize("name", list(UNARY))
 def test_elementwise_functions_and_their_grads_match_torch_on_a_0d_tensor(name):
     fn, values = UNARY[name]
     check(fn, values(0, (), np.float64))
@@ -243,7 +248,7 @@ def test_abs_has_gradient_zero_at_zero_as_torch(dtype):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("op", ["sum", "mean"])
-@settings(max_examples=25)
+@settings(max_examples=25, deadline=None)
 @given(case=shape_and_dims(), keepdim=st.booleans(), seed=seeds)
 def test_sum_and_mean_over_dims_match_torch(backend, dtype, op, case, keepdim, seed):
     shape, dim = case
@@ -252,7 +257,7 @@ def test_sum_and_mean_over_dims_match_torch(backend, dtype, op, case, keepdim, s
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("op", ["sum", "mean"])
-@settings(max_examples=10)
+@settings(max_examples=10, deadline=None)
 @given(shape=shapes, seed=seeds)
 def test_sum_and_mean_over_all_elements_match_torch(backend, dtype, op, shape, seed):
     check(lambda T, x: getattr(x, op)(), normal(seed, shape, dtype), seed=seed)
@@ -274,7 +279,7 @@ def test_sum_of_an_integer_tensor_is_int64_and_mean_of_one_raises_as_torch():
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("op", ["max", "min"])
-@settings(max_examples=25)
+@settings(max_examples=25, deadline=None)
 @given(case=shape_and_dim(), keepdim=st.booleans(), seed=seeds)
 def test_max_and_min_along_a_dim_return_values_and_indices_like_torch(backend, dtype, op, case, keepdim, seed):
     shape, dim = case
@@ -301,7 +306,7 @@ def test_max_and_min_along_a_dim_accept_dim_as_a_keyword_as_torch(op):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("op", ["max", "min"])
-@settings(max_examples=20)
+@settings(max_examples=20, deadline=None)
 @given(shape=shapes, seed=seeds)
 def test_max_and_min_over_all_elements_share_the_gradient_among_ties_as_torch(backend, dtype, op, shape, seed):
     x = np.random.default_rng(seed).integers(0, 3, size=shape).astype(dtype)  # many ties
@@ -310,7 +315,7 @@ def test_max_and_min_over_all_elements_share_the_gradient_among_ties_as_torch(ba
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("op", ["amax", "amin"])
-@settings(max_examples=25)
+@settings(max_examples=25, deadline=None)
 @given(case=shape_and_dims(), keepdim=st.booleans(), seed=seeds)
 def test_amax_and_amin_over_dims_share_the_gradient_among_ties_as_torch(backend, dtype, op, case, keepdim, seed):
     shape, dim = case
@@ -319,7 +324,7 @@ def test_amax_and_amin_over_dims_share_the_gradient_among_ties_as_torch(backend,
 
 
 @pytest.mark.parametrize("op", ["argmax", "argmin"])
-@settings(max_examples=25)
+@settings(max_examples=25, deadline=None)
 @given(case=shape_and_dim(), keepdim=st.booleans(), seed=seeds)
 def test_argmax_and_argmin_along_a_dim_give_the_first_extreme_as_torch(backend, op, case, keepdim, seed):
     shape, dim = case
@@ -330,7 +335,7 @@ def test_argmax_and_argmin_along_a_dim_give_the_first_extreme_as_torch(backend, 
 
 
 @pytest.mark.parametrize("op", ["argmax", "argmin"])
-@settings(max_examples=15)
+@settings(max_examples=15, deadline=None)
 @given(shape=shapes, seed=seeds)
 def test_argmax_and_argmin_over_all_elements_index_the_flattened_tensor_as_torch(backend, op, shape, seed):
     x = np.random.default_rng(seed).integers(0, 3, size=shape).astype(np.float32)
@@ -366,7 +371,7 @@ def reshape_cases(draw):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("method", ["reshape", "view"])
-@settings(max_examples=25)
+@settings(max_examples=25, deadline=None)
 @given(case=reshape_cases(), seed=seeds)
 def test_reshape_and_view_and_their_grads_match_torch(backend, dtype, method, case, seed):
     shape, new = case
@@ -374,7 +379,7 @@ def test_reshape_and_view_and_their_grads_match_torch(backend, dtype, method, ca
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@settings(max_examples=25)
+@settings(max_examples=25, deadline=None)
 @given(shape=nonscalar_shapes, data=st.data(), seed=seeds)
 def test_flatten_and_its_grad_match_torch_for_any_start_and_end_dim(backend, dtype, shape, data, seed):
     n = len(shape)
@@ -384,7 +389,7 @@ def test_flatten_and_its_grad_match_torch_for_any_start_and_end_dim(backend, dty
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@settings(max_examples=25)
+@settings(max_examples=25, deadline=None)
 @given(shape=nonscalar_shapes, data=st.data(), seed=seeds)
 def test_permute_and_its_grad_match_torch(backend, dtype, shape, data, seed):
     dims = data.draw(st.permutations(range(len(shape))), label="dims")
@@ -392,7 +397,7 @@ def test_permute_and_its_grad_match_torch(backend, dtype, shape, data, seed):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@settings(max_examples=25)
+@settings(max_examples=25, deadline=None)
 @given(shape=nonscalar_shapes, data=st.data(), seed=seeds)
 def test_transpose_and_its_grad_match_torch(backend, dtype, shape, data, seed):
     n = len(shape)
@@ -401,7 +406,7 @@ def test_transpose_and_its_grad_match_torch(backend, dtype, shape, data, seed):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@settings(max_examples=25)
+@settings(max_examples=25, deadline=None)
 @given(shape=hnp.array_shapes(min_dims=1, max_dims=4, min_side=1, max_side=2), data=st.data(), seed=seeds)
 def test_squeeze_and_its_grad_match_torch_with_and_without_dim(backend, dtype, shape, data, seed):
     n = len(shape)
@@ -410,7 +415,7 @@ def test_squeeze_and_its_grad_match_torch_with_and_without_dim(backend, dtype, s
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@settings(max_examples=25)
+@settings(max_examples=25, deadline=None)
 @given(case=shape_and_dim(extra=1), seed=seeds)
 def test_unsqueeze_and_its_grad_match_torch(backend, dtype, case, seed):
     shape, dim = case
@@ -427,7 +432,7 @@ def expand_cases(draw):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@settings(max_examples=25)
+@settings(max_examples=25, deadline=None)
 @given(case=expand_cases(), seed=seeds)
 def test_expand_and_its_grad_match_torch(backend, dtype, case, seed):
     shape, target = case
@@ -457,7 +462,7 @@ def basic_indexes(draw):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@settings(max_examples=40)
+@settings(max_examples=40, deadline=None)
 @given(case=basic_indexes(), seed=seeds)
 def test_basic_indexing_and_slicing_and_their_grads_match_torch(backend, dtype, case, seed):
     shape, index = case
@@ -465,7 +470,7 @@ def test_basic_indexing_and_slicing_and_their_grads_match_torch(backend, dtype, 
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@settings(max_examples=15)
+@settings(max_examples=15, deadline=None)
 @given(shape=nonscalar_shapes, step=st.integers(1, 3), seed=seeds)
 def test_negative_step_slicing_matches_torch_flip_then_slice(backend, dtype, shape, step, seed):
     """torch refuses negative steps; minicnn takes NumPy's meaning: x[::-k] is flip(x)[::k]."""
@@ -491,19 +496,18 @@ INTEGER_INDEXES = {
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("form", INTEGER_INDEXES)
-@settings(max_examples=15)
+@settings(max_examples=15, deadline=None)
 @given(rows=st.integers(1, 4), cols=st.integers(2, 4), count=st.integers(5, 9), seed=seeds)
 def test_integer_array_indexing_adds_the_gradients_of_repeated_indices_as_torch(backend, dtype, form, rows, cols,
                                                                                   count, seed):
     rng = np.random.default_rng(seed)
-    i = rng.integers(-rows, rows, size=count)  # more picks than rows: some are repeated
+    i = rng.integers(-rows, rows, size=count)  # more picks (5 or more) than rows (4 at most): some repeat
     j = rng.integers(-cols, cols, size=count)
-    assume(len(set(i % rows)) < count)
     check(lambda T, x: INTEGER_INDEXES[form](T, x, i, j), normal(seed, (rows, cols, 2), dtype), seed=seed)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@settings(max_examples=20)
+@settings(max_examples=20, deadline=None)
 @given(n=st.integers(1, 8), classes=st.integers(1, 5), seed=seeds)
 def test_picking_each_rows_label_with_arange_matches_torch(backend, dtype, n, classes, seed):
     labels = np.random.default_rng(seed).integers(0, classes, size=n)
@@ -511,7 +515,7 @@ def test_picking_each_rows_label_with_arange_matches_torch(backend, dtype, n, cl
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@settings(max_examples=15)
+@settings(max_examples=15, deadline=None)
 @given(shape=nonscalar_shapes, seed=seeds)
 def test_boolean_mask_indexing_and_its_grad_match_torch(backend, dtype, shape, seed):
     check(lambda T, x: x[x > 0], normal(seed, shape, dtype), seed=seed)
@@ -522,21 +526,22 @@ def test_boolean_mask_indexing_and_its_grad_match_torch(backend, dtype, shape, s
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("join", ["cat", "stack"])
-@settings(max_examples=25)
-@given(case=shape_and_dim(), sizes=st.lists(st.integers(1, 3), min_size=1, max_size=3), seed=seeds)
-def test_cat_and_stack_and_their_grads_match_torch_along_any_dim(backend, dtype, join, case, sizes, seed):
-    shape, dim = case
-    if join == "stack":  # stack makes a new dim: any of ndim + 1 places, one shape for all
-        dim = dim % (len(shape) + 1) - (len(shape) + 1) * (dim < 0)
+@settings(max_examples=25, deadline=None)
+@given(shape=nonscalar_shapes, sizes=st.lists(st.integers(1, 3), min_size=1, max_size=3), data=st.data(),
+       seed=seeds)
+def test_cat_and_stack_and_their_grads_match_torch_along_any_dim(backend, dtype, join, shape, sizes, data, seed):
+    n = len(shape)
+    if join == "stack":  # a new dim, at any of n + 1 places; one shape for all
+        dim = data.draw(st.integers(-n - 1, n), label="dim")
         arrays = [normal(seed, shape, dtype, k) for k in range(len(sizes))]
-    else:
-        arrays = [normal(seed, shape[:dim % len(shape)] + (s,) + shape[dim % len(shape) + 1:], dtype, k)
-                  for k, s in enumerate(sizes)]
+    else:  # an existing dim, whose size may differ between the inputs
+        dim = data.draw(st.integers(-n, n - 1), label="dim")
+        arrays = [normal(seed, shape[:dim % n] + (s,) + shape[dim % n + 1:], dtype, k) for k, s in enumerate(sizes)]
     check(lambda T, *xs: getattr(T, join)(list(xs), dim=dim), *arrays, seed=seed)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@settings(max_examples=25)
+@settings(max_examples=25, deadline=None)
 @given(shapes=hnp.mutually_broadcastable_shapes(num_shapes=3, min_dims=0, max_dims=3, max_side=3), seed=seeds)
 def test_where_and_its_grads_match_torch_under_broadcasting(backend, dtype, shapes, seed):
     (c_shape, a_shape, b_shape), _ = shapes
@@ -547,7 +552,7 @@ def test_where_and_its_grads_match_torch_under_broadcasting(backend, dtype, shap
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("side", ["scalar else", "scalar then"])
-@settings(max_examples=10)
+@settings(max_examples=10, deadline=None)
 @given(shape=shapes, seed=seeds)
 def test_where_with_a_python_scalar_matches_torch_and_keeps_the_dtype(backend, dtype, side, shape, seed):
     fn = (lambda T, x: T.where(x > 0, x, 0.0)) if side == "scalar else" else (lambda T, x: T.where(x > 0, -1.5, x))
@@ -555,7 +560,7 @@ def test_where_with_a_python_scalar_matches_torch_and_keeps_the_dtype(backend, d
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@settings(max_examples=25)
+@settings(max_examples=25, deadline=None)
 @given(shapes=broadcast_pairs, seed=seeds)
 def test_maximum_and_its_grads_match_torch_and_split_ties_in_half(backend, dtype, shapes, seed):
     (a_shape, b_shape), _ = shapes
@@ -571,20 +576,17 @@ COMPARISONS = {
 
 
 @pytest.mark.parametrize("op", COMPARISONS)
-@settings(max_examples=15)
+@settings(max_examples=15, deadline=None)
 @given(shapes=broadcast_pairs, seed=seeds, scalar=st.booleans())
 def test_comparisons_give_bool_tensors_equal_to_torch(backend, op, shapes, seed, scalar):
     (a_shape, b_shape), _ = shapes
     rng = np.random.default_rng(seed)
     a, b = rng.integers(0, 3, size=a_shape).astype(np.float32), rng.integers(0, 3, size=b_shape).astype(np.float32)
     compare = COMPARISONS[op]
-    if scalar:
-        ours, ref = compare(mc.tensor(to_device(a)), 1.0), compare(torch.tensor(a), 1.0)
-    else:
-        ours, ref = compare(mc.tensor(to_device(a)), mc.tensor(to_device(b))), compare(torch.tensor(a),
-                                                                                    torch.tensor(b))
+    (oa, ob), (ta, tb) = leaves([a, b])  # they require grad: a comparison still records nothing
+    ours, ref = (compare(oa, 1.0), compare(ta, 1.0)) if scalar else (compare(oa, ob), compare(ta, tb))
     assert_same(ours, ref)
-    assert not ours.requires_grad
+    assert not ours.requires_grad and ours.grad_fn is None
 
 
 # -- dtypes, as torch promotes them --------------------------------------------------------------------
@@ -602,6 +604,11 @@ RESULT_DTYPES = {
     "python int / int64": lambda T: 2 / T.tensor([1, 2]),
     "float32 + float64": lambda T: T.ones(2) + T.ones(2, dtype=T.float64),
     "float64 @ float64": lambda T: T.ones(2, 2, dtype=T.float64) @ T.ones(2, dtype=T.float64),
+    "float32 * 0-d float64": lambda T: T.ones(2) * T.tensor(2.0, dtype=T.float64),
+    "0-d float64 * float32": lambda T: T.tensor(2.0, dtype=T.float64) * T.ones(2),
+    "int32 + 0-d int64": lambda T: T.ones(2, dtype=T.int32) + T.tensor(1),
+    "int32 + 0-d float64": lambda T: T.ones(2, dtype=T.int32) + T.tensor(1.5, dtype=T.float64),
+    "0-d float32 + 0-d float64": lambda T: T.tensor(1.0) + T.tensor(1.0, dtype=T.float64),
     "tensor of ints": lambda T: T.tensor([1, 2]),
     "tensor of floats": lambda T: T.tensor([1.0]),
     "tensor of bools": lambda T: T.tensor([True, False]),
@@ -627,6 +634,19 @@ def test_result_dtype_and_value_follow_torch(expr):
 
 def test_float32_input_of_a_float64_op_gets_a_float32_gradient_as_in_torch():
     check(lambda T, a, b: a * b, normal(0, (3,), np.float32), normal(1, (3,), np.float64))
+
+
+def test_a_0d_float64_operand_of_a_float32_op_gets_a_float64_gradient_as_in_torch():
+    check(lambda T, a, b: a * b, normal(0, (3,), np.float32), normal(1, (), np.float64))
+
+
+@pytest.mark.parametrize("dtypes", [(np.float32, np.float64), (np.int64, np.float32)])
+def test_matmul_of_two_dtypes_raises_as_in_torch(dtypes):
+    a, b = np.ones((2, 2), dtype=dtypes[0]), np.ones((2, 2), dtype=dtypes[1])
+    with pytest.raises(RuntimeError):
+        torch.tensor(a) @ torch.tensor(b)
+    with pytest.raises(RuntimeError, match="same dtype"):
+        mc.tensor(a) @ mc.tensor(b)
 
 
 def test_casting_with_float_long_type_and_to_follows_torch():
@@ -687,6 +707,9 @@ def test_as_tensor_with_another_dtype_copies_as_torch():
 CREATION = {
     "zeros(2, 3)": lambda T: T.zeros(2, 3),
     "zeros((2, 3))": lambda T: T.zeros((2, 3)),
+    "zeros(size=(2, 3))": lambda T: T.zeros(size=(2, 3)),
+    "ones(size=4)": lambda T: T.ones(size=[4]),
+    "empty(size=(1, 2)).shape": lambda T: T.tensor(list(T.empty(size=(1, 2)).shape)),
     "ones(4, dtype=float64)": lambda T: T.ones(4, dtype=T.float64),
     "full((2, 2), 1.5)": lambda T: T.full((2, 2), 1.5),
     "arange(2, 11, 3)": lambda T: T.arange(2, 11, 3),
@@ -706,6 +729,7 @@ def test_creation_functions_give_torch_shapes_dtypes_and_values(expr):
 def test_rand_and_randn_give_float32_of_the_asked_shape(fn):
     t = getattr(mc, fn)(3, 4)
     assert t.dtype == mc.float32 and tuple(t.shape) == (3, 4) and not t.requires_grad
+    assert tuple(getattr(mc, fn)((3, 4)).shape) == tuple(getattr(mc, fn)(size=(3, 4)).shape) == (3, 4)
     assert getattr(mc, fn)(2, dtype=mc.float64).dtype == mc.float64
 
 

@@ -45,16 +45,23 @@ def setup(seed=0, loader_seed=7):
     return model, optimizer, scheduler, loader
 
 
+def host(t):
+    """A Tensor's values as a NumPy array (for exact comparisons)."""
+    return np.asarray(t.detach().cpu().numpy())
+
+
 class OneHotModel(nn.Module):
-    """Predicts the class written in pixel (0, 0) of each image: logits = 5 * onehot(x[:, 0, 0, 0])."""
+    """Predicts the class written in pixel (0, 0) of each image: logits = 5 * onehot(x[:, 0, 0, 0]).
+    Records, for each call, its training mode and whether autograd was recording."""
 
     def __init__(self, K):
         super().__init__()
-        self.K, self.modes_seen = K, []
+        self.K, self.modes_seen, self.grad_enabled_seen = K, [], []
 
     def forward(self, x):
         self.modes_seen.append(self.training)
-        return 5.0 * np.eye(self.K, dtype=np.float32)[x[:, 0, 0, 0].astype(int)]
+        self.grad_enabled_seen.append(minicnn.is_grad_enabled())
+        return minicnn.eye(self.K)[x[:, 0, 0, 0].long()] * 5.0
 
 
 # -- evaluate and metrics ----------------------------------------------------------------------
@@ -89,6 +96,20 @@ def test_evaluate_runs_in_eval_mode_and_restores_train_mode():
     assert model.training
 
 
+def test_evaluate_records_no_graph_and_leaves_the_gradients_alone():
+    model, _, _, loader = setup()
+    outputs = []
+    model.register_forward_hook(lambda module, inputs, out: outputs.append(out))
+    model(next(iter(loader))[0]).sum().backward()
+    before = {name: host(p.grad).copy() for name, p in model.named_parameters()}
+    evaluate(model, nn.CrossEntropyLoss(), loader)
+    assert len(outputs) == 1 + len(loader)
+    assert all(not out.requires_grad and out.grad_fn is None for out in outputs[1:])
+    assert minicnn.is_grad_enabled()  # switched back on after the loop
+    for name, p in model.named_parameters():
+        assert np.array_equal(host(p.grad), before[name]), name
+
+
 def test_confusion_matrix_rows_are_true_classes_and_columns_predictions():
     cm = train.confusion_matrix(np.array([0, 1, 1]), np.array([1, 1, 1]), 2)
     np.testing.assert_array_equal(cm, [[0, 1], [0, 2]])
@@ -114,6 +135,24 @@ def test_fit_without_validation_records_none_for_the_validation_entries():
     model, optimizer, _, loader = setup()
     history = fit(model, nn.CrossEntropyLoss(), optimizer, loader, epochs=2, progress=False)
     assert history["val_loss"] == [None, None] and history["val_acc"] == [None, None]
+
+
+def test_fit_is_the_written_out_torch_training_loop_bit_for_bit():
+    criterion = nn.CrossEntropyLoss()
+    model, optimizer, _, loader = setup()
+    fit(model, criterion, optimizer, loader, epochs=2, progress=False)
+
+    by_hand, opt, _, hand_loader = setup()
+    by_hand.train()
+    for epoch in range(2):
+        hand_loader.set_epoch(epoch)
+        for x, y in hand_loader:
+            opt.zero_grad()
+            loss = criterion(by_hand(x), y)
+            loss.backward()
+            opt.step()
+    for (name, a), b in zip(model.state_dict().items(), by_hand.state_dict().values()):
+        assert np.array_equal(host(a), host(b)), name
 
 
 def test_fit_trains_in_train_mode():
@@ -156,6 +195,8 @@ def test_non_finite_loss_stops_training_naming_epoch_step_and_the_learning_rate(
     with pytest.raises(NonFiniteLossError, match=r"epoch 1, step 3 of 4.*--lr 0\.01"):
         fit(model, nn.CrossEntropyLoss(), optim.SGD(model.parameters(), lr=0.1), loader, epochs=2, progress=False)
     assert issubclass(NonFiniteLossError, RuntimeError)
+    # stopped before the NaN batch's backward and step: the weights are those after step 2, all finite
+    assert all(np.isfinite(host(p)).all() for p in model.parameters())
 
 
 def test_fit_writes_last_every_epoch_and_best_on_the_best_validation_accuracy(tmp_path):
@@ -181,21 +222,67 @@ def test_checkpoint_round_trip_reproduces_outputs_and_optimizer_state_exactly(tm
 
     other, other_opt, other_sched, _ = setup(seed=99)
     state = load_checkpoint(tmp_path / "c.npz", other, other_opt, other_sched)
-    x = np.random.default_rng(0).random((5, 1, 8, 8)).astype(np.float32)
+    x = minicnn.from_numpy(np.random.default_rng(0).random((5, 1, 8, 8)).astype(np.float32))
     model.eval(), other.eval()
-    assert np.array_equal(model(x), other(x))
-    for a, b in zip(optimizer.state, other_opt.state):
-        assert np.array_equal(a["momentum_buffer"], b["momentum_buffer"])
+    assert np.array_equal(host(model(x)), host(other(x)))
+    for p, q in zip(model.parameters(), other.parameters()):
+        assert np.array_equal(host(optimizer.state[p]["momentum_buffer"]), host(other_opt.state[q]["momentum_buffer"]))
     assert other_opt.lr == optimizer.lr and other_sched.last_epoch == scheduler.last_epoch == 1
     assert state["epoch"] == 1 and state["meta"] == meta and state["history"] == {"epoch": [1]}
+
+
+def test_optimizer_state_comes_back_in_torch_layout_with_int_keys_after_json(tmp_path):
+    minicnn.seed(0)
+    model = tiny_net()
+    optimizer = optim.Adam(model.parameters(), lr=1e-3, betas=(0.8, 0.9))
+    model(minicnn.ones(2, 1, 8, 8)).sum().backward()
+    optimizer.step()
+    save_checkpoint(tmp_path / "c.npz", model, optimizer)
+
+    other = tiny_net()
+    other_opt = optim.Adam(other.parameters())
+    load_checkpoint(tmp_path / "c.npz", other, other_opt)
+    saved, loaded = optimizer.state_dict(), other_opt.state_dict()
+    assert list(loaded["state"]) == list(saved["state"]) == [0, 1, 2, 3]  # ints, as torch, not JSON's strings
+    assert loaded["param_groups"] == saved["param_groups"]  # betas a tuple again, params [0, 1, 2, 3]
+    for index, buffers in saved["state"].items():
+        assert loaded["state"][index]["step"] == buffers["step"] == 1
+        for key in ("exp_avg", "exp_avg_sq"):
+            assert np.array_equal(host(loaded["state"][index][key]), host(buffers[key])), (index, key)
+
+
+def test_loading_copies_in_place_so_the_optimizer_still_steps_the_models_parameters(tmp_path):
+    model, optimizer, _, _ = setup()
+    save_checkpoint(tmp_path / "c.npz", model, optimizer)
+    other, other_opt, _, _ = setup(seed=1)
+    params = list(other.parameters())
+    load_checkpoint(tmp_path / "c.npz", other, other_opt)
+    assert all(p is q for p, q in zip(other.parameters(), params))
+    assert all(p is q for p, q in zip(other_opt.param_groups[0]["params"], params))
+    for p, q in zip(model.parameters(), other.parameters()):
+        assert np.array_equal(host(p), host(q))
+
+
+def test_a_checkpoint_keeps_tied_weights_tied(tmp_path):
+    minicnn.seed(0)
+    encoder, decoder = nn.Linear(4, 4), nn.Linear(4, 4)
+    decoder.weight = encoder.weight
+    model = nn.Sequential(encoder, nn.Tanh(), decoder)
+    save_checkpoint(tmp_path / "c.npz", model)
+    minicnn.seed(1)
+    encoder2, decoder2 = nn.Linear(4, 4), nn.Linear(4, 4)
+    decoder2.weight = encoder2.weight
+    other = nn.Sequential(encoder2, nn.Tanh(), decoder2)
+    load_checkpoint(tmp_path / "c.npz", other)
+    assert other[2].weight is other[0].weight
+    assert np.array_equal(host(other[0].weight), host(encoder.weight))
 
 
 def test_checkpoint_is_an_npz_of_prefixed_arrays_and_one_json_string_without_pickle(tmp_path):
     minicnn.seed(0)
     model = tiny_net()
     optimizer = optim.Adam(model.parameters())
-    model(np.ones((2, 1, 8, 8), np.float32))
-    model.backward(np.ones((2, 3), np.float32))
+    model(minicnn.ones(2, 1, 8, 8)).sum().backward()
     optimizer.step()
     save_checkpoint(tmp_path / "c.npz", model, optimizer)
     with np.load(tmp_path / "c.npz", allow_pickle=False) as npz:
@@ -216,9 +303,9 @@ def test_resuming_gives_bitwise_the_weights_of_an_uninterrupted_run(tmp_path):
                   resume=True, progress=False)
 
     for (name, a), b in zip(model.state_dict().items(), resumed.state_dict().values()):
-        assert np.array_equal(a, b), name
-    for a, b in zip(optimizer.state, opt2.state):
-        assert np.array_equal(a["momentum_buffer"], b["momentum_buffer"])
+        assert np.array_equal(host(a), host(b)), name
+    for p, q in zip(model.parameters(), resumed.parameters()):
+        assert np.array_equal(host(optimizer.state[p]["momentum_buffer"]), host(opt2.state[q]["momentum_buffer"]))
     assert history["train_loss"] == straight["train_loss"] and history["epoch"] == [1, 2, 3, 4]
 
 
@@ -292,6 +379,26 @@ def test_a_checkpoint_of_another_architecture_is_refused_naming_it(tmp_path):
         load_checkpoint(tmp_path / "lenet.npz", cifar_small_cnn())
 
 
+def test_a_checkpoint_of_other_shapes_is_refused_and_leaves_the_model_as_it_was(tmp_path):
+    minicnn.seed(0)
+    save_checkpoint(tmp_path / "ten.npz", lenet5(num_classes=10), meta={"model": "lenet5"})
+    four = lenet5(num_classes=4)
+    before = {name: host(t).copy() for name, t in four.state_dict().items()}
+    with pytest.raises(CheckpointError, match=r"another architecture \(lenet5\).*size mismatch for 11\.weight"):
+        load_checkpoint(tmp_path / "ten.npz", four)
+    for name, t in four.state_dict().items():  # nothing was half-loaded
+        assert np.array_equal(host(t), before[name]), name
+
+
+def test_the_state_of_another_optimizer_is_refused(tmp_path):
+    model, optimizer, _, _ = setup()  # SGD with momentum
+    model(minicnn.ones(2, 1, 8, 8)).sum().backward()
+    optimizer.step()
+    save_checkpoint(tmp_path / "sgd.npz", model, optimizer)
+    with pytest.raises(CheckpointError, match=r"sgd\.npz: cannot restore the optimizer"):
+        load_checkpoint(tmp_path / "sgd.npz", tiny_net(), optim.Adam(tiny_net().parameters()))
+
+
 def test_a_missing_checkpoint_says_so(tmp_path):
     with pytest.raises(FileNotFoundError, match="nope.npz does not exist"):
         load_checkpoint(tmp_path / "nope.npz")
@@ -302,8 +409,8 @@ def test_load_model_rebuilds_the_network_from_the_checkpoint_alone(tmp_path):
     model = cifar_small_cnn(num_classes=4)
     save_checkpoint(tmp_path / "c.npz", model, meta={"model": "cifar_small_cnn", "model_kwargs": {"num_classes": 4}})
     rebuilt, state = train.load_model(tmp_path / "c.npz")
-    x = np.random.default_rng(0).random((2, 3, 32, 32)).astype(np.float32)
-    assert np.array_equal(model(x), rebuilt(x))
+    x = minicnn.from_numpy(np.random.default_rng(0).random((2, 3, 32, 32)).astype(np.float32))
+    assert np.array_equal(host(model(x)), host(rebuilt(x)))
 
 
 # -- a real run ------------------------------------------------------------------------------

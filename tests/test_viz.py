@@ -9,8 +9,10 @@ import sys
 import numpy as np
 import pytest
 
+import minicnn
 import minicnn.nn as nn
 from minicnn import viz
+from minicnn.backend import default_rng
 
 pytest.importorskip("matplotlib")
 Image = pytest.importorskip("PIL.Image")
@@ -93,13 +95,36 @@ def test_wrong_predictions_are_marked_red(tmp_path):
     assert red(all_right) == 0 and red(two_wrong) > 100
 
 
-def test_feature_maps_leave_the_model_as_it_was(tmp_path):
+def test_feature_maps_between_a_forward_and_its_backward_change_nothing(tmp_path):
+    x = minicnn.from_numpy(np.random.default_rng(0).standard_normal((2, 1, 28, 28)).astype(np.float32))
+    minicnn.seed(0)
     net = lenet()
-    x = np.random.default_rng(0).standard_normal((2, 1, 28, 28)).astype(np.float32)
-    net(x)
-    cache = net[0]._cache
-    viz.plot_feature_maps(net, digit(), 3, str(tmp_path / "maps.png"))
-    assert net[0]._cache is cache and net.training
+    minicnn.seed(0)
+    reference = lenet()
+    for model, draw in ((reference, False), (net, True)):
+        out = model(x)
+        if draw:
+            rng_state = default_rng().bit_generator.state
+            viz.plot_feature_maps(model, x[0], 0, str(tmp_path / "maps0.png"), figsize=FIGSIZE, dpi=DPI)
+            viz.plot_feature_maps(model, digit(), 3, str(tmp_path / "maps3.png"), figsize=FIGSIZE, dpi=DPI)
+        out.sum().backward()
+    for (name, p), q in zip(net.named_parameters(), reference.parameters()):
+        assert np.array_equal(p.grad.numpy(), q.grad.numpy()), name
+    assert all(m.training for m in net.modules())
+    assert default_rng().bit_generator.state == rng_state
+
+
+def test_pictures_accept_tensors(tmp_path):
+    """What a torch-style program has at hand: Tensors from the loader, the model and argmax."""
+    net = lenet()
+    images = minicnn.from_numpy(np.random.default_rng(0).random((12, 1, 28, 28)).astype(np.float32))
+    labels, preds = (minicnn.from_numpy(a) for a in labels_and_predictions())
+    paths = [viz.plot_feature_maps(net, images[0], 1, str(tmp_path / "m.png"), figsize=FIGSIZE, dpi=DPI),
+             viz.plot_feature_maps(net, images[:1], -1, str(tmp_path / "l.png"), figsize=FIGSIZE, dpi=DPI),
+             viz.plot_filters(net[0].weight, str(tmp_path / "f.png"), figsize=FIGSIZE, dpi=DPI),
+             viz.plot_predictions(images, labels, preds, None, str(tmp_path / "p.png"), figsize=FIGSIZE, dpi=DPI)]
+    for path in paths:
+        assert len(np.unique(read_png(path).reshape(-1, 3), axis=0)) > 10, path
 
 
 @pytest.mark.parametrize("call, message", [

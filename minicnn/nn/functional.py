@@ -89,8 +89,9 @@ def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, coun
 def adaptive_avg_pool2d(input, output_size):
     """Mean over OH x OW bins with torch's edges: (N, C, H, W) -> (N, C, OH, OW)."""
     input = _t(input)
-    size = pair(output_size, "output_size", "adaptive_avg_pool2d") if output_size is not None else None
-    size = tuple(input.shape[2 + i] if s is None else s for i, s in enumerate(size))
+    size = (output_size, output_size) if not isinstance(output_size, (tuple, list)) else tuple(output_size)
+    size = tuple(input.shape[2 + i] if s is None else s for i, s in enumerate(size))  # None keeps that size
+    size = pair(size, "output_size", "adaptive_avg_pool2d")
     if size == (1, 1):
         out, cache = ops.global_avg_pool2d(input.array)
         return record(out, ops.global_avg_pool2d_backward, cache, (input,), "adaptive_avg_pool2d")
@@ -243,3 +244,4 @@ def mse_loss(input, target, reduction="mean"):
         target = target.type(input.dtype)
     out, cache = ops.mse_loss(input.array, target.array, reduction)
     return record(out, ops.mse_loss_backward, cache, (input, target), "mse_loss")
+from .functional_more import *  # noqa
