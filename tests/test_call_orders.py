@@ -459,6 +459,40 @@ def test_evaluation_under_no_grad_keeps_no_workspace_and_no_graph_and_training_k
     assert workspace_bytes(net) == held[0]  # the 1,000-image evaluation added nothing
 
 
+def test_an_evaluation_in_eval_mode_with_gradients_on_leaves_no_eval_sized_buffer_behind():
+    minicnn.manual_seed(0)
+    net = models.lenet5()
+    images = np.random.default_rng(11).random((500, 1, 28, 28), dtype=np.float32)
+    crit = nn.CrossEntropyLoss()
+    crit(net(images[:16]), np.arange(16) % 10).backward()
+    trained = workspace_bytes(net)
+    net.eval()
+    out = net(images)  # recorded (gradients are on), as a user who forgot no_grad would do
+    assert out.requires_grad
+    del out
+    assert workspace_bytes(net) == trained
+    net.train()
+    fresh = models.lenet5()
+    fresh.load_state_dict(net.state_dict())
+    for model in (net, fresh):
+        model.zero_grad()
+        crit(model(images[:16]), np.arange(16) % 10).backward()
+    for p, q in zip(net.parameters(), fresh.parameters()):
+        np.testing.assert_array_equal(p.grad.array, q.grad.array)
+
+
+def test_an_unbatched_image_goes_through_conv_and_pooling_as_in_torch():
+    minicnn.manual_seed(0)
+    conv, pool = nn.Conv2d(3, 4, 3, padding=1), nn.MaxPool2d(2)
+    tconv = torch.nn.Conv2d(3, 4, 3, padding=1)
+    tconv.load_state_dict({k: torch.from_numpy(v.numpy()) for k, v in conv.state_dict().items()})
+    x = np.random.default_rng(12).standard_normal((3, 6, 6)).astype(np.float32)
+    out = pool(conv(minicnn.tensor(x)))
+    expected = torch.nn.MaxPool2d(2)(tconv(torch.from_numpy(x)))
+    assert tuple(out.shape) == tuple(expected.shape) == (4, 3, 3)
+    np.testing.assert_allclose(out.detach().numpy(), expected.detach().numpy(), rtol=1e-5, atol=1e-6)
+
+
 # -- 11. optimizer state -----------------------------------------------------------------------
 
 

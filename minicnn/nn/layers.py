@@ -96,7 +96,9 @@ class Conv2d(_Layer):
 
     def forward(self, x):
         x = _input(x)
-        self._check_input(x, 4, f"(N, {self.in_channels}, H, W)")
+        self._check_input(x, (3, 4), f"(N, {self.in_channels}, H, W)")
+        if x.ndim == 3:  # one unbatched image (C, H, W), as torch accepts
+            return self.forward(x.unsqueeze(0)).squeeze(0)
         if x.shape[1] != self.in_channels:
             hint = ""
             if x.shape[3] == self.in_channels:
@@ -106,8 +108,10 @@ class Conv2d(_Layer):
                 f"{self!r}: expected {self.in_channels} input channels, i.e. input of shape "
                 f"(N, {self.in_channels}, H, W), got shape {tuple(x.shape)} with {x.shape[1]} channels{hint}"
             )
+        # The workspace is for training, where one batch size repeats step after step; an evaluation
+        # (eval mode) gets fresh buffers, freed with its graph, so no eval-sized buffer stays behind.
         return self._run(F.conv2d, x, self.weight, self.bias, self.stride, self.padding, self.dilation,
-                         _workspace=self._workspace)
+                         _workspace=self._workspace if self.training else None)
 
     def macs(self, input_shape, output_shape):
         """N*OC*OH*OW * C*KH*KW: each output pixel is a dot product over C*KH*KW inputs."""
@@ -163,6 +167,16 @@ class Linear(_Layer):
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
 
 
+def _unbatched(layer, x, run, channels=None):
+    """Run a 2-D layer on (N, C, H, W), or on one unbatched image (C, H, W) as torch accepts."""
+    x = _input(x)
+    layout = f"(N, {channels or 'C'}, H, W) or ({channels or 'C'}, H, W)"
+    layer._check_input(x, (3, 4), layout)
+    if x.ndim == 3:
+        return run(x.unsqueeze(0)).squeeze(0)
+    return run(x)
+
+
 class _Pool(_Layer):
     """kernel_size, stride (default: the kernel size) and padding (at most half the kernel), as in torch."""
 
@@ -188,11 +202,13 @@ class MaxPool2d(_Pool):
         super().__init__(kernel_size, stride, padding)
         if dilation not in (1, (1, 1)) or return_indices or ceil_mode:
             raise NotImplementedError("MaxPool2d: dilation, return_indices and ceil_mode are not implemented yet")
+        self.dilation, self.ceil_mode = dilation, ceil_mode
 
     def forward(self, x):
-        x = _input(x)
-        self._check_input(x, 4, "(N, C, H, W)")
-        return self._run(F.max_pool2d, x, self.kernel_size, self.stride, self.padding)
+        return _unbatched(self, x, lambda x: self._run(F.max_pool2d, x, self.kernel_size, self.stride, self.padding))
+
+    def extra_repr(self):
+        return super().extra_repr() + f", dilation={self.dilation}, ceil_mode={self.ceil_mode}"
 
 
 class AvgPool2d(_Pool):
@@ -206,10 +222,8 @@ class AvgPool2d(_Pool):
         self.count_include_pad = count_include_pad
 
     def forward(self, x):
-        x = _input(x)
-        self._check_input(x, 4, "(N, C, H, W)")
-        return self._run(F.avg_pool2d, x, self.kernel_size, self.stride, self.padding,
-                         count_include_pad=self.count_include_pad)
+        return _unbatched(self, x, lambda x: self._run(F.avg_pool2d, x, self.kernel_size, self.stride, self.padding,
+                                                       count_include_pad=self.count_include_pad))
 
 
 class AdaptiveAvgPool2d(_Layer):
@@ -236,6 +250,24 @@ class GlobalAvgPool2d(AdaptiveAvgPool2d):
 
     def extra_repr(self):
         return ""
+
+
+class AdaptiveMaxPool2d(_Layer):
+    """Maximum over each whole feature map: (N, C, H, W) -> (N, C, 1, 1). Only output_size=1 so far."""
+
+    def __init__(self, output_size, return_indices=False):
+        super().__init__()
+        if pair(output_size, "output_size", "AdaptiveMaxPool2d") != (1, 1) or return_indices:
+            raise NotImplementedError("AdaptiveMaxPool2d: only output_size=1 (global max pooling) is implemented yet")
+        self.output_size = output_size
+
+    def forward(self, x):
+        x = _input(x)
+        self._check_input(x, 4, "(N, C, H, W)")
+        return F.adaptive_max_pool2d(x, 1)
+
+    def extra_repr(self):
+        return f"output_size={self.output_size}"
 
 
 class GlobalMaxPool2d(_Layer):
