@@ -894,3 +894,12 @@ def test_size_dim_numel_dtype_and_device_match_torch(shape):
     assert str(ours.dtype) == torch_dtype_name(ref.dtype)
     assert ours.device.type == ref.device.type == "cpu"
     assert ours.device == "cpu"
+
+
+def test_argmax_and_max_dim_pick_the_first_nan_only_in_the_rows_that_hold_one_as_torch():
+    a = np.array([[1.0, np.nan, 3.0, np.nan], [4.0, 5.0, 2.0, 0.0], [0.0, 0.0, -1.0, 7.0]], np.float32)
+    for dim in (0, 1):
+        assert mc.tensor(a).argmax(dim).tolist() == torch.tensor(a).argmax(dim).tolist()
+        assert mc.tensor(a).argmin(dim).tolist() == torch.tensor(a).argmin(dim).tolist()
+        assert mc.tensor(a).max(dim).indices.tolist() == torch.tensor(a).max(dim).indices.tolist()
+        assert mc.tensor(a).min(dim).indices.tolist() == torch.tensor(a).min(dim).indices.tolist()

@@ -373,54 +373,12 @@ def _annotate(exc, module):
         exc.add_note(f"(raised in layer '{path}' of the {type(module).__name__}: {where!r})".replace("\n", " "))
 
 
-class Sequential(Module):
-    """Modules applied one after another. net[i] is a layer, net[a:b] a new Sequential sharing them,
-    as in torch's nn.Sequential(*list(net.children())[:4])."""
-
-    def __init__(self, *modules):
-        super().__init__()
-        if len(modules) == 1 and isinstance(modules[0], OrderedDict):
-            for name, m in modules[0].items():
-                self.add_module(name, m)
-        else:
-            for m in modules:
-                self.append(m)
+class _Container(Module):
+    """Modules kept in order under the names '0', '1', ...: what Sequential and ModuleList share."""
 
     def append(self, module):
         if not isinstance(module, Module):
-            raise TypeError(f"Sequential: expected a Module, got {type(module).__name__}")
-        setattr(self, str(len(self)), module)
-        return self
-
-    def __len__(self):
-        return sum(1 for v in vars(self).values() if isinstance(v, Module))
-
-    def __iter__(self):
-        return (v for v in vars(self).values() if isinstance(v, Module))
-
-    def __getitem__(self, index):
-        layers = list(self)
-        if isinstance(index, slice):
-            return Sequential(*layers[index])
-        return layers[index]
-
-    def forward(self, input):
-        for layer in self:  # an error names its layer: see _annotate, in Module.__call__
-            input = layer(input)
-        return input
-
-
-class ModuleList(Module):
-    """A list of modules whose parameters the parent sees: self.blocks = ModuleList([...])."""
-
-    def __init__(self, modules=None):
-        super().__init__()
-        for m in modules or []:
-            self.append(m)
-
-    def append(self, module):
-        if not isinstance(module, Module):
-            raise TypeError(f"ModuleList: expected a Module, got {type(module).__name__}")
+            raise TypeError(f"{type(self).__name__}: expected a Module, got {type(module).__name__}")
         setattr(self, str(len(self)), module)
         return self
 
@@ -437,7 +395,41 @@ class ModuleList(Module):
 
     def __getitem__(self, index):
         layers = list(self)
-        return ModuleList(layers[index]) if isinstance(index, slice) else layers[index]
+        return self._from_list(layers[index]) if isinstance(index, slice) else layers[index]
+
+
+class Sequential(_Container):
+    """Modules applied one after another. net[i] is a layer, net[a:b] a new Sequential sharing them,
+    as in torch's nn.Sequential(*list(net.children())[:4])."""
+
+    def __init__(self, *modules):
+        super().__init__()
+        if len(modules) == 1 and isinstance(modules[0], OrderedDict):
+            for name, m in modules[0].items():
+                self.add_module(name, m)
+        else:
+            self.extend(modules)
+
+    @staticmethod
+    def _from_list(layers):
+        return Sequential(*layers)
+
+    def forward(self, input):
+        for layer in self:  # an error names its layer: see _annotate, in Module.__call__
+            input = layer(input)
+        return input
+
+
+class ModuleList(_Container):
+    """A list of modules whose parameters the parent sees: self.blocks = ModuleList([...])."""
+
+    def __init__(self, modules=None):
+        super().__init__()
+        self.extend(modules or [])
+
+    @staticmethod
+    def _from_list(layers):
+        return ModuleList(layers)
 
     def forward(self, *args):
         raise NotImplementedError("ModuleList has no forward: iterate over it in the parent's forward")

@@ -266,18 +266,16 @@ min_backward = max_backward
 def max_along(x, axis, keepdims=False):
     """torch.max(x, dim): the values and the index of the first maximum along one axis.
     The gradient goes to that index only."""
-    xp = get_array_module(x)
-    index = argmax(x, axis)
-    values = xp.take_along_axis(x, xp.expand_dims(index, axis), axis)
-    if not keepdims:
-        values = values.squeeze(axis)
-    return (values, index if not keepdims else xp.expand_dims(index, axis)), (x.shape, axis, index, keepdims)
+    return _pick_along(x, axis, keepdims, argmax(x, axis))
 
 
 def min_along(x, axis, keepdims=False):
     """torch.min(x, dim): values and the index of the first minimum."""
+    return _pick_along(x, axis, keepdims, argmin(x, axis))
+
+
+def _pick_along(x, axis, keepdims, index):
     xp = get_array_module(x)
-    index = argmin(x, axis)
     values = xp.take_along_axis(x, xp.expand_dims(index, axis), axis)
     if not keepdims:
         values = values.squeeze(axis)
@@ -299,21 +297,23 @@ min_along_backward = max_along_backward
 
 def argmax(x, axis=None):
     """Index of the first maximum (NaN counts as the maximum, as in torch). No gradient."""
-    xp = get_array_module(x)
-    if x.dtype.kind == "f":
-        nan = xp.isnan(x)
-        if bool(nan.any()):
-            return xp.argmax(nan, axis=axis)
-    return xp.argmax(x, axis=axis)
+    return _nan_first(x, axis, get_array_module(x).argmax(x, axis=axis))
 
 
 def argmin(x, axis=None):
+    """Index of the first minimum (NaN counts as the minimum, as in torch). No gradient."""
+    return _nan_first(x, axis, get_array_module(x).argmin(x, axis=axis))
+
+
+def _nan_first(x, axis, index):
+    """index, except where the slice holds a NaN: there the index of its first NaN, as torch gives."""
     xp = get_array_module(x)
-    if x.dtype.kind == "f":
-        nan = xp.isnan(x)
-        if bool(nan.any()):
-            return xp.argmax(nan, axis=axis)
-    return xp.argmin(x, axis=axis)
+    if x.dtype.kind != "f":
+        return index
+    nan = xp.isnan(x)
+    if not bool(nan.any()):
+        return index
+    return xp.where(nan.any(axis=axis), xp.argmax(nan, axis=axis), index)
 
 
 # -- reshaping --------------------------------------------------------------------------------
