@@ -1,11 +1,15 @@
-"""torch.save and torch.load for minicnn: nested containers of Tensors written as a zip of
-.npy arrays plus one JSON member, and read back without ever unpickling code.
+"""torch.save and torch.load for minicnn.
 
     minicnn.save(model.state_dict(), "best.pth")
     model.load_state_dict(minicnn.load("best.pth"))
     minicnn.save({"epoch": 3, "model": model.state_dict(), "optim": optimizer.state_dict()}, "ckpt.pth")
 
-The file (a zip, entries stored uncompressed, as np.savez writes them):
+Two formats. A path ending in .pth or .pt gets PyTorch's own (torch.load reads it; written and
+read without torch, in torchfile.py). Any other path, and a file object, gets minicnn's own,
+described below: it also keeps NumPy arrays and scalars. load finds the format from the
+content, whatever the name: minicnn's, torch's zip, or torch's legacy stream.
+
+minicnn's file (a zip, entries stored uncompressed, as np.savez writes them):
 
     minicnn.json    {"format": "minicnn.save", "version": 1, "written_by": "minicnn 0.2.0",
                      "arrays": [{"dtype": "<f4", "shape": [6, 1, 5, 5], "device": "cpu", "bytes": 728}, ...],
@@ -73,7 +77,8 @@ def _array_member(i):
 
 
 def save(obj, f):
-    """Write obj to f (a path or a writable binary file object), as torch.save does.
+    """Write obj to f (a path or a writable binary file object), as torch.save does: in PyTorch's
+    format when f is a path ending in .pth or .pt (see minicnn.torchfile.save), else in minicnn's.
 
     obj: dict, OrderedDict, list and tuple, nested, holding Tensors (and Parameters), NumPy or
     CuPy arrays (written from host copies), NumPy scalars, int, float, complex, bool, str, bytes,
@@ -86,6 +91,10 @@ def save(obj, f):
     """
     from . import __version__
 
+    if isinstance(f, (str, bytes, os.PathLike)) and os.fsdecode(os.fspath(f)).lower().endswith((".pth", ".pt")):
+        from . import torchfile
+
+        return torchfile.save(obj, f)
     encoder = _Encoder()
     root = encoder.node(obj, "obj", set())  # refuses what cannot be saved before touching f
     info = {"format": FORMAT, "version": VERSION, "written_by": f"minicnn {__version__}",
@@ -290,18 +299,20 @@ def _seekable(f):
 
 
 def load(f, map_location=None, weights_only=None):
-    """The object saved in f (a path or a readable binary file object) by minicnn.save.
+    """The object saved in f (a path or a readable binary file object) by minicnn.save or by
+    torch.save (its zip format, or the legacy one from before PyTorch 1.6), told apart by content.
 
     Tensors come back as Tensors (Parameters as Parameters), arrays as arrays, containers and
     dict keys as they were. map_location says where arrays go: None or 'cpu' (NumPy, the
     default, whatever device they were saved from), 'cuda' (CuPy), a minicnn.device, or a dict
     {'cuda:0': 'cpu'} from the saved device to the new one (an unlisted device is kept).
-    weights_only is accepted for torch's sake: minicnn never unpickles, so every load is
-    weights-only.
+    weights_only is accepted for torch's sake: every load is weights-only (minicnn's format has
+    no pickle; torch's pickle is read by an unpickler that allows only tensors and containers).
 
-    Raises LoadError (a ValueError) naming the file and what is wrong when it is not a
-    minicnn save, is truncated or damaged, or is PyTorch's own format (not readable yet).
-    The whole file is read and checked before anything is returned.
+    Raises LoadError (a ValueError) naming the file and what is wrong when it is not a save of
+    either kind, is truncated or damaged; torchfile.RefusedPickle (a LoadError) when a torch
+    file's pickle asks for anything else. The whole file is read and checked before anything
+    is returned.
     """
     if weights_only not in (None, True, False):
         raise TypeError(f"minicnn.load: weights_only must be None, True or False, got {weights_only!r}")
@@ -309,18 +320,14 @@ def load(f, map_location=None, weights_only=None):
     if isinstance(f, (str, bytes, os.PathLike)):
         path = os.fsdecode(os.fspath(f))
         with open(path, "rb") as fp:
-            label = repr(path)
-            host, entries, root = _read(fp, label)
-    elif hasattr(f, "read"):
+            return _load_from(fp, repr(path), where)
+    if hasattr(f, "read"):
         label = f"the file object {f.name!r}" if isinstance(getattr(f, "name", None), str) else \
             f"the {type(f).__name__} given"
         if not _seekable(f):  # zip needs to seek: read a pipe into memory first
             f = io.BytesIO(f.read())
-        host, entries, root = _read(f, label)
-    else:
-        raise TypeError(f"minicnn.load: f must be a path or a readable binary file object, got {type(f).__name__}")
-    moved = [_move(a, where(e["device"])) for a, e in zip(host, entries)]
-    return _Decoder(host, moved, label).node(root)
+        return _load_from(f, label, where)
+    raise TypeError(f"minicnn.load: f must be a path or a readable binary file object, got {type(f).__name__}")
 
 
 def _location_rule(map_location):
@@ -338,8 +345,10 @@ def _location_rule(map_location):
                     "allows, is not supported)")
 
 
-def _read(fp, label):
-    """(host arrays, their entries, the root node), after reading and checking every byte."""
+def _load_from(fp, label, where):
+    """The object in fp, in whichever format its first bytes and entries say."""
+    from . import torchfile
+
     start = fp.tell()
     size = fp.seek(0, os.SEEK_END) - start
     fp.seek(start)
@@ -348,6 +357,8 @@ def _read(fp, label):
     if size == 0:
         raise LoadError(f"{label} is empty (0 bytes): whatever wrote it stopped before writing anything. "
                         "Save it again with minicnn.save, or use another copy.")
+    if torchfile.is_legacy(head):
+        return torchfile.read_legacy(fp, label, where)
     if not b"PK\x03\x04".startswith(head[:4]):  # a zip's first entry (or the start of one, cut short)
         raise LoadError(_not_a_zip(label, head))
     try:
@@ -356,17 +367,27 @@ def _read(fp, label):
         raise _broken(fp, start, size, label, exc, ends_early=True) from None
     with zf:
         names = zf.namelist()
-        if STRUCTURE not in names:
+        if STRUCTURE in names:
+            host, entries, root = _read(zf, fp, start, size, label)
+        elif torchfile.archive_prefix(names) is not None:
+            return torchfile.read_zip(zf, torchfile.archive_prefix(names), label, where)
+        else:
             raise LoadError(_foreign_zip(label, names))
-        try:
-            info = json.loads(zf.read(STRUCTURE).decode("utf-8"))
-            _check_header(info, label)
-            entries = info["arrays"]
-            arrays = [_read_array(zf, i, entry) for i, entry in enumerate(entries)]
-        except LoadError:
-            raise
-        except Exception as exc:  # a bad CRC, malformed JSON or .npy header: its end record is whole, so not cut
-            raise _broken(fp, start, size, label, exc, ends_early=False) from None
+    moved = [_move(a, where(e["device"])) for a, e in zip(host, entries)]
+    return _Decoder(host, moved, label).node(root)
+
+
+def _read(zf, fp, start, size, label):
+    """(host arrays, their entries, the root node) of a minicnn save, after reading and checking every byte."""
+    try:
+        info = json.loads(zf.read(STRUCTURE).decode("utf-8"))
+        _check_header(info, label)
+        entries = info["arrays"]
+        arrays = [_read_array(zf, i, entry) for i, entry in enumerate(entries)]
+    except LoadError:
+        raise
+    except Exception as exc:  # a bad CRC, malformed JSON or .npy header: its end record is whole, so not cut
+        raise _broken(fp, start, size, label, exc, ends_early=False) from None
     return arrays, entries, info["object"]
 
 
@@ -474,9 +495,9 @@ _TODO = "Copy it again from its source, or use another checkpoint."
 
 def _not_a_zip(label, head):
     if head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
-        return (f"{label} is a Python pickle (PyTorch's legacy format from before 1.6, or pickle.dump), not a "
-                "minicnn save: minicnn never unpickles, since unpickling can run any code. Open it with PyTorch "
-                "and save the arrays: minicnn.save({k: v.numpy() for k, v in torch.load(path).items()}, new_path).")
+        return (f"{label} is a Python pickle (from pickle.dump), neither a minicnn save nor a torch.save file: "
+                "minicnn never unpickles arbitrary pickles, since unpickling can run any code. Open it in Python "
+                "and save its tensors with minicnn.save(obj, 'new.pth') or torch.save(obj, 'new.pth').")
     if head.startswith(b"version https://git-lfs"):
         return f"{label} is a Git LFS pointer, not the file itself: run `git lfs pull` to fetch the real file."
     if head.lstrip().lower().startswith((b"<!doctype html", b"<html")):
@@ -487,10 +508,9 @@ def _not_a_zip(label, head):
 
 def _foreign_zip(label, names):
     if any(n == "data.pkl" or n.endswith("/data.pkl") for n in names):
-        return (f"{label} is PyTorch's own .pth format (a zip holding a pickled 'data.pkl'): minicnn cannot read "
-                "it yet (a later version will, without unpickling). For now, load it with PyTorch and save the "
-                "arrays: minicnn.save({k: v.numpy() for k, v in torch.load(path).items()}, new_path), then "
-                "minicnn.load(new_path).")
+        return (f"{label} looks like PyTorch's format (it has a 'data.pkl'), but not as torch.save lays it out "
+                f"(one 'data.pkl' in one top folder; its entries: {names[:4]}{' ...' if len(names) > 4 else ''}). "
+                f"{_TODO}")
     if "json.npy" in names:
         return (f"{label} is a minicnn training checkpoint (.npz from minicnn.train.save_checkpoint), not a "
                 "minicnn.save file: read it with minicnn.train.load_checkpoint(path).")
@@ -545,6 +565,14 @@ def _expected_size(fp, start, size):
     return max(total, at_least), exact
 
 
+def _has_end_record(fp, start, size):
+    """Whether the last 64 KiB + 22 bytes hold a zip's end-of-directory record (its comment is at most 64 KiB)."""
+    tail = min(size, 22 + 65535)
+    fp.seek(start + size - tail)
+    found = fp.read(tail).rfind(b"PK\x05\x06")
+    return found >= 0 and tail - found >= 22
+
+
 def _broken(fp, start, size, label, exc, ends_early):
     """The LoadError for a zip that cannot be read: truncated (with the sizes) or damaged (with why).
     ends_early: its end record is missing, so it may be cut short."""
@@ -558,4 +586,8 @@ def _broken(fp, start, size, label, exc, ends_early):
         return LoadError(f"{label} is truncated: it has {size:,} bytes, but the archive expected {needed} "
                          f"({reason}). The copy, download or write that made it stopped early (minicnn.save "
                          f"itself never leaves a partial file). {_TODO}")
+    if ends_early and not _has_end_record(fp, start, size):
+        return LoadError(f"{label} is truncated: it has {size:,} bytes, and the directory a zip archive ends with "
+                         f"is missing ({reason}). The copy, download or write that made it stopped early "
+                         f"(minicnn.save itself never leaves a partial file). {_TODO}")
     return LoadError(f"{label} is damaged ({reason}). {_TODO}")

@@ -65,8 +65,8 @@ def craft(path, info, arrays=(), trailing=b""):
 
 def test_lenet5_state_dict_round_trips_as_an_ordered_dict_of_bit_equal_tensors(tmp_path):
     sd = lenet5().state_dict()
-    mio.save(sd, tmp_path / "best.pth")
-    loaded = mio.load(tmp_path / "best.pth")
+    mio.save(sd, tmp_path / "best.ckpt")
+    loaded = mio.load(tmp_path / "best.ckpt")
     assert type(loaded) is OrderedDict
     assert list(loaded) == list(sd)
     for name in sd:
@@ -76,8 +76,8 @@ def test_lenet5_state_dict_round_trips_as_an_ordered_dict_of_bit_equal_tensors(t
 
 def test_loaded_state_dict_goes_into_a_fresh_model_with_load_state_dict(tmp_path):
     trained, fresh = lenet5(), lenet5()
-    mio.save(trained.state_dict(), tmp_path / "best.pth")
-    result = fresh.load_state_dict(mio.load(str(tmp_path / "best.pth")))
+    mio.save(trained.state_dict(), tmp_path / "best.ckpt")
+    result = fresh.load_state_dict(mio.load(str(tmp_path / "best.ckpt")))
     assert (result.missing_keys, result.unexpected_keys) == ([], [])
     for (name, a), (_, b) in zip(trained.state_dict().items(), fresh.state_dict().items()):
         assert bits(a) == bits(b), name
@@ -86,8 +86,8 @@ def test_loaded_state_dict_goes_into_a_fresh_model_with_load_state_dict(tmp_path
 def test_checkpoint_dict_with_epoch_model_and_optimizer_round_trips(tmp_path):
     model = lenet5()
     ckpt = {"epoch": 3, "model": model.state_dict(), "optim": {"state": {}, "param_groups": [{"lr": 0.01}]}}
-    mio.save(ckpt, tmp_path / "ckpt.pth")
-    loaded = mio.load(tmp_path / "ckpt.pth")
+    mio.save(ckpt, tmp_path / "ckpt.ckpt")
+    loaded = mio.load(tmp_path / "ckpt.ckpt")
     assert loaded["epoch"] == 3 and type(loaded["epoch"]) is int
     assert loaded["optim"] == ckpt["optim"]
     assert [bits(t) for t in loaded["model"].values()] == [bits(t) for t in ckpt["model"].values()]
@@ -232,10 +232,10 @@ def test_the_same_object_always_gives_the_same_bytes():
 
 def test_numpy_reads_each_array_entry_as_the_docstring_says(tmp_path):
     values = np.arange(6, dtype=np.int64).reshape(2, 3)
-    mio.save({"w": minicnn.tensor(values)}, tmp_path / "w.pth")
-    with np.load(tmp_path / "w.pth", allow_pickle=False) as npz:
+    mio.save({"w": minicnn.tensor(values)}, tmp_path / "w.ckpt")
+    with np.load(tmp_path / "w.ckpt", allow_pickle=False) as npz:
         assert np.array_equal(npz["arrays/0"], values)
-    with zipfile.ZipFile(tmp_path / "w.pth") as zf:
+    with zipfile.ZipFile(tmp_path / "w.ckpt") as zf:
         assert zf.namelist()[0] == mio.STRUCTURE
         info = json.loads(zf.read(mio.STRUCTURE))
     assert (info["format"], info["version"]) == (mio.FORMAT, mio.VERSION)
@@ -247,11 +247,11 @@ def test_numpy_reads_each_array_entry_as_the_docstring_says(tmp_path):
 
 def test_bytesio_and_open_files_work_as_paths_do(tmp_path):
     sd = lenet5().state_dict()
-    with open(tmp_path / "a.pth", "wb") as f:
+    with open(tmp_path / "a.ckpt", "wb") as f:
         mio.save(sd, f)
-    mio.save(sd, tmp_path / "b.pth")
-    assert (tmp_path / "a.pth").read_bytes() == (tmp_path / "b.pth").read_bytes() == saved_bytes(sd)
-    with open(tmp_path / "a.pth", "rb") as f:
+    mio.save(sd, tmp_path / "b.ckpt")
+    assert (tmp_path / "a.ckpt").read_bytes() == (tmp_path / "b.ckpt").read_bytes() == saved_bytes(sd)
+    with open(tmp_path / "a.ckpt", "rb") as f:
         loaded = mio.load(f)
     assert [bits(t) for t in loaded.values()] == [bits(t) for t in sd.values()]
 
@@ -336,14 +336,14 @@ def fail_at(name):
                          ids=["mid-write", "fsync", "rename"])
 def test_a_failed_save_leaves_the_old_file_loadable_and_no_temporary_file(tmp_path, monkeypatch, failure):
     old = {"epoch": 1, "w": minicnn.randn(4, 4)}
-    path = tmp_path / "ckpt.pth"
+    path = tmp_path / "ckpt.ckpt"
     mio.save(old, path)
     before = path.read_bytes()
     failure(monkeypatch)
     with pytest.raises(OSError):
         mio.save({"epoch": 2, "model": lenet5().state_dict()}, path)
     monkeypatch.undo()
-    assert os.listdir(tmp_path) == ["ckpt.pth"]
+    assert os.listdir(tmp_path) == ["ckpt.ckpt"]
     assert path.read_bytes() == before
     assert mio.load(path)["epoch"] == 1
 
@@ -351,7 +351,7 @@ def test_a_failed_save_leaves_the_old_file_loadable_and_no_temporary_file(tmp_pa
 def test_a_failed_first_save_leaves_no_file_at_all(tmp_path, monkeypatch):
     fail_on_third_member(monkeypatch)
     with pytest.raises(OSError):
-        mio.save(lenet5().state_dict(), tmp_path / "new.pth")
+        mio.save(lenet5().state_dict(), tmp_path / "new.ckpt")
     assert os.listdir(tmp_path) == []
 
 
@@ -360,27 +360,27 @@ def test_an_interrupt_mid_write_also_cleans_up(tmp_path, monkeypatch):
         raise KeyboardInterrupt
     monkeypatch.setattr(mio, "_write_member", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        mio.save({"w": minicnn.ones(2)}, tmp_path / "new.pth")
+        mio.save({"w": minicnn.ones(2)}, tmp_path / "new.ckpt")
     assert os.listdir(tmp_path) == []
 
 
 def test_a_refused_object_never_touches_the_file(tmp_path):
-    path = tmp_path / "ckpt.pth"
+    path = tmp_path / "ckpt.ckpt"
     mio.save({"epoch": 1}, path)
     before = path.read_bytes()
     with pytest.raises(TypeError):
         mio.save({"epoch": 2, "fn": lambda x: x}, path)
-    assert os.listdir(tmp_path) == ["ckpt.pth"] and path.read_bytes() == before
+    assert os.listdir(tmp_path) == ["ckpt.ckpt"] and path.read_bytes() == before
 
 
 def test_saving_into_a_missing_folder_says_so_and_creates_nothing(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
-        mio.save({"a": 1}, tmp_path / "runs" / "best.pth")
+        mio.save({"a": 1}, tmp_path / "runs" / "best.ckpt")
     assert os.listdir(tmp_path) == []
 
 
 def test_saving_through_a_symlink_replaces_its_target_and_keeps_the_link(tmp_path):
-    target, link = tmp_path / "real.pth", tmp_path / "latest.pth"
+    target, link = tmp_path / "real.ckpt", tmp_path / "latest.ckpt"
     mio.save({"epoch": 1}, target)
     link.symlink_to(target)
     mio.save({"epoch": 2}, link)
@@ -424,7 +424,7 @@ def test_a_container_holding_itself_is_refused():
 
 def test_a_missing_file_raises_file_not_found(tmp_path):
     with pytest.raises(FileNotFoundError):
-        mio.load(tmp_path / "nope.pth")
+        mio.load(tmp_path / "nope.ckpt")
 
 
 def test_a_truncated_file_is_refused_with_its_size_and_the_size_expected(tmp_path):
@@ -433,7 +433,7 @@ def test_a_truncated_file_is_refused_with_its_size_and_the_size_expected(tmp_pat
     data = saved_bytes({"model": lenet5().state_dict(), "epoch": 3})
     with zipfile.ZipFile(io.BytesIO(data)) as zf:
         table_end = zf.getinfo(mio.STRUCTURE).compress_size + 30 + len(mio.STRUCTURE)
-    path = tmp_path / "best.pth"
+    path = tmp_path / "best.ckpt"
     for cut in [1, 5, 29, 30, 100, table_end - 1, table_end, table_end + 1, len(data) // 3, len(data) // 2,
                 len(data) - 1000, len(data) - 23, len(data) - 22, len(data) - 1]:
         path.write_bytes(data[:cut])
@@ -447,9 +447,9 @@ def test_a_truncated_file_is_refused_with_its_size_and_the_size_expected(tmp_pat
 
 
 def test_the_empty_file_is_refused_as_empty(tmp_path):
-    (tmp_path / "best.pth").write_bytes(b"")
-    with pytest.raises(mio.LoadError, match=r"best\.pth' is empty \(0 bytes\)"):
-        mio.load(tmp_path / "best.pth")
+    (tmp_path / "best.ckpt").write_bytes(b"")
+    with pytest.raises(mio.LoadError, match=r"best\.ckpt' is empty \(0 bytes\)"):
+        mio.load(tmp_path / "best.ckpt")
 
 
 def data_regions(data):
@@ -490,10 +490,10 @@ def test_a_damaged_directory_is_refused(tmp_path):
     (b"<!DOCTYPE html><html><body>Not found</body></html>", "HTML page"),
 ])
 def test_a_file_that_is_not_a_zip_is_refused(tmp_path, content, expected):
-    (tmp_path / "x.pth").write_bytes(content)
+    (tmp_path / "x.ckpt").write_bytes(content)
     with pytest.raises(mio.LoadError, match=expected) as info:
-        mio.load(tmp_path / "x.pth")
-    assert "x.pth" in str(info.value)
+        mio.load(tmp_path / "x.ckpt")
+    assert "x.ckpt" in str(info.value)
 
 
 def test_a_zip_that_is_not_a_minicnn_save_is_refused(tmp_path):
@@ -515,27 +515,11 @@ def test_a_training_checkpoint_npz_is_refused_pointing_to_load_checkpoint(tmp_pa
         mio.load(tmp_path / "last.npz")
 
 
-def test_torchs_own_file_is_refused_saying_it_is_not_supported_yet(tmp_path):
-    path = tmp_path / "torch_model.pth"
-    torch.save(torch.nn.Linear(3, 2).state_dict(), path)
-    with pytest.raises(mio.LoadError) as info:
-        mio.load(path)
-    message = str(info.value)
-    assert str(path) in message and "PyTorch's own .pth format" in message and "cannot read it yet" in message
-
-
-def test_torchs_legacy_pickle_file_is_refused_without_unpickling(tmp_path):
-    path = tmp_path / "legacy.pth"
-    torch.save(torch.nn.Linear(3, 2).state_dict(), path, _use_new_zipfile_serialization=False)
-    with pytest.raises(mio.LoadError, match="Python pickle.*never unpickles"):
-        mio.load(path)
-
-
 def test_a_file_from_a_newer_format_version_says_to_upgrade(tmp_path):
-    craft(tmp_path / "new.pth", {"format": mio.FORMAT, "version": mio.VERSION + 1, "arrays": [], "object": 1,
+    craft(tmp_path / "new.ckpt", {"format": mio.FORMAT, "version": mio.VERSION + 1, "arrays": [], "object": 1,
                                  "written_by": "minicnn 9.0"})
     with pytest.raises(mio.LoadError, match=r"minicnn 9\.0 in format version 2.*Upgrade minicnn"):
-        mio.load(tmp_path / "new.pth")
+        mio.load(tmp_path / "new.ckpt")
 
 
 @pytest.mark.parametrize("info, arrays", [
@@ -553,17 +537,17 @@ def test_a_file_from_a_newer_format_version_says_to_upgrade(tmp_path):
 ], ids=["unknown-node", "missing-array", "shape-disagrees", "array-entry-missing", "int-requires-grad",
         "unhashable-key", "other-format"])
 def test_a_structure_that_does_not_describe_a_valid_object_is_refused(tmp_path, info, arrays):
-    craft(tmp_path / "odd.pth", info, arrays)
-    with pytest.raises(mio.LoadError, match=r"odd\.pth"):
-        mio.load(tmp_path / "odd.pth")
+    craft(tmp_path / "odd.ckpt", info, arrays)
+    with pytest.raises(mio.LoadError, match=r"odd\.ckpt"):
+        mio.load(tmp_path / "odd.ckpt")
 
 
 def test_an_array_entry_with_bytes_after_its_values_is_refused(tmp_path):
     info = {"format": mio.FORMAT, "version": 1, "object": {"$": "ndarray", "array": 0},
             "arrays": [{"dtype": "<f4", "shape": [3], "device": "cpu", "bytes": 128 + 12 + 4}]}
-    craft(tmp_path / "odd.pth", info, [np.zeros(3, np.float32)], trailing=b"junk")
+    craft(tmp_path / "odd.ckpt", info, [np.zeros(3, np.float32)], trailing=b"junk")
     with pytest.raises(mio.LoadError, match="bytes after its data"):
-        mio.load(tmp_path / "odd.pth")
+        mio.load(tmp_path / "odd.ckpt")
 
 
 # -- the whole story -----------------------------------------------------------------------------
@@ -585,10 +569,10 @@ def test_a_model_trained_a_step_then_saved_and_loaded_gives_bit_identical_output
     with minicnn.no_grad():
         for p in model.parameters():
             p.array -= 0.1 * p.grad.array
-    minicnn.save({"model": model.state_dict(), "epoch": 1}, tmp_path / "best.pth")
+    minicnn.save({"model": model.state_dict(), "epoch": 1}, tmp_path / "best.ckpt")
 
     fresh = lenet5()
-    fresh.load_state_dict(minicnn.load(tmp_path / "best.pth")["model"])
+    fresh.load_state_dict(minicnn.load(tmp_path / "best.ckpt")["model"])
     model.eval()
     fresh.eval()
     with minicnn.no_grad():
