@@ -7,7 +7,7 @@ A reduced loss ('mean', 'sum') is a 0-d array of the input's dtype, on the input
 import numpy as np
 
 from ..backend import get_array_module
-from .activation import log_softmax
+from .activation import log_softmax, sigmoid
 
 
 def softmax_cross_entropy(logits, labels):
@@ -139,7 +139,6 @@ def _errstate():
 # element (per (n, d1, ..., dK) for the class losses), 'sum' adds them, 'mean' averages them
 # (for class indices: torch's weighted mean, divided by the sum of the weights of the targets).
 
-from .activation import sigmoid  # noqa: E402  (for the appended logits losses; belongs with the imports above)
 
 
 def _check_reduction(reduction, where):
@@ -315,7 +314,8 @@ def cross_entropy_probs(logits, target, weight=None, reduction="mean", label_smo
     C, eps = x.shape[1], label_smoothing
     if weight is not None and (tuple(weight.shape) != (C,) or weight.dtype != x.dtype):
         raise ValueError(f"cross_entropy: weight tensor should be defined either for all {C} classes (of dtype "
-                         f"{x.dtype}) or no classes but got weight tensor {weight.dtype} of shape: {list(weight.shape)}")
+                         f"{x.dtype}) or no classes but got weight tensor {weight.dtype} of shape: "
+                         f"{list(weight.shape)}")
     wc = weight.reshape((1, C) + (1,) * (x.ndim - 2)) if weight is not None else None
     p = t * (1 - eps) + eps / C if eps else t
     q = p * wc if wc is not None else p
