@@ -17,7 +17,7 @@ import numpy as np
 
 from ..autograd import is_grad_enabled, record
 from ..ops import activation as A
-from ..ops import dropout2d as D
+from ..ops import dropout as D
 from ..ops import loss as L
 from ..ops import norm as N
 from .._tensor import Tensor, as_tensor
