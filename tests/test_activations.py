@@ -21,7 +21,7 @@ import minicnn.nn.functional as F
 from minicnn.backend import to_device, to_numpy
 from minicnn.gradcheck import gradcheck
 from minicnn.ops import activation as A
-from minicnn.ops import dropout2d as D
+from minicnn.ops import dropout as D
 
 DTYPES = [np.float64, np.float32]
 TOL = {np.dtype("float64"): dict(rtol=1e-10, atol=1e-10), np.dtype("float32"): dict(rtol=1e-5, atol=1e-5)}

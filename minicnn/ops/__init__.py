@@ -8,11 +8,11 @@ This package was called `functional` before minicnn had autograd: `minicnn.nn.fu
 is now torch's F on Tensors, and two packages named "functional" would confuse a reader.
 """
 
-from . import tensor
+from . import activation, conv, dropout, linear, loss, norm, pool, tensor  # noqa: F401  (ops.norm.batch_norm, ...)
 from .activation import (log_softmax, log_softmax_backward, relu, relu_backward, sigmoid, sigmoid_backward,
                          softmax, softmax_backward, tanh, tanh_backward)
 from .conv import col2im, conv2d, conv2d_backward, conv2d_naive, conv2d_naive_backward, conv_output_size, im2col
-from .dropout import dropout, dropout_backward
+from .dropout import dropout, dropout2d, dropout2d_backward, dropout_backward
 from .linear import flatten, flatten_backward, linear, linear_backward
 from .loss import (mse_loss, mse_loss_backward, nll_loss, nll_loss_backward, softmax_cross_entropy,
                    softmax_cross_entropy_backward)
