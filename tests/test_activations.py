@@ -21,7 +21,7 @@ import minicnn.nn.functional as F
 from minicnn.backend import to_device, to_numpy
 from minicnn.gradcheck import gradcheck
 from minicnn.ops import activation as A
-from minicnn.ops import dropout as D
+from minicnn.ops.dropout import dropout2d as _dropout2d, dropout2d_backward as _dropout2d_backward
 
 DTYPES = [np.float64, np.float32]
 TOL = {np.dtype("float64"): dict(rtol=1e-10, atol=1e-10), np.dtype("float32"): dict(rtol=1e-5, atol=1e-5)}
@@ -292,8 +292,8 @@ def test_dropout2d_refuses_3d_input_and_says_which_shapes_it_could_mean():
 
 def test_dropout2d_pair_identity_when_not_training():
     x = np.ones((1, 2, 2, 2))
-    out, cache = D.dropout2d(x, 0.5, training=False)
-    assert out is x and cache is None and D.dropout2d_backward(x, cache) is x
+    out, cache = _dropout2d(x, 0.5, training=False)
+    assert out is x and cache is None and _dropout2d_backward(x, cache) is x
 
 
 # -- modules: reprs, defaults and errors ---------------------------------------------------------

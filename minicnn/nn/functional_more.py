@@ -17,7 +17,7 @@ import numpy as np
 
 from ..autograd import is_grad_enabled, record
 from ..ops import activation as A
-from ..ops import dropout as D
+from ..ops.dropout import dropout2d as _dropout2d, dropout2d_backward as _dropout2d_backward
 from ..ops import loss as L
 from ..ops import norm as N
 from .._tensor import Tensor, as_tensor
@@ -265,10 +265,10 @@ def dropout2d(input, p=0.5, training=True, inplace=False):
                 "input.unsqueeze(-1) (torch 2.13 reads 3-D input as (N, C, L), with a warning that this will change)"
                 if input.ndim == 3 else "; for element-wise dropout use F.dropout")
         raise ValueError(f"dropout2d: expected input of shape (N, C, H, W), got shape {tuple(input.shape)}{hint}")
-    out, mask = D.dropout2d(input.array, p, training)
+    out, mask = _dropout2d(input.array, p, training)
     if mask is None:
         return input
-    return record(out, D.dropout2d_backward, mask, (input,), "dropout2d")
+    return record(out, _dropout2d_backward, mask, (input,), "dropout2d")
 
 
 # -- losses ------------------------------------------------------------------------------------

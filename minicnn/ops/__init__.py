@@ -8,7 +8,7 @@ This package was called `functional` before minicnn had autograd: `minicnn.nn.fu
 is now torch's F on Tensors, and two packages named "functional" would confuse a reader.
 """
 
-from . import activation, conv, dropout, linear, loss, norm, pool, tensor  # noqa: F401  (ops.norm.batch_norm, ...)
+from . import norm, tensor  # noqa: F401  (ops.norm.batch_norm, ops.tensor.add, ...)
 from .activation import (log_softmax, log_softmax_backward, relu, relu_backward, sigmoid, sigmoid_backward,
                          softmax, softmax_backward, tanh, tanh_backward)
 from .conv import col2im, conv2d, conv2d_backward, conv2d_naive, conv2d_naive_backward, conv_output_size, im2col
