@@ -383,19 +383,23 @@ def _label(call):
     return f"({call['name']}) {text}" if call["name"] else text
 
 
-def _size_formula(axis, size, kernel, stride, padding, dilation, out, pool):
-    """'OH = floor((H + 2P - D(K-1) - 1)/S) + 1 = floor((28 + 4 - 4 - 1)/1) + 1 = 28' for one axis."""
-    if pool:
-        return (f"floor(({axis} + 2P - K)/S) + 1 = floor(({size} + {2 * padding} - {kernel})/{stride}) + 1 = {out}")
-    return (f"floor(({axis} + 2P - D(K-1) - 1)/S) + 1 = "
-            f"floor(({size} + {2 * padding} - {dilation * (kernel - 1)} - 1)/{stride}) + 1 = {out}")
+def _size_formula(axis, size, kernel, stride, padding, dilation, out, pool, ceil=False):
+    """'OH = floor((H + 2P - D(K-1) - 1)/S) + 1 = floor((28 + 4 - 4 - 1)/1) + 1 = 28' for one axis.
+    A pool without dilation gets the textbook form floor((H + 2P - K)/S) + 1; ceil_mode rounds up
+    (and drops a last window that would start in the right padding: then the figure is one less)."""
+    rounding = "ceil" if ceil else "floor"
+    if pool and dilation == 1:
+        return (f"{rounding}(({axis} + 2P - K)/S) + 1 = {rounding}(({size} + {2 * padding} - {kernel})/{stride}) + 1"
+                f" = {out}")
+    return (f"{rounding}(({axis} + 2P - D(K-1) - 1)/S) + 1 = "
+            f"{rounding}(({size} + {2 * padding} - {dilation * (kernel - 1)} - 1)/{stride}) + 1 = {out}")
 
 
-def _spatial_formulas(in_shape, out_shape, kernel, stride, padding, dilation, pool):
-    H, W = in_shape[2:]
-    OH, OW = out_shape[2:]
-    rows = [_size_formula("H", H, kernel[0], stride[0], padding[0], dilation[0], OH, pool),
-            _size_formula("W", W, kernel[1], stride[1], padding[1], dilation[1], OW, pool)]
+def _spatial_formulas(in_shape, out_shape, kernel, stride, padding, dilation, pool, ceil=False):
+    H, W = in_shape[-2:]
+    OH, OW = out_shape[-2:]
+    rows = [_size_formula("H", H, kernel[0], stride[0], padding[0], dilation[0], OH, pool, ceil),
+            _size_formula("W", W, kernel[1], stride[1], padding[1], dilation[1], OW, pool, ceil)]
     if rows[0] == rows[1].replace("(W +", "(H +"):
         return ["OH = OW = " + rows[0]]
     return ["OH = " + rows[0], "OW = " + rows[1]]
@@ -411,7 +415,8 @@ def forward_formula(layer, in_shape, out_shape):
         kind = type(layer).__name__
         return _spatial_formulas(in_shape, out_shape, pair(layer.kernel_size, "kernel_size", kind),
                                  pair(layer.stride, "stride", kind), pair(layer.padding, "padding", kind, 0),
-                                 (1, 1), pool=True) + ["channels kept"]
+                                 pair(getattr(layer, "dilation", 1), "dilation", kind), pool=True,
+                                 ceil=getattr(layer, "ceil_mode", False)) + ["channels kept"]
     if isinstance(layer, (nn.GlobalAvgPool2d, nn.GlobalMaxPool2d)):
         what = "mean" if isinstance(layer, nn.GlobalAvgPool2d) else "max"
         return [f"{what} over each {in_shape[2]}x{in_shape[3]} map -> 1x1"]

@@ -16,6 +16,8 @@ import numpy as np
 from .. import ops
 from ..autograd import is_grad_enabled, record
 from ..ops import tensor as T
+from ..ops import pool as _pool, upsample as _upsample
+from ..ops import conv as _conv, conv_transpose as _conv_transpose
 from ..ops.checks import pair
 from .._tensor import Tensor, as_tensor
 
@@ -32,18 +34,18 @@ def _arr(x):
 
 
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, _workspace=None):
-    """input (N, C, H, W), weight (OC, C, KH, KW), bias (OC,) -> (N, OC, OH, OW) by im2col + GEMM.
+    """input (N, C, H, W), weight (OC, C/groups, KH, KW), bias (OC,) -> (N, OC, OH, OW) by im2col + GEMM.
 
-    OH = floor((H + 2*PH - DH*(KH - 1) - 1) / SH) + 1. Only groups=1 for now.
+    OH = floor((H + 2*PH - DH*(KH - 1) - 1) / SH) + 1. padding: an int, (PH, PW), 'valid' or 'same'
+    (stride 1; an odd total padding DH*(KH - 1) puts its extra row at the bottom, as torch), or,
+    beyond torch, ((PT, PB), (PL, PR)) for padding that differs before and after.
+    groups G: G independent convolutions of C/G channels each, side by side (depthwise: G = C).
     """
-    if groups != 1:
-        raise NotImplementedError("conv2d: groups other than 1 are not implemented yet")
     input, weight, bias = _t(input), _t(weight), _t(bias)
-    if isinstance(padding, str):
-        raise NotImplementedError(f"conv2d: padding={padding!r} is not implemented yet; give the padding as ints")
     # A workspace buffer is leased to the cache, which exists only when a node will keep it.
     workspace = _workspace if is_grad_enabled() else None
-    out, cache = ops.conv2d(input.array, weight.array, _arr(bias), stride, padding, dilation, workspace=workspace)
+    out, cache = ops.conv2d(input.array, weight.array, _arr(bias), stride, padding, dilation, groups,
+                            workspace=workspace)
     backward = functools.partial(_conv2d_backward, input_grad=input.requires_grad)
     return record(out, backward, cache, (input, weight, bias), "conv2d")
 
@@ -51,6 +53,31 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
 def _conv2d_backward(dout, cache, input_grad):
     # no dx for an input that needs none (a network's first layer), as torch
     return ops.conv2d_backward(dout, cache, input_grad)
+
+
+def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1,
+                     _workspace=None):
+    """input (N, C_in, H, W), weight (C_in, C_out/groups, KH, KW), bias (C_out,) -> (N, C_out, OH, OW).
+
+    OH = (H - 1)*SH - 2*PH + DH*(KH - 1) + OPH + 1. The adjoint of conv2d: its forward is conv2d's
+    input gradient, col2im(W^T @ x) (see minicnn.ops.conv_transpose). Arguments in torch's order.
+    """
+    input, weight, bias = _t(input), _t(weight), _t(bias)
+    # (no cache holds a workspace buffer here: each is used only within one call)
+    out, cache = _conv_transpose.conv_transpose2d(input.array, weight.array, _arr(bias), stride, padding,
+                                                  output_padding, groups, dilation, workspace=_workspace)
+    backward = functools.partial(_conv_transpose2d_backward, input_grad=input.requires_grad)
+    return record(out, backward, cache, (input, weight, bias), "conv_transpose2d")
+
+
+def _conv_transpose2d_backward(dout, cache, input_grad):
+    return _conv_transpose.conv_transpose2d_backward(dout, cache, input_grad)
+
+
+def _pad_for_conv(input, pads, mode):
+    """Conv2d's padding_mode 'reflect', 'replicate' or 'circular': input padded by pads ((PT, PB), (PL, PR))."""
+    out, cache = _conv.pad2d(input.array, pads, mode)
+    return record(out, _conv.pad2d_backward, cache, (input,), "pad2d")
 
 
 def linear(input, weight, bias=None):
@@ -64,48 +91,83 @@ def linear(input, weight, bias=None):
     return record(out, backward, cache, (input, weight, bias), "linear")
 
 
-# -- pooling ----------------------------------------------------------------------------------
+# -- pooling and upsampling -------------------------------------------------------------------
+
+
+def _batched(fn, input, *args):
+    """fn on one unbatched image (C, H, W), run as a batch of one (torch accepts it); outputs lose that dim again."""
+    out = fn(input.unsqueeze(0), *args)
+    return tuple(t.squeeze(0) for t in out) if isinstance(out, tuple) else out.squeeze(0)
 
 
 def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
-    """Max over each window: (N, C, H, W) -> (N, C, OH, OW), OH = floor((H + 2P - K) / S) + 1."""
-    if dilation not in (1, (1, 1)) or ceil_mode or return_indices:
-        raise NotImplementedError("max_pool2d: dilation, ceil_mode and return_indices are not implemented yet")
+    """Max over each window: (N, C, H, W) -> (N, C, OH, OW), OH = floor((H + 2P - D(K-1) - 1) / S) + 1
+    (ceil with ceil_mode, see minicnn.ops.pool). return_indices: also (N, C, OH, OW) int64, where each
+    maximum lies in its flattened H*W input plane (for max_unpool2d)."""
     input = _t(input)
-    out, cache = ops.max_pool2d(input.array, kernel_size, stride, padding)
-    return record(out, ops.max_pool2d_backward, cache, (input,), "max_pool2d")
+    if input.ndim == 3:
+        return _batched(max_pool2d, input, kernel_size, stride, padding, dilation, ceil_mode, return_indices)
+    out, cache = ops.max_pool2d(input.array, kernel_size, stride, padding, dilation, ceil_mode)
+    out = record(out, ops.max_pool2d_backward, cache, (input,), "max_pool2d")
+    return (out, Tensor._wrap(_pool.max_pool2d_indices(cache))) if return_indices else out
 
 
 def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
                divisor_override=None):
-    """Mean over each window: (N, C, H, W) -> (N, C, OH, OW)."""
-    if ceil_mode or divisor_override is not None:
-        raise NotImplementedError("avg_pool2d: ceil_mode and divisor_override are not implemented yet")
+    """Mean over each window: (N, C, H, W) -> (N, C, OH, OW), divided as torch (see minicnn.ops.pool)."""
     input = _t(input)
-    out, cache = ops.avg_pool2d(input.array, kernel_size, stride, padding, count_include_pad)
+    if input.ndim == 3:
+        return _batched(avg_pool2d, input, kernel_size, stride, padding, ceil_mode, count_include_pad,
+                        divisor_override)
+    out, cache = ops.avg_pool2d(input.array, kernel_size, stride, padding, count_include_pad, ceil_mode,
+                                divisor_override)
     return record(out, ops.avg_pool2d_backward, cache, (input,), "avg_pool2d")
 
 
 def adaptive_avg_pool2d(input, output_size):
-    """Mean over OH x OW bins with torch's edges: (N, C, H, W) -> (N, C, OH, OW)."""
+    """Mean over OH x OW bins with torch's edges: (N, C, H, W) -> (N, C, OH, OW); None keeps that side."""
     input = _t(input)
-    size = (output_size, output_size) if not isinstance(output_size, (tuple, list)) else tuple(output_size)
-    size = tuple(input.shape[2 + i] if s is None else s for i, s in enumerate(size))  # None keeps that size
-    size = pair(size, "output_size", "adaptive_avg_pool2d")
-    if size == (1, 1):
+    if input.ndim == 3:
+        return _batched(adaptive_avg_pool2d, input, output_size)
+    if output_size in (1, (1, 1), [1, 1]):
         out, cache = ops.global_avg_pool2d(input.array)
         return record(out, ops.global_avg_pool2d_backward, cache, (input,), "adaptive_avg_pool2d")
-    out, cache = ops.adaptive_avg_pool2d(input.array, size)
+    out, cache = ops.adaptive_avg_pool2d(input.array, output_size)
     return record(out, ops.adaptive_avg_pool2d_backward, cache, (input,), "adaptive_avg_pool2d")
 
 
 def adaptive_max_pool2d(input, output_size, return_indices=False):
-    """Only output_size 1 (global max pooling) for now."""
-    if pair(output_size, "output_size", "adaptive_max_pool2d") != (1, 1) or return_indices:
-        raise NotImplementedError("adaptive_max_pool2d: only output_size=1 is implemented yet")
+    """Max over OH x OW bins with torch's edges: (N, C, H, W) -> (N, C, OH, OW); None keeps that side.
+    return_indices: also where each maximum lies in its flattened H*W plane, int64."""
     input = _t(input)
-    out, cache = ops.global_max_pool2d(input.array)
-    return record(out, ops.global_max_pool2d_backward, cache, (input,), "adaptive_max_pool2d")
+    if input.ndim == 3:
+        return _batched(adaptive_max_pool2d, input, output_size, return_indices)
+    out, cache = _pool.adaptive_max_pool2d(input.array, output_size)
+    out = record(out, _pool.adaptive_max_pool2d_backward, cache, (input,), "adaptive_max_pool2d")
+    return (out, Tensor._wrap(_pool.adaptive_max_pool2d_indices(cache))) if return_indices else out
+
+
+def max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_size=None):
+    """The partial inverse of max_pool2d: (N, C, H, W) values and their return_indices -> (N, C, OH, OW),
+    zero where no maximum came from. OH = (H - 1)*S - 2P + K, or output_size (within a stride of it)."""
+    input, indices = _t(input), _t(indices)
+    if input.ndim == 3:
+        return max_unpool2d(input.unsqueeze(0), indices.unsqueeze(0), kernel_size, stride, padding,
+                            output_size).squeeze(0)
+    out, cache = _pool.max_unpool2d(input.array, indices.array, kernel_size, stride, padding, output_size)
+    return record(out, _pool.max_unpool2d_backward, cache, (input,), "max_unpool2d")
+
+
+def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corners=None,
+                recompute_scale_factor=None, antialias=False):
+    """Resize (N, C, H, W) -> (N, C, OH, OW): mode 'nearest' (torch's floor rule, not 'nearest-exact')
+    or 'bilinear' (align_corners False: pixel centres line up; True: corner pixels). Give size or
+    scale_factor (OH = floor(H * scale_factor)), as torch; see minicnn.ops.upsample."""
+    if antialias:
+        raise NotImplementedError("interpolate: antialias=True is not implemented")
+    input = _t(input)
+    out, cache = _upsample.interpolate(input.array, size, scale_factor, mode, align_corners, recompute_scale_factor)
+    return record(out, _upsample.interpolate_backward, cache, (input,), "interpolate")
 
 
 # -- activations ------------------------------------------------------------------------------
@@ -180,68 +242,6 @@ def pad(input, pad, mode="constant", value=0):
     return record(out, T.pad_backward, cache, (input,), "pad")
 
 
-# -- losses -----------------------------------------------------------------------------------
+# -- losses: in functional_more.py (cross_entropy, nll_loss, mse_loss, binary_cross_entropy, ...) ----------
 
-
-def _targets(target):
-    target = target.array if isinstance(target, Tensor) else np.asarray(target) if not hasattr(target, "dtype") else target
-    return target
-
-
-def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0):
-    """Softmax cross-entropy of logits (N, C) against class indices (N,), as torch's:
-
-        loss_n = -w[t_n] * log_softmax(x)[n, t_n]    mean = sum_n loss_n / sum_n w[t_n]
-
-    label_smoothing eps mixes in the uniform target: (1 - eps) * nll + eps * (-sum_c w_c logp_c) / C.
-    ignore_index targets add nothing (the mean of an all-ignored batch is NaN, as in torch).
-    """
-    input = _t(input)
-    target_array = _targets(target)
-    if input.ndim != 2:
-        raise ValueError(f"cross_entropy: expected logits of shape (N, C), got {tuple(input.shape)}")
-    plain = weight is None and label_smoothing == 0 and reduction == "mean" and not bool(
-        (target_array == ignore_index).any())
-    if plain:  # the common case: one fused pair, softmax minus one-hot
-        out, cache = ops.softmax_cross_entropy(input.array, target_array)
-        return record(out, ops.softmax_cross_entropy_backward, cache, (input,), "cross_entropy")
-    logp = log_softmax(input, dim=1)
-    loss = nll_loss(logp, target, weight, ignore_index=ignore_index, reduction=reduction)
-    if label_smoothing == 0:
-        return loss
-    if not 0 <= label_smoothing <= 1:
-        raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
-    C = input.shape[1]
-    keep = as_tensor(target_array != ignore_index).type(input.dtype)
-    per_class = logp * _t(weight).reshape(1, C) if weight is not None else logp
-    smooth = -per_class.sum(dim=1) * keep
-    if reduction == "mean":
-        if weight is not None:
-            w = _t(weight).array
-            denom = float((w[np.where(target_array != ignore_index, target_array, 0)] * keep.array).sum())
-        else:
-            denom = float(keep.array.sum())
-        smooth = smooth.sum() / denom if denom else smooth.sum() / float("nan")
-    elif reduction == "sum":
-        smooth = smooth.sum()
-    return loss * (1 - label_smoothing) + smooth * (label_smoothing / C)
-
-
-def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
-    """-w[t_n] * input[n, t_n] for log-probabilities input (N, C); reductions as cross_entropy."""
-    input = _t(input)
-    w = None if weight is None else _t(weight).array
-    out, cache = ops.nll_loss(input.array, _targets(target), w, ignore_index, reduction)
-    return record(out, ops.nll_loss_backward, cache, (input,), "nll_loss")
-
-
-def mse_loss(input, target, reduction="mean"):
-    """(input - target)^2, mean / sum / none. Shapes must match (torch warns on broadcasting; this refuses)."""
-    input, target = _t(input), _t(target)
-    if tuple(input.shape) != tuple(target.shape):
-        raise ValueError(f"mse_loss: input {tuple(input.shape)} and target {tuple(target.shape)} differ in shape")
-    if input.dtype != target.dtype:
-        target = target.type(input.dtype)
-    out, cache = ops.mse_loss(input.array, target.array, reduction)
-    return record(out, ops.mse_loss_backward, cache, (input, target), "mse_loss")
 from .functional_more import *  # noqa

@@ -10,7 +10,8 @@ import numpy as np
 
 from ..backend import get_array_module, get_xp
 from ..ops.checks import pair
-from ..ops.conv import Workspace
+from ..ops.conv import PADDING_MODES, Workspace, check_groups, conv_padding
+from ..ops.conv_transpose import conv_transpose_output_size
 from .._tensor import Tensor, as_tensor
 from . import functional as F
 from . import init
@@ -67,38 +68,35 @@ class _Layer(Module):
             raise ValueError(f"{self!r}: {exc}") from exc
 
 
-class Conv2d(_Layer):
-    """2-D convolution. x (N, C, H, W) -> (N, OC, OH, OW), OH = floor((H + 2P - D(K-1) - 1) / S) + 1.
+class _Conv(_Layer):
+    """What Conv2d and ConvTranspose2d share: the channel, kernel, stride, dilation and groups
+    arguments (checked as torch checks them), the weight and its torch default init, the repr."""
 
-    weight (OC, C, KH, KW) and bias (OC,), initialised as torch does by default.
-    """
-
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1,
-                 bias=True, padding_mode="zeros", device=None, dtype=None):
-        super().__init__()
-        where = "Conv2d"
+    def _init_conv(self, where, in_channels, out_channels, kernel_size, stride, dilation, groups, transposed,
+                   bias, dtype):
         self.in_channels = _positive_int(in_channels, "in_channels", where)
         self.out_channels = _positive_int(out_channels, "out_channels", where)
-        if groups != 1 or padding_mode != "zeros" or isinstance(padding, str):
-            raise NotImplementedError("Conv2d: groups, padding_mode and string padding are not implemented yet")
+        self.groups = check_groups(groups, where)
+        for name in ("in_channels", "out_channels"):
+            if getattr(self, name) % self.groups:
+                raise ValueError(f"{where}: {name} must be divisible by groups, got {name}={getattr(self, name)} "
+                                 f"and groups={self.groups}")
         self.kernel_size = pair(kernel_size, "kernel_size", where)
         self.stride = pair(stride, "stride", where)
-        self.padding = pair(padding, "padding", where, minimum=0)
         self.dilation = pair(dilation, "dilation", where)
-        self.groups = groups
         dtype = np.dtype(dtype) if dtype is not None else np.float32
-        self.weight = _empty_parameter((self.out_channels, self.in_channels, *self.kernel_size), dtype)
+        if transposed:  # (C_in, C_out/groups, KH, KW): the weight of the convolution it is the adjoint of
+            channels = (self.in_channels, self.out_channels // self.groups)
+        else:  # (OC, C/groups, KH, KW)
+            channels = (self.out_channels, self.in_channels // self.groups)
+        self.weight = _empty_parameter((*channels, *self.kernel_size), dtype)
         self.bias = _empty_parameter((self.out_channels,), dtype) if bias else None
+        # kaiming_uniform_(a=sqrt(5)) with fan_in = weight.shape[1] * KH * KW, as torch: for
+        # ConvTranspose2d that is C_out/groups * KH * KW (torch's choice, kept for the same weights' scale)
         init.torch_default_(self.weight, self.bias)
         self._workspace = Workspace()  # im2col buffers reused from step to step (see ops.conv.Workspace)
-        if device is not None:
-            self.to(device)
 
-    def forward(self, x):
-        x = _input(x)
-        self._check_input(x, (3, 4), f"(N, {self.in_channels}, H, W)")
-        if x.ndim == 3:  # one unbatched image (C, H, W), as torch accepts
-            return self.forward(x.unsqueeze(0)).squeeze(0)
+    def _check_channels(self, x):
         if x.shape[1] != self.in_channels:
             hint = ""
             if x.shape[3] == self.in_channels:
@@ -108,23 +106,135 @@ class Conv2d(_Layer):
                 f"{self!r}: expected {self.in_channels} input channels, i.e. input of shape "
                 f"(N, {self.in_channels}, H, W), got shape {tuple(x.shape)} with {x.shape[1]} channels{hint}"
             )
-        # The workspace is for training, where one batch size repeats step after step; an evaluation
-        # (eval mode) gets fresh buffers, freed with its graph, so no eval-sized buffer stays behind.
-        return self._run(F.conv2d, x, self.weight, self.bias, self.stride, self.padding, self.dilation,
-                         _workspace=self._workspace if self.training else None)
-
-    def macs(self, input_shape, output_shape):
-        """N*OC*OH*OW * C*KH*KW: each output pixel is a dot product over C*KH*KW inputs."""
-        N, OC, OH, OW = output_shape
-        return N * OC * OH * OW * self.in_channels * self.kernel_size[0] * self.kernel_size[1]
 
     def extra_repr(self):
+        """torch's text: the settings that differ from their defaults, in torch's order."""
         s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
         if self.padding != (0, 0):
             s += f", padding={self.padding}"
         if self.dilation != (1, 1):
             s += f", dilation={self.dilation}"
-        return s + (", bias=False" if self.bias is None else "")
+        if getattr(self, "output_padding", (0, 0)) != (0, 0):
+            s += f", output_padding={self.output_padding}"
+        if self.groups != 1:
+            s += f", groups={self.groups}"
+        if self.bias is None:
+            s += ", bias=False"
+        if self.padding_mode != "zeros":
+            s += f", padding_mode={self.padding_mode}"
+        return s
+
+
+class Conv2d(_Conv):
+    """2-D convolution. x (N, C, H, W) -> (N, OC, OH, OW), OH = floor((H + 2P - D(K-1) - 1) / S) + 1.
+
+    weight (OC, C/groups, KH, KW) and bias (OC,), initialised as torch does by default.
+    padding: an int, a pair, 'valid' (none) or 'same' (stride 1 only; an odd total D(K-1) puts
+    its extra row at the bottom and its extra column at the right, as torch). groups: C and OC
+    cut into that many blocks, each output block seeing only its input block (groups = C: depthwise).
+    padding_mode: 'zeros' (done inside the convolution), or 'reflect', 'replicate', 'circular'
+    (a pad op of its own first, recorded on the tape, then a convolution without padding), as torch.
+    """
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1,
+                 bias=True, padding_mode="zeros", device=None, dtype=None):
+        super().__init__()
+        where = "Conv2d"
+        self._init_conv(where, in_channels, out_channels, kernel_size, stride, dilation, groups, False, bias, dtype)
+        self._pads = conv_padding(padding, self.kernel_size, self.stride, self.dilation, where)  # ((PT, PB), (PL, PR))
+        self.padding = padding if isinstance(padding, str) else pair(padding, "padding", where, minimum=0)  # as torch
+        if padding_mode not in PADDING_MODES:
+            raise ValueError(f"{where}: padding_mode must be one of {{{', '.join(map(repr, PADDING_MODES))}}}, "
+                             f"but got padding_mode={padding_mode!r}")
+        self.padding_mode = padding_mode
+        if device is not None:
+            self.to(device)
+
+    def forward(self, x):
+        x = _input(x)
+        self._check_input(x, (3, 4), f"(N, {self.in_channels}, H, W)")
+        if x.ndim == 3:  # one unbatched image (C, H, W), as torch accepts
+            return self.forward(x.unsqueeze(0)).squeeze(0)
+        self._check_channels(x)
+        padding = self._pads
+        if self.padding_mode != "zeros":
+            x = self._run(F._pad_for_conv, x, self._pads, self.padding_mode)
+            padding = 0
+        # The workspace is for training, where one batch size repeats step after step; an evaluation
+        # (eval mode) gets fresh buffers, freed with its graph, so no eval-sized buffer stays behind.
+        return self._run(F.conv2d, x, self.weight, self.bias, self.stride, padding, self.dilation, self.groups,
+                         _workspace=self._workspace if self.training else None)
+
+    def macs(self, input_shape, output_shape):
+        """N*OC*OH*OW * C/groups*KH*KW: each output pixel is a dot product over C/groups*KH*KW inputs."""
+        return math.prod(output_shape) * (self.in_channels // self.groups) * self.kernel_size[0] * self.kernel_size[1]
+
+
+class ConvTranspose2d(_Conv):
+    """Transposed 2-D convolution, the adjoint of Conv2d: x (N, C_in, H, W) -> (N, C_out, OH, OW),
+    OH = (H - 1)*S - 2P + D(K-1) + output_padding + 1 (see minicnn.ops.conv_transpose).
+
+    weight (C_in, C_out/groups, KH, KW) and bias (C_out,), as torch's, with torch's default init
+    (whose fan_in comes from the weight's second dimension: C_out/groups * KH * KW).
+    output_padding (< stride or < dilation, per axis) adds rows at the bottom and columns at the
+    right: a stride-S convolution maps S different input sizes to one output size, and this picks
+    which one to go back to. forward(x, output_size=(OH, OW)) picks it from the size wanted instead.
+    """
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, output_padding=0, groups=1,
+                 bias=True, dilation=1, padding_mode="zeros", device=None, dtype=None):
+        super().__init__()
+        where = "ConvTranspose2d"
+        self._init_conv(where, in_channels, out_channels, kernel_size, stride, dilation, groups, True, bias, dtype)
+        self.padding = pair(padding, "padding", where, minimum=0)
+        self.output_padding = pair(output_padding, "output_padding", where, minimum=0)
+        for op, s, d in zip(self.output_padding, self.stride, self.dilation):
+            if op >= s and op >= d:
+                raise ValueError(
+                    f"{where}: output padding must be smaller than either stride or dilation, but got output_padding="
+                    f"{self.output_padding}, stride={self.stride}, dilation={self.dilation}")
+        if padding_mode != "zeros":
+            raise ValueError(f'{where}: Only "zeros" padding mode is supported for ConvTranspose2d, got '
+                             f"padding_mode={padding_mode!r}")
+        self.padding_mode = padding_mode
+        if device is not None:
+            self.to(device)
+
+    def forward(self, x, output_size=None):
+        x = _input(x)
+        self._check_input(x, (3, 4), f"(N, {self.in_channels}, H, W)")
+        output_padding = self._output_padding(x, output_size)
+        if x.ndim == 3:  # one unbatched image (C, H, W), as torch accepts
+            return self._transposed(x.unsqueeze(0), output_padding).squeeze(0)
+        return self._transposed(x, output_padding)
+
+    def _transposed(self, x, output_padding):
+        self._check_channels(x)
+        return self._run(F.conv_transpose2d, x, self.weight, self.bias, self.stride, self.padding, output_padding,
+                         self.groups, self.dilation, _workspace=self._workspace if self.training else None)
+
+    def _output_padding(self, x, output_size):
+        """self.output_padding, or the one that gives output_size ((OH, OW), or the whole shape), as torch."""
+        if output_size is None:
+            return self.output_padding
+        size = tuple(int(n) for n in output_size)
+        lead = x.ndim - 2
+        if len(size) == lead + 2:
+            size = size[lead:]
+        if len(size) != 2:
+            raise ValueError(f"{self!r}: for {x.ndim}D input, output_size must have 2 or {lead + 2} elements "
+                             f"(got {len(size)})")
+        smallest = [conv_transpose_output_size(n, k, s, p, 0, d) for n, k, s, p, d in
+                    zip(x.shape[-2:], self.kernel_size, self.stride, self.padding, self.dilation)]
+        largest = [n + s - 1 for n, s in zip(smallest, self.stride)]
+        if any(not lo <= n <= hi for n, lo, hi in zip(size, smallest, largest)):
+            raise ValueError(f"{self!r}: requested an output size of {list(size)}, but valid sizes range from "
+                             f"{smallest} to {largest} (for an input of {tuple(x.shape[-2:])})")
+        return tuple(n - lo for n, lo in zip(size, smallest))
+
+    def macs(self, input_shape, output_shape):
+        """N*C_in*H*W * C_out/groups*KH*KW: each input pixel stamps its C_out/groups x KH x KW patch."""
+        return math.prod(input_shape) * (self.out_channels // self.groups) * self.kernel_size[0] * self.kernel_size[1]
 
 
 class Linear(_Layer):
@@ -173,12 +283,15 @@ def _unbatched(layer, x, run, channels=None):
     layout = f"(N, {channels or 'C'}, H, W) or ({channels or 'C'}, H, W)"
     layer._check_input(x, (3, 4), layout)
     if x.ndim == 3:
-        return run(x.unsqueeze(0)).squeeze(0)
+        out = run(x.unsqueeze(0))
+        return tuple(t.squeeze(0) for t in out) if isinstance(out, tuple) else out.squeeze(0)
     return run(x)
 
 
 class _Pool(_Layer):
-    """kernel_size, stride (default: the kernel size) and padding (at most half the kernel), as in torch."""
+    """kernel_size, stride (default: the kernel size) and padding (at most half the kernel), as in torch.
+
+    The arguments are kept as given (an int stays an int), so the repr reads as torch's."""
 
     def __init__(self, kernel_size, stride=None, padding=0):
         super().__init__()
@@ -196,47 +309,71 @@ class _Pool(_Layer):
 
 
 class MaxPool2d(_Pool):
-    """Max pooling, -inf padding. x (N, C, H, W) -> (N, C, OH, OW), OH = floor((H + 2P - K) / S) + 1."""
+    """Max pooling, -inf padding. x (N, C, H, W) -> (N, C, OH, OW), OH = floor((H + 2P - D(K-1) - 1) / S) + 1
+    (ceil, dropping a last window that would start in the padding, with ceil_mode).
+
+    return_indices: forward returns (out, indices), indices into each flattened H*W plane (int64),
+    as MaxUnpool2d takes them.
+    """
 
     def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices=False, ceil_mode=False):
         super().__init__(kernel_size, stride, padding)
-        if dilation not in (1, (1, 1)) or return_indices or ceil_mode:
-            raise NotImplementedError("MaxPool2d: dilation, return_indices and ceil_mode are not implemented yet")
-        self.dilation, self.ceil_mode = dilation, ceil_mode
+        pair(dilation, "dilation", "MaxPool2d")
+        self.dilation, self.return_indices, self.ceil_mode = dilation, bool(return_indices), bool(ceil_mode)
 
     def forward(self, x):
-        return _unbatched(self, x, lambda x: self._run(F.max_pool2d, x, self.kernel_size, self.stride, self.padding))
+        return _unbatched(self, x, lambda x: self._run(F.max_pool2d, x, self.kernel_size, self.stride, self.padding,
+                                                       self.dilation, self.ceil_mode, self.return_indices))
 
     def extra_repr(self):
         return super().extra_repr() + f", dilation={self.dilation}, ceil_mode={self.ceil_mode}"
 
 
 class AvgPool2d(_Pool):
-    """Average pooling, zero padding. x (N, C, H, W) -> (N, C, OH, OW), OH = floor((H + 2P - K) / S) + 1."""
+    """Average pooling, zero padding. x (N, C, H, W) -> (N, C, OH, OW), OH = floor((H + 2P - K) / S) + 1
+    (ceil with ceil_mode). Each window is divided by the cells it covers in the padded input
+    (count_include_pad, torch's default), or in the input alone, or by divisor_override."""
 
     def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
                  divisor_override=None):
         super().__init__(kernel_size, stride, padding)
-        if ceil_mode or divisor_override is not None:
-            raise NotImplementedError("AvgPool2d: ceil_mode and divisor_override are not implemented yet")
-        self.count_include_pad = count_include_pad
+        if divisor_override is not None and (isinstance(divisor_override, bool)
+                                             or not isinstance(divisor_override, numbers.Integral)):
+            raise TypeError(f"AvgPool2d: divisor_override must be an int, got {divisor_override!r}")
+        if divisor_override == 0:
+            raise ValueError("AvgPool2d: divisor_override must not be zero")
+        self.ceil_mode, self.count_include_pad = bool(ceil_mode), bool(count_include_pad)
+        self.divisor_override = None if divisor_override is None else operator.index(divisor_override)
 
     def forward(self, x):
         return _unbatched(self, x, lambda x: self._run(F.avg_pool2d, x, self.kernel_size, self.stride, self.padding,
-                                                       count_include_pad=self.count_include_pad))
+                                                       self.ceil_mode, self.count_include_pad, self.divisor_override))
+
+
+def _output_size(value, where):
+    """An adaptive pool's output_size: an int, or a pair of ints in which None keeps that side of the input."""
+    if isinstance(value, (tuple, list)) and len(value) == 2 and None in value:
+        for side in value:
+            if side is not None:
+                _positive_int(side, "output_size", where)
+    else:
+        pair(value, "output_size", where)
+    return value
 
 
 class AdaptiveAvgPool2d(_Layer):
-    """Mean over OH x OW bins of the input, whatever its size: (N, C, H, W) -> (N, C, OH, OW)."""
+    """Mean over OH x OW bins of the input, whatever its size: (N, C, H, W) -> (N, C, OH, OW).
+
+    Bin i covers rows floor(i*H/OH) to ceil((i+1)*H/OH), as torch (bins overlap when OH does not divide H).
+    output_size: an int or a pair; None in the pair keeps that side of the input.
+    """
 
     def __init__(self, output_size):
         super().__init__()
-        self.output_size = output_size
+        self.output_size = _output_size(output_size, type(self).__name__)
 
     def forward(self, x):
-        x = _input(x)
-        self._check_input(x, 4, "(N, C, H, W)")
-        return F.adaptive_avg_pool2d(x, self.output_size)
+        return _unbatched(self, x, lambda x: self._run(F.adaptive_avg_pool2d, x, self.output_size))
 
     def extra_repr(self):
         return f"output_size={self.output_size}"
@@ -253,18 +390,19 @@ class GlobalAvgPool2d(AdaptiveAvgPool2d):
 
 
 class AdaptiveMaxPool2d(_Layer):
-    """Maximum over each whole feature map: (N, C, H, W) -> (N, C, 1, 1). Only output_size=1 so far."""
+    """Maximum over OH x OW bins of the input (torch's bins, as AdaptiveAvgPool2d): (N, C, H, W) -> (N, C, OH, OW).
+
+    return_indices: forward returns (out, indices), indices into each flattened H*W plane (int64).
+    """
 
     def __init__(self, output_size, return_indices=False):
         super().__init__()
-        if pair(output_size, "output_size", "AdaptiveMaxPool2d") != (1, 1) or return_indices:
-            raise NotImplementedError("AdaptiveMaxPool2d: only output_size=1 (global max pooling) is implemented yet")
-        self.output_size = output_size
+        self.output_size = _output_size(output_size, "AdaptiveMaxPool2d")
+        self.return_indices = bool(return_indices)
 
     def forward(self, x):
-        x = _input(x)
-        self._check_input(x, 4, "(N, C, H, W)")
-        return F.adaptive_max_pool2d(x, 1)
+        return _unbatched(self, x, lambda x: self._run(F.adaptive_max_pool2d, x, self.output_size,
+                                                       self.return_indices))
 
     def extra_repr(self):
         return f"output_size={self.output_size}"
@@ -274,9 +412,68 @@ class GlobalMaxPool2d(_Layer):
     """Maximum over each whole feature map: (N, C, H, W) -> (N, C, 1, 1) (torch's AdaptiveMaxPool2d(1))."""
 
     def forward(self, x):
+        return _unbatched(self, x, lambda x: self._run(F.adaptive_max_pool2d, x, 1))
+
+
+class MaxUnpool2d(_Layer):
+    """The partial inverse of MaxPool2d: forward(input, indices, output_size=None) puts each value
+    back where MaxPool2d(return_indices=True) found it, zeros elsewhere.
+
+    (N, C, H, W) -> (N, C, OH, OW), OH = (H - 1)*S - 2P + K, or output_size ((OH, OW) or (N, C, OH, OW),
+    within a stride of that) when several input sizes pool to the same H.
+    """
+
+    def __init__(self, kernel_size, stride=None, padding=0):
+        super().__init__()
+        self.kernel_size = pair(kernel_size, "kernel_size", "MaxUnpool2d")
+        self.stride = self.kernel_size if stride is None else pair(stride, "stride", "MaxUnpool2d")
+        self.padding = pair(padding, "padding", "MaxUnpool2d", minimum=0)
+
+    def forward(self, input, indices, output_size=None):
+        input, indices = _input(input), _input(indices)
+        self._check_input(input, (3, 4), "(N, C, H, W) or (C, H, W)")
+        if not isinstance(indices, Tensor):
+            raise TypeError(f"{self!r}: expected the indices as a Tensor (from MaxPool2d(return_indices=True)), "
+                            f"got {type(indices).__name__}")
+        return self._run(F.max_unpool2d, input, indices, self.kernel_size, self.stride, self.padding, output_size)
+
+    def extra_repr(self):
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+
+
+class Upsample(_Layer):
+    """Resize (N, C, H, W) -> (N, C, OH, OW) by F.interpolate: mode 'nearest' (torch's rule) or 'bilinear'.
+
+    Give size (OH, OW) or scale_factor (OH = floor(H * scale_factor)), not both. align_corners
+    (bilinear only) lines up the corner pixels instead of the pixel centres.
+    """
+
+    def __init__(self, size=None, scale_factor=None, mode="nearest", align_corners=None,
+                 recompute_scale_factor=None):
+        super().__init__()
+        if mode not in ("nearest", "bilinear"):
+            raise NotImplementedError(f"Upsample: mode {mode!r} is not implemented; minicnn has 'nearest' and "
+                                      "'bilinear'")
+        if mode == "nearest" and align_corners is not None:
+            raise ValueError("Upsample: align_corners can only be set with the interpolating modes (here 'bilinear')")
+        self.size = size
+        if isinstance(scale_factor, tuple):
+            self.scale_factor = tuple(float(s) for s in scale_factor)
+        else:  # as torch: a float, and 0 is the same as None
+            self.scale_factor = float(scale_factor) if scale_factor else None
+        if (self.size is None) == (self.scale_factor is None):
+            raise ValueError("Upsample: give either size or scale_factor (one of them, not both)")
+        self.mode, self.align_corners, self.recompute_scale_factor = mode, align_corners, recompute_scale_factor
+
+    def forward(self, x):
         x = _input(x)
         self._check_input(x, 4, "(N, C, H, W)")
-        return F.adaptive_max_pool2d(x, 1)
+        return self._run(F.interpolate, x, self.size, self.scale_factor, self.mode, self.align_corners,
+                         self.recompute_scale_factor)
+
+    def extra_repr(self):
+        info = f"scale_factor={self.scale_factor!r}" if self.scale_factor is not None else f"size={self.size!r}"
+        return info + f", mode={self.mode!r}"
 
 
 class ReLU(_Layer):
@@ -369,49 +566,3 @@ class Dropout(_Layer):
 
     def extra_repr(self):
         return f"p={self.p}, inplace={self.inplace}"
-
-
-class _Loss(Module):
-    def __init__(self, reduction="mean"):
-        super().__init__()
-        if reduction not in ("mean", "sum", "none"):
-            raise ValueError(f"{type(self).__name__}: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
-        self.reduction = reduction
-
-    def _named(self, fn, *args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except ValueError as exc:
-            raise ValueError(f"{type(self).__name__}: {exc}") from exc
-
-
-class CrossEntropyLoss(_Loss):
-    """Softmax cross-entropy of logits (N, C) and class indices (N,): a 0-d Tensor (see F.cross_entropy)."""
-
-    def __init__(self, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0):
-        super().__init__(reduction)
-        self.register_buffer("weight", as_tensor(weight) if weight is not None else None)
-        self.ignore_index, self.label_smoothing = ignore_index, label_smoothing
-
-    def forward(self, input, target):
-        return self._named(F.cross_entropy, _input(input), target, self.weight, self.ignore_index, self.reduction,
-                           self.label_smoothing)
-
-
-class NLLLoss(_Loss):
-    """Negative log-likelihood of log-probabilities (N, C) and class indices (N,)."""
-
-    def __init__(self, weight=None, ignore_index=-100, reduction="mean"):
-        super().__init__(reduction)
-        self.register_buffer("weight", as_tensor(weight) if weight is not None else None)
-        self.ignore_index = ignore_index
-
-    def forward(self, input, target):
-        return self._named(F.nll_loss, _input(input), target, self.weight, self.ignore_index, self.reduction)
-
-
-class MSELoss(_Loss):
-    """Mean squared error (or sum, or element-wise)."""
-
-    def forward(self, input, target):
-        return self._named(F.mse_loss, _input(input), _input(target), self.reduction)

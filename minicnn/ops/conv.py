@@ -1,13 +1,28 @@
-"""2-D convolution in NCHW: im2col + one matrix product, and the plain loops beside it.
+"""2-D convolution in NCHW: im2col + one matrix product per group, and the plain loops beside it.
 
 Symbols used throughout:
-    N batch, C input channels, H, W input size, OC output channels,
-    KH, KW kernel size, SH, SW stride, PH, PW padding, DH, DW dilation,
-    OH, OW output size:  OH = floor((H + 2*PH - DH*(KH - 1) - 1) / SH) + 1
+    N batch, C input channels, H, W input size, OC output channels, G groups,
+    KH, KW kernel size, SH, SW stride, DH, DW dilation,
+    PT, PB, PL, PR padding at the top, bottom, left, right (PH = PT = PB, PW = PL = PR when symmetric),
+    OH, OW output size:  OH = floor((H + PT + PB - DH*(KH - 1) - 1) / SH) + 1
+                         (= floor((H + 2*PH - DH*(KH - 1) - 1) / SH) + 1 for symmetric padding)
+
+padding is given as torch gives it: an int, a pair (PH, PW), 'valid' (no padding) or 'same'
+(stride 1 only: DH*(KH - 1) padding in all along H, half of it at the top and the rest, one
+more when it is odd, at the bottom; the same along W). Inside minicnn it may also be a pair of
+pairs ((PT, PB), (PL, PR)).
 
 The im2col buffer is laid out as (C*KH*KW, N*OH*OW): row (c, i, j) holds, for every
 output pixel of every image, the input value that kernel tap (i, j) of channel c sees
 there. The convolution is then a single product  W (OC, C*KH*KW) @ col.
+
+Groups (torch's groups=G): the C input channels and the OC output channels are cut into G
+blocks, and block g of the output sees only block g of the input, through weight (OC, C/G, KH, KW).
+Because col's rows are channel-major, block g of the input is one contiguous block of C/G*KH*KW
+rows of the same col, so one im2col serves every group and the G products run as one batched
+matmul over a (G, ...) stack: W (G, OC/G, C/G*KH*KW) @ col (G, C/G*KH*KW, N*OH*OW). A Python
+loop of G im2col calls and G products would do the same arithmetic, but a depthwise layer
+(G = C, up to hundreds of groups) would then pay the call overhead G times per step.
 
 Two implementations of the same math, selected by IMPL (or impl= per call):
     'plain'  im2col / col2im as written above: a zero-padded copy of x, fresh buffers every call.
@@ -15,9 +30,13 @@ Two implementations of the same math, selected by IMPL (or impl= per call):
              inside the image; the rest of col stays zero), and, when the caller passes a
              Workspace (Conv2d does), col and the backward's temporaries are reused from
              call to call instead of being allocated (and page-faulted in) every step.
+
+padding_mode 'reflect', 'replicate' and 'circular' (torch's Conv2d) are not a convolution's
+business: the layer pads with pad2d below (its own forward/backward pair) and convolves with no padding.
 """
 
 import functools
+import numbers
 
 from ..backend import get_array_module
 from .checks import check_same_dtype, pair
@@ -26,20 +45,54 @@ IMPL = "fast"  # "plain" | "fast": the default for conv2d / conv2d_backward
 
 
 def conv_output_size(size, kernel, stride=1, padding=0, dilation=1):
-    """Output length along one axis: floor((size + 2*padding - dilation*(kernel-1) - 1) / stride) + 1."""
-    return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
+    """Output length along one axis: floor((size + 2*padding - dilation*(kernel-1) - 1) / stride) + 1.
+
+    padding: an int, or a pair (before, after) for asymmetric padding (then before + after replaces 2*padding).
+    """
+    before, after = (padding, padding) if isinstance(padding, numbers.Integral) else padding
+    return (size + before + after - dilation * (kernel - 1) - 1) // stride + 1
+
+
+def same_padding(kernel_size, dilation=(1, 1)):
+    """torch's padding='same' (stride 1): ((PT, PB), (PL, PR)) with PT + PB = DH*(KH - 1) and
+    PT = (PT + PB) // 2, so an odd total (an even kernel) puts its extra pixel at the bottom; the same along W."""
+    return tuple((d * (k - 1) // 2, d * (k - 1) - d * (k - 1) // 2) for k, d in zip(kernel_size, dilation))
+
+
+def conv_padding(padding, kernel_size, stride, dilation, where):
+    """((PT, PB), (PL, PR)) from torch's padding argument: an int, a pair (PH, PW), 'valid' (no
+    padding) or 'same' (stride 1 only, as in torch); or from a pair of pairs ((PT, PB), (PL, PR))."""
+    if isinstance(padding, str):
+        if padding not in ("valid", "same"):
+            raise ValueError(f"{where}: Invalid padding string {padding!r}, should be one of {{'valid', 'same'}}")
+        if padding == "valid":
+            return (0, 0), (0, 0)
+        if tuple(stride) != (1, 1):
+            raise ValueError(f"{where}: padding='same' is not supported for strided convolutions (stride "
+                             f"{tuple(stride)}); use stride=1, or give the padding as numbers")
+        return same_padding(kernel_size, dilation)
+    if isinstance(padding, (tuple, list)) and len(padding) == 2 and all(isinstance(p, (tuple, list)) for p in padding):
+        return tuple(pair(p, "padding", where, minimum=0) for p in padding)
+    PH, PW = pair(padding, "padding", where, minimum=0)
+    return (PH, PH), (PW, PW)
+
+
+def _as_pads(padding):
+    """((PT, PB), (PL, PR)) from an already checked (PH, PW) or ((PT, PB), (PL, PR))."""
+    return tuple((p, p) if isinstance(p, numbers.Integral) else tuple(p) for p in padding)
 
 
 def _output_hw(x_shape, KH, KW, stride, padding, dilation, where):
-    """(OH, OW), or a clear error when the (dilated) kernel does not fit the padded input."""
+    """(OH, OW), or a clear error when the (dilated) kernel does not fit the padded input.
+    padding: (PH, PW) or ((PT, PB), (PL, PR))."""
     H, W = x_shape[2], x_shape[3]
-    (SH, SW), (PH, PW), (DH, DW) = stride, padding, dilation
-    OH = conv_output_size(H, KH, SH, PH, DH)
-    OW = conv_output_size(W, KW, SW, PW, DW)
+    (PT, PB), (PL, PR) = _as_pads(padding)
+    OH = conv_output_size(H, KH, stride[0], (PT, PB), dilation[0])
+    OW = conv_output_size(W, KW, stride[1], (PL, PR), dilation[1])
     if OH < 1 or OW < 1:
         raise ValueError(
             f"{where}: kernel {(KH, KW)} (dilation {dilation}) is larger than the padded input "
-            f"{(H + 2 * PH, W + 2 * PW)} (input {(H, W)}, padding {padding}); "
+            f"{(H + PT + PB, W + PL + PR)} (input {(H, W)}, padding {padding}); "
             "use a smaller kernel, more padding or a larger input"
         )
     return OH, OW
@@ -52,16 +105,16 @@ def _tap(i, j, OH, OW, stride, dilation):
 
 
 def im2col(x, KH, KW, stride=(1, 1), padding=(0, 0), dilation=(1, 1)):
-    """Unfold x (N, C, H, W) into col (C*KH*KW, N*OH*OW).
+    """Unfold x (N, C, H, W) into col (C*KH*KW, N*OH*OW). padding: (PH, PW) or ((PT, PB), (PL, PR)).
 
     One strided-slice copy per kernel tap (KH*KW copies), never a loop over pixels.
     """
     xp = get_array_module(x)
     N, C, H, W = x.shape
     OH, OW = _output_hw(x.shape, KH, KW, stride, padding, dilation, "im2col")
-    (PH, PW) = padding
-    # Channels first, so each tap's slice is one block of the buffer: (C, N, H + 2PH, W + 2PW).
-    xt = xp.pad(x.transpose(1, 0, 2, 3), ((0, 0), (0, 0), (PH, PH), (PW, PW)))
+    (PT, PB), (PL, PR) = _as_pads(padding)
+    # Channels first, so each tap's slice is one block of the buffer: (C, N, PT + H + PB, PL + W + PR).
+    xt = xp.pad(x.transpose(1, 0, 2, 3), ((0, 0), (0, 0), (PT, PB), (PL, PR)))
     col = xp.empty((C, KH, KW, N, OH, OW), dtype=x.dtype)
     for i in range(KH):
         for j in range(KW):
@@ -78,111 +131,190 @@ def col2im(col, x_shape, KH, KW, stride=(1, 1), padding=(0, 0), dilation=(1, 1))
     xp = get_array_module(col)
     N, C, H, W = x_shape
     OH, OW = _output_hw(x_shape, KH, KW, stride, padding, dilation, "col2im")
-    (PH, PW) = padding
+    (PT, PB), (PL, PR) = _as_pads(padding)
     col = col.reshape(C, KH, KW, N, OH, OW)
-    xt = xp.zeros((C, N, H + 2 * PH, W + 2 * PW), dtype=col.dtype)
+    xt = xp.zeros((C, N, PT + H + PB, PL + W + PR), dtype=col.dtype)
     for i in range(KH):
         for j in range(KW):
             rows, cols = _tap(i, j, OH, OW, stride, dilation)
             xt[:, :, rows, cols] += col[:, i, j]
-    return xt[:, :, PH:PH + H, PW:PW + W].transpose(1, 0, 2, 3)
+    return xt[:, :, PT:PT + H, PL:PL + W].transpose(1, 0, 2, 3)
 
 
-def _check_conv_args(x, w, b, stride, padding, dilation, where):
+def check_groups(groups, where):
+    """groups as an int >= 1 (a NumPy integer is fine; a bool or a float is not)."""
+    if isinstance(groups, bool) or not isinstance(groups, numbers.Integral):
+        raise TypeError(f"{where}: groups must be a positive int, got {groups!r}")
+    if groups < 1:
+        raise ValueError(f"{where}: groups must be a positive int, got {groups!r} (non-positive groups is not "
+                         "supported)")
+    return int(groups)
+
+
+def _check_conv_args(x, w, b, stride, padding, dilation, groups, where):
     stride = pair(stride, "stride", where)
-    padding = pair(padding, "padding", where, minimum=0)
     dilation = pair(dilation, "dilation", where)
+    groups = check_groups(groups, where)
     if x.ndim != 4:
         raise ValueError(f"{where}: expected input of shape (N, C, H, W), got shape {tuple(x.shape)}")
     if w.ndim != 4:
-        raise ValueError(f"{where}: expected weight of shape (OC, C, KH, KW), got shape {tuple(w.shape)}")
-    if x.shape[1] != w.shape[1]:
+        raise ValueError(f"{where}: expected weight of shape (OC, C/groups, KH, KW), got shape {tuple(w.shape)}")
+    pads = conv_padding(padding, w.shape[2:], stride, dilation, where)
+    if w.shape[0] % groups:
+        raise ValueError(f"{where}: Given groups={groups}, expected weight to be divisible by {groups} at dimension 0 "
+                         f"(its output channels), but got weight of shape {tuple(w.shape)}")
+    if x.shape[1] != w.shape[1] * groups:
+        with_groups = f" with groups={groups}" if groups != 1 else ""
         raise ValueError(
-            f"{where}: weight {tuple(w.shape)} expects {w.shape[1]} input channels, "
+            f"{where}: weight {tuple(w.shape)}{with_groups} expects {w.shape[1] * groups} input channels, "
             f"got input of shape {tuple(x.shape)} with {x.shape[1]}"
         )
     if b is not None and tuple(b.shape) != (w.shape[0],):
         raise ValueError(f"{where}: expected bias of shape ({w.shape[0]},), got {tuple(b.shape)}")
     check_same_dtype(where, x, w, b)
-    return stride, padding, dilation
+    return stride, pads, dilation, groups
 
 
-def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, impl=None, workspace=None):
-    """Convolve x (N, C, H, W) with w (OC, C, KH, KW), add b (OC,): out (N, OC, OH, OW).
+def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, impl=None, workspace=None):
+    """Convolve x (N, C, H, W) with w (OC, C/G, KH, KW), add b (OC,): out (N, OC, OH, OW).
 
-    out = W (OC, C*KH*KW) @ im2col(x) (C*KH*KW, N*OH*OW), reshaped back to NCHW.
+    Per group g:  out_g (OC/G, N*OH*OW) = W_g (OC/G, C/G*KH*KW) @ col_g (C/G*KH*KW, N*OH*OW),
+    col = im2col(x) and col_g its g-th block of rows; with G = 1 this is  out = W @ im2col(x).
+    padding: an int, (PH, PW), 'valid', 'same' or ((PT, PB), (PL, PR)); groups G divides C and OC.
     impl: 'plain' or 'fast' (default: IMPL). workspace: a Workspace whose buffers the fast
     path may reuse (see Workspace: col is leased to the returned cache until it is dropped).
     """
-    stride, padding, dilation = _check_conv_args(x, w, b, stride, padding, dilation, "conv2d")
+    stride, pads, dilation, G = _check_conv_args(x, w, b, stride, padding, dilation, groups, "conv2d")
     impl = _choose(impl)
-    N = x.shape[0]
-    OC, C, KH, KW = w.shape
-    OH, OW = _output_hw(x.shape, KH, KW, stride, padding, dilation, "conv2d")
+    N, C = x.shape[:2]
+    OC, _, KH, KW = w.shape
+    OH, OW = _output_hw(x.shape, KH, KW, stride, pads, dilation, "conv2d")
     lease = None
     if impl == "plain":
-        col = im2col(x, KH, KW, stride, padding, dilation)
+        col = im2col(x, KH, KW, stride, pads, dilation)
     else:
         # Which cells of col stay zero (the padding) depends on the geometry and on H, W: all in the key.
         shape = (C, KH, KW, N, OH, OW)
         if workspace is not None:
-            lease = workspace.lease("col", (stride, padding, dilation, x.shape[2:]), shape, x, zero=True)
+            lease = workspace.lease("col", (stride, pads, dilation, x.shape[2:]), shape, x, zero=True)
         col = lease.array if lease is not None else get_array_module(x).zeros(shape, dtype=x.dtype)
-        _im2col_into(col, x, stride, padding, dilation)
+        _im2col_into(col, x, stride, (pads[0][0], pads[1][0]), dilation)
         col = col.reshape(C * KH * KW, N * OH * OW)
-    out = (w.reshape(OC, -1) @ col).reshape(OC, N, OH, OW)
+    out = (w.reshape(G, OC // G, -1) @ col.reshape(G, -1, N * OH * OW)).reshape(OC, N, OH, OW)
     if b is not None:
         out += b.reshape(OC, 1, 1, 1)
-    cache = (x.shape, w, b is not None, col, stride, padding, dilation, impl, workspace, lease)
+    cache = (x.shape, w, b is not None, col, stride, pads, dilation, G, impl, workspace, lease)
     return out.transpose(1, 0, 2, 3), cache
 
 
 def conv2d_backward(dout, cache, input_grad=True):
-    """Gradients of conv2d. dout (N, OC, OH, OW) -> dx (N, C, H, W), dw (OC, C, KH, KW), db (OC,) or None.
+    """Gradients of conv2d. dout (N, OC, OH, OW) -> dx (N, C, H, W), dw (OC, C/G, KH, KW), db (OC,) or None.
 
-    With out = Wf @ col:  dWf = dout_f @ col^T,  dcol = Wf^T @ dout_f,  dx = col2im(dcol),
-    db = dout summed over N, OH, OW.
+    With out_g = W_g @ col_g for each group g:  dW_g = dout_g @ col_g^T,  dcol_g = W_g^T @ dout_g,
+    dx = col2im(dcol), db = dout summed over N, OH, OW.
     input_grad=False skips dx (None): a network's first layer has no use for it, and torch
     does not compute it either (its input does not require a gradient).
     """
-    x_shape, w, has_bias, col, stride, padding, dilation, impl, workspace, _ = cache
-    OC, C, KH, KW = w.shape
+    x_shape, w, has_bias, col, stride, pads, dilation, G, impl, workspace, _ = cache
+    OC, _, KH, KW = w.shape
+    w_g = w.reshape(G, OC // G, -1)             # (G, OC/G, C/G*KH*KW)
+    col_g = col.reshape(G, -1, col.shape[1])    # (G, C/G*KH*KW, N*OH*OW)
     if impl == "plain":
-        dout_f = dout.transpose(1, 0, 2, 3).reshape(OC, -1)  # (OC, N*OH*OW)
-        dw = (dout_f @ col.T).reshape(w.shape)
-        db = dout_f.sum(axis=1) if has_bias else None
+        dout_g = dout.transpose(1, 0, 2, 3).reshape(G, OC // G, -1)  # (G, OC/G, N*OH*OW)
+        dw = (dout_g @ col_g.transpose(0, 2, 1)).reshape(w.shape)
+        db = dout_g.reshape(OC, -1).sum(axis=1) if has_bias else None
         if not input_grad:
             return None, dw, db
-        dx = col2im(w.reshape(OC, -1).T @ dout_f, x_shape, KH, KW, stride, padding, dilation)
-        return dx, dw, db
+        dcol = (w_g.transpose(0, 2, 1) @ dout_g).reshape(col.shape)
+        return col2im(dcol, x_shape, KH, KW, stride, pads, dilation), dw, db
     xp = get_array_module(dout)
     dout_t = dout.transpose(1, 0, 2, 3)  # (OC, N, OH, OW): free when dout is laid out like conv2d's out
     if not dout_t.flags.c_contiguous:  # else one copy, into a reused buffer
         dout_t = _buffer(workspace, "dout", dout_t.shape, dout)
         dout_t[...] = dout.transpose(1, 0, 2, 3)
-    dout_f = dout_t.reshape(OC, -1)
-    dw = (dout_f @ col.T).reshape(w.shape)
-    db = dout_f.sum(axis=1) if has_bias else None
+    dout_g = dout_t.reshape(G, OC // G, -1)
+    dw = (dout_g @ col_g.transpose(0, 2, 1)).reshape(w.shape)
+    db = dout_t.reshape(OC, -1).sum(axis=1) if has_bias else None
     if not input_grad:
         return None, dw, db
     dcol = _buffer(workspace, "dcol", col.shape, dout)
-    xp.matmul(w.reshape(OC, -1).T, dout_f, out=dcol)
+    xp.matmul(w_g.transpose(0, 2, 1), dout_g, out=dcol.reshape(col_g.shape))
     N, C, H, W = x_shape
     dx_t = xp.zeros((C, N, H, W), dtype=dout.dtype)  # fresh: the caller may keep dx
-    _col2im_add(dx_t, dcol.reshape(C, KH, KW, N, *dout.shape[2:]), stride, padding, dilation)
+    _col2im_add(dx_t, dcol.reshape(C, KH, KW, N, *dout.shape[2:]), stride, (pads[0][0], pads[1][0]), dilation)
     return dx_t.transpose(1, 0, 2, 3), dw, db
+
+
+# -- padding modes: torch's Conv2d(padding_mode=...) --------------------------------------------
+
+
+PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
+_NUMPY_PAD_MODE = {"reflect": "reflect", "replicate": "edge", "circular": "wrap"}  # xp.pad's names for them
+
+
+def pad2d(x, pads, mode):
+    """Pad the last two axes of x (..., H, W) -> (..., PT + H + PB, PL + W + PR), pads = ((PT, PB), (PL, PR)).
+
+    mode 'reflect': mirrored about the edge pixel, which is not repeated (x[1], x[0] | x[0], x[1], ...),
+         so each padding must be smaller than its axis;
+    'replicate': the edge pixel repeated; 'circular': wrapped around (the last PT rows go on top),
+         so each padding may be at most its axis.
+    """
+    if mode not in _NUMPY_PAD_MODE:
+        raise ValueError(f"pad2d: mode must be one of {tuple(_NUMPY_PAD_MODE)}, got {mode!r}")
+    for axis, (before, after) in zip((x.ndim - 2, x.ndim - 1), pads):
+        n = x.shape[axis]
+        if n < 1 or (mode == "reflect" and max(before, after) >= n):
+            raise ValueError(
+                f"{mode} padding: Padding size should be less than the corresponding input dimension, but got: "
+                f"padding {(before, after)} at dimension {axis} of input {tuple(x.shape)}; use less padding, "
+                "a larger input or padding_mode='replicate'")
+        if mode == "circular" and max(before, after) > n:
+            raise ValueError(
+                f"circular padding: Padding value causes wrapping around more than once: padding {(before, after)} "
+                f"at dimension {axis} of input {tuple(x.shape)}; it may be at most the input's size there ({n})")
+    widths = ((0, 0),) * (x.ndim - 2) + tuple(pads)
+    return get_array_module(x).pad(x, widths, mode=_NUMPY_PAD_MODE[mode]), (tuple(pads), mode)
+
+
+def pad2d_backward(dout, cache):
+    """Each padded pixel is a copy of one input pixel, so its gradient is added back onto that pixel:
+    dx = the middle of dout + the padding's blocks, mirrored (reflect), summed onto the edge
+    (replicate) or wrapped (circular). Done along H, then along W (the two paddings commute)."""
+    ((PT, PB), (PL, PR)), mode = cache
+    return _fold_axis(_fold_axis(dout, -2, PT, PB, mode), -1, PL, PR, mode)
+
+
+def _fold_axis(d, axis, before, after, mode):
+    """The adjoint of padding one axis (-2 or -1) of d by (before, after) in mode: slices, no scatter."""
+    xp = get_array_module(d)
+    n = d.shape[axis] - before - after
+
+    def at(start, stop):  # the index picking [start, stop) along `axis`
+        return (Ellipsis, slice(start, stop)) + (slice(None),) * (-1 - axis)
+
+    dx = d[at(before, before + n)].copy()
+    head, tail = d[at(0, before)], d[at(before + n, before + n + after)]
+    if mode == "reflect":  # head holds x[before], ..., x[1]; tail holds x[n-2], ..., x[n-1-after]
+        dx[at(1, before + 1)] += xp.flip(head, axis)
+        dx[at(n - 1 - after, n - 1)] += xp.flip(tail, axis)
+    elif mode == "replicate":  # every padded pixel is a copy of the edge pixel
+        dx[at(0, 1)] += head.sum(axis=axis, keepdims=True)
+        dx[at(n - 1, n)] += tail.sum(axis=axis, keepdims=True)
+    else:  # circular: head holds x[n-before], ..., x[n-1]; tail holds x[0], ..., x[after-1]
+        dx[at(n - before, n)] += head
+        dx[at(0, after)] += tail
+    return dx
 
 
 # -- the fast path ----------------------------------------------------------------------
 
 
-def _choose(impl):
+def _choose(impl, where="conv2d"):
     impl = IMPL if impl is None else impl
     if impl not in ("plain", "fast"):
-        raise ValueError(f"conv2d: impl must be 'plain' or 'fast', got {impl!r}")
+        raise ValueError(f"{where}: impl must be 'plain' or 'fast', got {impl!r}")
     return impl
-
-
 class Workspace:
     """Arrays one owner (a layer) reuses across calls, so that a training step does not allocate
     (and page-fault in) a fresh im2col buffer every time.
@@ -252,7 +384,8 @@ def _buffer(workspace, role, shape, like, zero=False):
 
 def _inside(k, size, out_size, s, p, d):
     """For kernel offset k along one axis: (input slice, output slice) of the output pixels
-    o whose input o*s + k*d - p falls inside [0, size), i.e. not in the padding."""
+    o whose input o*s + k*d - p falls inside [0, size), i.e. not in the padding (p: the padding
+    before the axis; the padding after it only decides out_size)."""
     first = max(0, -((k * d - p) // s))  # smallest o with o*s + k*d - p >= 0
     last = min(out_size - 1, (size - 1 + p - k * d) // s)
     if last < first:
@@ -262,76 +395,82 @@ def _inside(k, size, out_size, s, p, d):
 
 
 @functools.lru_cache(maxsize=256)
-def _taps_inside(HW, out_hw, KH, KW, stride, padding, dilation):
+def _taps_inside(HW, out_hw, KH, KW, stride, before, dilation):
     """(i, j, input slices, output slices) for every kernel tap that sees any real pixel of an
     H x W image. Computed once per geometry: a training loop asks for the same ones every step."""
     (H, W), taps = HW, []
     for i in range(KH):
-        rows = _inside(i, H, out_hw[0], stride[0], padding[0], dilation[0])
+        rows = _inside(i, H, out_hw[0], stride[0], before[0], dilation[0])
         for j in range(KW):
-            cols = _inside(j, W, out_hw[1], stride[1], padding[1], dilation[1])
+            cols = _inside(j, W, out_hw[1], stride[1], before[1], dilation[1])
             if rows is not None and cols is not None:
                 taps.append((i, j, (rows[0], cols[0]), (rows[1], cols[1])))
     return tuple(taps)
 
 
-def _im2col_into(col, x, stride, padding, dilation):
+def _im2col_into(col, x, stride, before, dilation):
     """Fill col (C, KH, KW, N, OH, OW) from x (N, C, H, W) without padding x: each tap copies
     only the pixels inside the image; the padded positions are never written (col came zeroed,
-    and a reused col keeps its zeros, since for one shape they are always the same positions)."""
+    and a reused col keeps its zeros, since for one shape they are always the same positions).
+    before = (PT, PL), the padding above and left of the image."""
     C, KH, KW, N, OH, OW = col.shape
     xt = x.transpose(1, 0, 2, 3)  # (C, N, H, W), a view
-    for i, j, (rows, cols), (orows, ocols) in _taps_inside(x.shape[2:], (OH, OW), KH, KW, stride, padding, dilation):
+    for i, j, (rows, cols), (orows, ocols) in _taps_inside(x.shape[2:], (OH, OW), KH, KW, stride, before, dilation):
         col[:, i, j, :, orows, ocols] = xt[:, :, rows, cols]
 
 
-def _col2im_add(dx_t, dcol, stride, padding, dilation):
+def _col2im_add(dx_t, dcol, stride, before, dilation):
     """The adjoint of _im2col_into: add each tap of dcol (C, KH, KW, N, OH, OW) into the
     pixels of dx_t (C, N, H, W) it was copied from; the padding's share is dropped."""
     C, KH, KW, N, OH, OW = dcol.shape
-    for i, j, (rows, cols), (orows, ocols) in _taps_inside(dx_t.shape[2:], (OH, OW), KH, KW, stride, padding, dilation):
+    for i, j, (rows, cols), (orows, ocols) in _taps_inside(dx_t.shape[2:], (OH, OW), KH, KW, stride, before, dilation):
         dx_t[:, :, rows, cols] += dcol[:, i, j, :, orows, ocols]
 
 
-def conv2d_naive(x, w, b=None, stride=1, padding=0, dilation=1):
+def conv2d_naive(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
     """conv2d by the definition, one output value at a time. Same shapes as conv2d.
 
-    out[n, o, p, q] = b[o] + sum_{c,i,j} w[o, c, i, j] * xpad[n, c, p*SH + i*DH, q*SW + j*DW]
+    out[n, o, p, q] = b[o] + sum_{c,i,j} w[o, c, i, j] * xpad[n, g*C/G + c, p*SH + i*DH, q*SW + j*DW],
+    g = o // (OC/G) the group of output channel o, c over its C/G input channels.
     Kept as the teaching reference and the benchmark baseline: it is very slow.
     """
     xp = get_array_module(x)
-    (SH, SW), (PH, PW), (DH, DW) = _check_conv_args(x, w, b, stride, padding, dilation, "conv2d_naive")
+    (SH, SW), pads, (DH, DW), G = _check_conv_args(x, w, b, stride, padding, dilation, groups, "conv2d_naive")
     N = x.shape[0]
-    OC, C, KH, KW = w.shape
-    OH, OW = _output_hw(x.shape, KH, KW, (SH, SW), (PH, PW), (DH, DW), "conv2d_naive")
-    xpad = xp.pad(x, ((0, 0), (0, 0), (PH, PH), (PW, PW)))
+    OC, Cg, KH, KW = w.shape
+    OH, OW = _output_hw(x.shape, KH, KW, (SH, SW), pads, (DH, DW), "conv2d_naive")
+    xpad = xp.pad(x, ((0, 0), (0, 0)) + pads)
     out = xp.zeros((N, OC, OH, OW), dtype=x.dtype)
     for n in range(N):
         for o in range(OC):
+            g = o // (OC // G)
             for p in range(OH):
                 for q in range(OW):
-                    window = xpad[n, :, p * SH:p * SH + DH * (KH - 1) + 1:DH, q * SW:q * SW + DW * (KW - 1) + 1:DW]
+                    window = xpad[n, g * Cg:(g + 1) * Cg, p * SH:p * SH + DH * (KH - 1) + 1:DH,
+                                  q * SW:q * SW + DW * (KW - 1) + 1:DW]
                     out[n, o, p, q] = (window * w[o]).sum() + (b[o] if b is not None else 0)
-    return out, (x, w, b is not None, (SH, SW), (PH, PW), (DH, DW))
+    return out, (x, w, b is not None, (SH, SW), pads, (DH, DW), G)
 
 
 def conv2d_naive_backward(dout, cache):
     """Gradients of conv2d_naive by the same loops: each output value sends dout back to
     the window it read (dx) and to the weights it used (dw)."""
-    x, w, has_bias, (SH, SW), (PH, PW), (DH, DW) = cache
+    x, w, has_bias, (SH, SW), pads, (DH, DW), G = cache
     xp = get_array_module(x)
     N, OC, OH, OW = dout.shape
-    _, C, KH, KW = w.shape
-    xpad = xp.pad(x, ((0, 0), (0, 0), (PH, PH), (PW, PW)))
+    _, Cg, KH, KW = w.shape
+    xpad = xp.pad(x, ((0, 0), (0, 0)) + pads)
     dxpad = xp.zeros_like(xpad)
     dw = xp.zeros_like(w)
     for n in range(N):
         for o in range(OC):
+            channels = slice(o // (OC // G) * Cg, (o // (OC // G) + 1) * Cg)
             for p in range(OH):
                 for q in range(OW):
                     rows = slice(p * SH, p * SH + DH * (KH - 1) + 1, DH)
                     cols = slice(q * SW, q * SW + DW * (KW - 1) + 1, DW)
-                    dw[o] += dout[n, o, p, q] * xpad[n, :, rows, cols]
-                    dxpad[n, :, rows, cols] += dout[n, o, p, q] * w[o]
+                    dw[o] += dout[n, o, p, q] * xpad[n, channels, rows, cols]
+                    dxpad[n, channels, rows, cols] += dout[n, o, p, q] * w[o]
     db = dout.sum(axis=(0, 2, 3)) if has_bias else None
-    return dxpad[:, :, PH:PH + x.shape[2], PW:PW + x.shape[3]], dw, db
+    (PT, _), (PL, _) = pads
+    return dxpad[:, :, PT:PT + x.shape[2], PL:PL + x.shape[3]], dw, db
