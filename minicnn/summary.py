@@ -20,7 +20,6 @@ from . import autograd
 from ._tensor import Tensor
 from .autograd import no_grad
 from .backend import default_rng, get_array_module, get_xp, to_device, to_numpy
-from .ops.checks import pair
 
 # -- leaving the model as it was ------------------------------------------------------------
 
@@ -158,33 +157,8 @@ def layer_macs(layer, output_shape, input_shape=None):
 
 
 def short_name(layer):
-    """A one-line name: 'Conv2d(1, 6, k=5, p=2)', 'MaxPool2d(k=2, s=2)', 'Linear(400, 120)'."""
-    from .nn import AvgPool2d, Conv2d, Linear, MaxPool2d
-    kind = type(layer).__name__
-    if isinstance(layer, Conv2d):
-        parts = [str(layer.in_channels), str(layer.out_channels), "k=" + _by(layer.kernel_size)]
-        for key, value, default in (("s", layer.stride, (1, 1)), ("p", layer.padding, (0, 0)),
-                                    ("d", layer.dilation, (1, 1))):
-            if value != default:
-                parts.append(f"{key}={_by(value)}")
-        if layer.bias is None:
-            parts.append("bias=False")
-        return f"{kind}({', '.join(parts)})"
-    if isinstance(layer, Linear):
-        return f"{kind}({layer.in_features}, {layer.out_features}" + (", bias=False)" if layer.bias is None else ")")
-    if isinstance(layer, (MaxPool2d, AvgPool2d)):
-        parts = [f"k={_by(pair(layer.kernel_size, 'kernel_size', kind))}",
-                 f"s={_by(pair(layer.stride, 'stride', kind))}"]
-        if pair(layer.padding, "padding", kind, minimum=0) != (0, 0):
-            parts.append(f"p={_by(pair(layer.padding, 'padding', kind, minimum=0))}")
-        return f"{kind}({', '.join(parts)})"
-    text = f"{kind}({layer.extra_repr()})"
-    return text if len(text) <= 32 else text[:29] + "...)"
-
-
-def _by(hw):
-    """(5, 5) -> '5', (3, 5) -> '3x5'."""
-    return str(hw[0]) if hw[0] == hw[1] else f"{hw[0]}x{hw[1]}"
+    """A one-line name: 'Conv2d(1, 6, k=5, p=2)', 'MaxPool2d(k=2, s=2)', 'Linear(400, 120)' (the layer's own)."""
+    return layer.short_name()
 
 
 # -- summary --------------------------------------------------------------------------------
@@ -383,88 +357,11 @@ def _label(call):
     return f"({call['name']}) {text}" if call["name"] else text
 
 
-def _size_formula(axis, size, kernel, stride, padding, dilation, out, pool, ceil=False):
-    """'OH = floor((H + 2P - D(K-1) - 1)/S) + 1 = floor((28 + 4 - 4 - 1)/1) + 1 = 28' for one axis.
-    A pool without dilation gets the textbook form floor((H + 2P - K)/S) + 1; ceil_mode rounds up
-    (and drops a last window that would start in the right padding: then the figure is one less)."""
-    rounding = "ceil" if ceil else "floor"
-    if pool and dilation == 1:
-        return (f"{rounding}(({axis} + 2P - K)/S) + 1 = {rounding}(({size} + {2 * padding} - {kernel})/{stride}) + 1"
-                f" = {out}")
-    return (f"{rounding}(({axis} + 2P - D(K-1) - 1)/S) + 1 = "
-            f"{rounding}(({size} + {2 * padding} - {dilation * (kernel - 1)} - 1)/{stride}) + 1 = {out}")
-
-
-def _spatial_formulas(in_shape, out_shape, kernel, stride, padding, dilation, pool, ceil=False):
-    H, W = in_shape[-2:]
-    OH, OW = out_shape[-2:]
-    rows = [_size_formula("H", H, kernel[0], stride[0], padding[0], dilation[0], OH, pool, ceil),
-            _size_formula("W", W, kernel[1], stride[1], padding[1], dilation[1], OW, pool, ceil)]
-    if rows[0] == rows[1].replace("(W +", "(H +"):
-        return ["OH = OW = " + rows[0]]
-    return ["OH = " + rows[0], "OW = " + rows[1]]
-
-
 def forward_formula(layer, in_shape, out_shape):
-    """The lines that explain out_shape from in_shape for one layer (may be empty)."""
-    from . import nn
-    if isinstance(layer, nn.Conv2d):
-        return _spatial_formulas(in_shape, out_shape, layer.kernel_size, layer.stride, layer.padding,
-                                 layer.dilation, pool=False) + [f"channels: C = {in_shape[1]} -> OC = {out_shape[1]}"]
-    if isinstance(layer, (nn.MaxPool2d, nn.AvgPool2d)):
-        kind = type(layer).__name__
-        return _spatial_formulas(in_shape, out_shape, pair(layer.kernel_size, "kernel_size", kind),
-                                 pair(layer.stride, "stride", kind), pair(layer.padding, "padding", kind, 0),
-                                 pair(getattr(layer, "dilation", 1), "dilation", kind), pool=True,
-                                 ceil=getattr(layer, "ceil_mode", False)) + ["channels kept"]
-    if isinstance(layer, (nn.GlobalAvgPool2d, nn.GlobalMaxPool2d)):
-        what = "mean" if isinstance(layer, nn.GlobalAvgPool2d) else "max"
-        return [f"{what} over each {in_shape[2]}x{in_shape[3]} map -> 1x1"]
-    if isinstance(layer, nn.Flatten):
-        letters = "C*H*W" if len(in_shape) == 4 else "*".join(f"D{i}" for i in range(1, len(in_shape)))
-        numbers = "*".join(str(s) for s in in_shape[1:])
-        return [f"{letters} = {numbers} = {math.prod(in_shape[1:])}"]
-    if isinstance(layer, nn.Linear):
-        b = " + b" if layer.bias is not None else ""
-        return [f"(N, IN) @ W^T (IN, OUT){b} = {in_shape} @ {(layer.in_features, layer.out_features)} -> {out_shape}"]
-    if isinstance(layer, (nn.ReLU, nn.Sigmoid, nn.Tanh)):
-        return ["element-wise, shape kept"]
-    if isinstance(layer, nn.Dropout):
-        return ["identity in eval mode (a random mask while training), shape kept"]
-    return []
+    """The lines that explain out_shape from in_shape for one layer (its own shape_formula; may be empty)."""
+    return layer.shape_formula(in_shape, out_shape)
 
 
 def backward_formula(layer, dout_shape, dx_shape):
-    """The rule that turns dout into dx and the parameter gradients, for one layer (may be empty)."""
-    from . import nn
-    if isinstance(layer, nn.Conv2d):
-        OC, C, KH, KW = layer.weight.shape
-        N, _, OH, OW = dout_shape
-        rows = [f"dx = col2im(W^T (C*KH*KW, OC) @ dout (OC, N*OH*OW)) = col2im(({C * KH * KW}, {OC}) @ "
-                f"({OC}, {N * OH * OW})) -> {dx_shape}",
-                f"dW = dout (OC, N*OH*OW) @ col^T (N*OH*OW, C*KH*KW) = ({OC}, {N * OH * OW}) @ "
-                f"({N * OH * OW}, {C * KH * KW}) -> reshaped to {(OC, C, KH, KW)}"]
-        if layer.bias is not None:
-            rows.append(f"db = dout summed over N, OH, OW -> ({OC},)")
-        return rows
-    if isinstance(layer, nn.Linear):
-        N, OUT = dout_shape
-        IN = layer.in_features
-        rows = [f"dx = dout @ W = ({N}, {OUT}) @ ({OUT}, {IN}) -> {dx_shape}",
-                f"dW = dout^T @ x = ({OUT}, {N}) @ ({N}, {IN}) -> ({OUT}, {IN})"]
-        if layer.bias is not None:
-            rows.append(f"db = dout summed over N -> ({OUT},)")
-        return rows
-    rules = {
-        nn.MaxPool2d: "dout goes to the position of each window's maximum, 0 elsewhere",
-        nn.AvgPool2d: "dout / (KH*KW) spread evenly over each window",
-        nn.GlobalAvgPool2d: "dout / (H*W) spread over each whole map",
-        nn.GlobalMaxPool2d: "dout goes to the position of each map's maximum",
-        nn.ReLU: "dx = dout * (x > 0)",
-        nn.Sigmoid: "dx = dout * y * (1 - y)",
-        nn.Tanh: "dx = dout * (1 - y^2)",
-        nn.Flatten: f"reshape back: {dout_shape} -> {dx_shape}",
-        nn.Dropout: "dx = dout * mask (the identity in eval mode)",
-    }
-    rule = rules.get(type(layer))
-    return [rule] if rule else []
+    """The rule that turns dout into dx and the parameter gradients, for one layer (its own gradient_formula)."""
+    return layer.gradient_formula(dout_shape, dx_shape)

@@ -471,3 +471,22 @@ def test_trace_prints_and_returns_the_same_text(capsys):
 def test_trace_casts_the_input_to_the_model_dtype():
     t = trace(lenet5(), np.zeros((1, 1, 28, 28)), print=False)    # float64 input, float32 model
     assert t.splitlines()[0] == "Forward: x (1, 1, 28, 28) float32"
+
+
+def test_trace_states_the_formulas_of_same_padding_groups_dilated_ceil_pooling_and_transposed_convs():
+    import torch
+    m = nn.Sequential(nn.Conv2d(3, 8, 4, padding="same"), nn.Conv2d(8, 8, 3, groups=8),
+                      nn.MaxPool2d(3, 2, 1, dilation=2, ceil_mode=True), nn.ConvTranspose2d(8, 4, 3, stride=2))
+    t = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 4, padding="same"), torch.nn.Conv2d(8, 8, 3, groups=8),
+                            torch.nn.MaxPool2d(3, 2, 1, dilation=2, ceil_mode=True), torch.nn.ConvTranspose2d(8, 4, 3, 2))
+    result = trace(m, (2, 3, 8, 8), print=False)
+    shapes, x = [], torch.zeros(2, 3, 8, 8)
+    for layer in t:
+        x = layer(x)
+        shapes.append(tuple(x.shape))
+    assert [row["output_shape"] for row in result.forward] == shapes
+    text = str(result)
+    assert "floor((8 + 3 - 3 - 1)/1) + 1 = 8" in text            # 'same' with an even kernel: 1 + 2 rows of padding
+    assert "ceil((6 + 2 - 4 - 1)/2) + 1 = 3" in text             # dilation 2 and ceil_mode
+    assert "(3 - 1)*2 - 0 + 2 + 0 + 1 = 7" in text               # the transposed convolution's size
+    assert "in each of the 8 groups" in text and "(1, 72) @ (72, 9)" in text

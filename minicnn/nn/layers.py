@@ -13,6 +13,7 @@ from ..ops.checks import pair
 from ..ops.conv import PADDING_MODES, Workspace, check_groups, conv_padding
 from ..ops.conv_transpose import conv_transpose_output_size
 from .._tensor import Tensor, as_tensor
+from . import describe
 from . import functional as F
 from . import init
 from .module import Module, Parameter
@@ -107,6 +108,25 @@ class _Conv(_Layer):
                 f"(N, {self.in_channels}, H, W), got shape {tuple(x.shape)} with {x.shape[1]} channels{hint}"
             )
 
+    def short_name(self):
+        """'Conv2d(1, 6, k=5, p=2)': the settings that differ from the defaults, shortly."""
+        parts = [str(self.in_channels), str(self.out_channels), "k=" + describe.by(self.kernel_size)]
+        padding = self.padding if isinstance(self.padding, str) else describe.by(self.padding)
+        for key, value, default in (("s", describe.by(self.stride), "1"), ("p", padding, "0"),
+                                    ("op", describe.by(getattr(self, "output_padding", (0, 0))), "0"),
+                                    ("d", describe.by(self.dilation), "1"), ("g", str(self.groups), "1")):
+            if value != default:
+                parts.append(f"{key}={value}")
+        if self.padding_mode != "zeros":
+            parts.append(self.padding_mode)
+        if self.bias is None:
+            parts.append("bias=False")
+        return f"{type(self).__name__}({', '.join(parts)})"
+
+    def _per_group(self):
+        """' in each of the g groups' when the convolution is grouped: the products below are one group's."""
+        return f", in each of the {self.groups} groups" if self.groups > 1 else ""
+
     def extra_repr(self):
         """torch's text: the settings that differ from their defaults, in torch's order."""
         s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
@@ -168,6 +188,23 @@ class Conv2d(_Conv):
     def macs(self, input_shape, output_shape):
         """N*OC*OH*OW * C/groups*KH*KW: each output pixel is a dot product over C/groups*KH*KW inputs."""
         return math.prod(output_shape) * (self.in_channels // self.groups) * self.kernel_size[0] * self.kernel_size[1]
+
+    def shape_formula(self, input_shape, output_shape):
+        return describe.spatial_formulas(input_shape, output_shape, self.kernel_size, self.stride, self._pads,
+                                         self.dilation) + [f"channels: C = {input_shape[-3]} -> OC = {output_shape[-3]}"]
+
+    def gradient_formula(self, dout_shape, dx_shape):
+        g = self.groups
+        OC, C, KH, KW = self.out_channels // g, self.in_channels // g, *self.kernel_size
+        N, OH, OW = dout_shape[0], dout_shape[-2], dout_shape[-1]
+        P = N * OH * OW
+        rows = [f"dx = col2im(W^T (C*KH*KW, OC) @ dout (OC, N*OH*OW)) = col2im(({C * KH * KW}, {OC}) @ ({OC}, {P}))"
+                f"{self._per_group()} -> {dx_shape}",
+                f"dW = dout (OC, N*OH*OW) @ col^T (N*OH*OW, C*KH*KW) = ({OC}, {P}) @ ({P}, {C * KH * KW})"
+                f"{self._per_group()} -> reshaped to {tuple(self.weight.shape)}"]
+        if self.bias is not None:
+            rows.append(f"db = dout summed over N, OH, OW -> ({self.out_channels},)")
+        return rows
 
 
 class ConvTranspose2d(_Conv):
@@ -236,6 +273,26 @@ class ConvTranspose2d(_Conv):
         """N*C_in*H*W * C_out/groups*KH*KW: each input pixel stamps its C_out/groups x KH x KW patch."""
         return math.prod(input_shape) * (self.out_channels // self.groups) * self.kernel_size[0] * self.kernel_size[1]
 
+    def shape_formula(self, input_shape, output_shape):
+        rows = []
+        for axis, n, k, st, p, d, op, out in zip("HW", input_shape[-2:], self.kernel_size, self.stride, self.padding,
+                                                 self.dilation, self.output_padding, output_shape[-2:]):
+            rows.append(f"O{axis} = ({axis} - 1)*S - 2P + D(K-1) + output_padding + 1 = ({n} - 1)*{st} - {2 * p} + "
+                        f"{d * (k - 1)} + {op} + 1 = {out}")
+        return rows + [f"channels: C_in = {input_shape[-3]} -> C_out = {output_shape[-3]}"]
+
+    def gradient_formula(self, dout_shape, dx_shape):
+        g = self.groups
+        C_in, C_out, KH, KW = self.in_channels // g, self.out_channels // g, *self.kernel_size
+        P = dx_shape[0] * dx_shape[-2] * dx_shape[-1]
+        rows = [f"dx = W^T (C_in, C_out*KH*KW) @ im2col(dout) (C_out*KH*KW, N*H*W) = ({C_in}, {C_out * KH * KW}) @ "
+                f"({C_out * KH * KW}, {P}){self._per_group()} -> {dx_shape}  (the convolution's forward)",
+                f"dW = x (C_in, N*H*W) @ im2col(dout)^T (N*H*W, C_out*KH*KW) = ({C_in}, {P}) @ ({P}, "
+                f"{C_out * KH * KW}){self._per_group()} -> reshaped to {tuple(self.weight.shape)}"]
+        if self.bias is not None:
+            rows.append(f"db = dout summed over N, OH, OW -> ({self.out_channels},)")
+        return rows
+
 
 class Linear(_Layer):
     """Fully connected: x (N, in_features) -> (N, out_features). weight (OUT, IN), bias (OUT,)."""
@@ -273,6 +330,22 @@ class Linear(_Layer):
         """N * IN * OUT."""
         return math.prod(output_shape[:-1]) * self.in_features * self.out_features
 
+    def short_name(self):
+        return f"Linear({self.in_features}, {self.out_features}" + (", bias=False)" if self.bias is None else ")")
+
+    def shape_formula(self, input_shape, output_shape):
+        b = " + b" if self.bias is not None else ""
+        return [f"(N, IN) @ W^T (IN, OUT){b} = {input_shape} @ {(self.in_features, self.out_features)} -> "
+                f"{output_shape}"]
+
+    def gradient_formula(self, dout_shape, dx_shape):
+        N, OUT, IN = math.prod(dout_shape[:-1]), self.out_features, self.in_features
+        rows = [f"dx = dout @ W = ({N}, {OUT}) @ ({OUT}, {IN}) -> {dx_shape}",
+                f"dW = dout^T @ x = ({OUT}, {N}) @ ({N}, {IN}) -> ({OUT}, {IN})"]
+        if self.bias is not None:
+            rows.append(f"db = dout summed over N -> ({OUT},)")
+        return rows
+
     def extra_repr(self):
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
 
@@ -307,6 +380,26 @@ class _Pool(_Layer):
     def extra_repr(self):
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
 
+    def short_name(self):
+        kind = type(self).__name__
+        parts = [f"k={describe.by(pair(self.kernel_size, 'kernel_size', kind))}",
+                 f"s={describe.by(pair(self.stride, 'stride', kind))}"]
+        if pair(self.padding, "padding", kind, minimum=0) != (0, 0):
+            parts.append(f"p={describe.by(pair(self.padding, 'padding', kind, minimum=0))}")
+        if pair(getattr(self, "dilation", 1), "dilation", kind) != (1, 1):
+            parts.append(f"d={describe.by(pair(self.dilation, 'dilation', kind))}")
+        if self.ceil_mode:
+            parts.append("ceil")
+        return f"{kind}({', '.join(parts)})"
+
+    def shape_formula(self, input_shape, output_shape):
+        kind = type(self).__name__
+        return describe.spatial_formulas(
+            input_shape, output_shape, pair(self.kernel_size, "kernel_size", kind), pair(self.stride, "stride", kind),
+            describe.symmetric(pair(self.padding, "padding", kind, 0)), pair(getattr(self, "dilation", 1), "dilation",
+                                                                             kind),
+            pool=True, ceil=self.ceil_mode) + ["channels kept"]
+
 
 class MaxPool2d(_Pool):
     """Max pooling, -inf padding. x (N, C, H, W) -> (N, C, OH, OW), OH = floor((H + 2P - D(K-1) - 1) / S) + 1
@@ -328,6 +421,9 @@ class MaxPool2d(_Pool):
     def extra_repr(self):
         return super().extra_repr() + f", dilation={self.dilation}, ceil_mode={self.ceil_mode}"
 
+    def gradient_formula(self, dout_shape, dx_shape):
+        return ["dout goes to the position of each window's maximum, 0 elsewhere"]
+
 
 class AvgPool2d(_Pool):
     """Average pooling, zero padding. x (N, C, H, W) -> (N, C, OH, OW), OH = floor((H + 2P - K) / S) + 1
@@ -348,6 +444,9 @@ class AvgPool2d(_Pool):
     def forward(self, x):
         return _unbatched(self, x, lambda x: self._run(F.avg_pool2d, x, self.kernel_size, self.stride, self.padding,
                                                        self.ceil_mode, self.count_include_pad, self.divisor_override))
+
+    def gradient_formula(self, dout_shape, dx_shape):
+        return ["dout / (the window's divisor) spread evenly over each window"]
 
 
 def _output_size(value, where):
@@ -374,6 +473,13 @@ class AdaptiveAvgPool2d(_Layer):
 
     def forward(self, x):
         return _unbatched(self, x, lambda x: self._run(F.adaptive_avg_pool2d, x, self.output_size))
+
+    def shape_formula(self, input_shape, output_shape):
+        return [f"mean over {output_shape[-2]}x{output_shape[-1]} bins of each {input_shape[-2]}x{input_shape[-1]} map "
+                "(bin i covers floor(i*H/OH) .. ceil((i+1)*H/OH))"]
+
+    def gradient_formula(self, dout_shape, dx_shape):
+        return ["dout / (bin area) spread over each bin"]
 
     def extra_repr(self):
         return f"output_size={self.output_size}"
@@ -404,6 +510,12 @@ class AdaptiveMaxPool2d(_Layer):
         return _unbatched(self, x, lambda x: self._run(F.adaptive_max_pool2d, x, self.output_size,
                                                        self.return_indices))
 
+    def shape_formula(self, input_shape, output_shape):
+        return [f"max over {output_shape[-2]}x{output_shape[-1]} bins of each {input_shape[-2]}x{input_shape[-1]} map"]
+
+    def gradient_formula(self, dout_shape, dx_shape):
+        return ["dout goes to the position of each bin's maximum"]
+
     def extra_repr(self):
         return f"output_size={self.output_size}"
 
@@ -413,6 +525,12 @@ class GlobalMaxPool2d(_Layer):
 
     def forward(self, x):
         return _unbatched(self, x, lambda x: self._run(F.adaptive_max_pool2d, x, 1))
+
+    def shape_formula(self, input_shape, output_shape):
+        return [f"max over each {input_shape[-2]}x{input_shape[-1]} map -> 1x1"]
+
+    def gradient_formula(self, dout_shape, dx_shape):
+        return ["dout goes to the position of each map's maximum"]
 
 
 class MaxUnpool2d(_Layer):
@@ -486,6 +604,12 @@ class ReLU(_Layer):
     def forward(self, x):
         return F.relu(_input(x))
 
+    def shape_formula(self, input_shape, output_shape):
+        return ["element-wise, shape kept"]
+
+    def gradient_formula(self, dout_shape, dx_shape):
+        return ["dx = dout * (x > 0)"]
+
     def extra_repr(self):
         return "inplace=True" if self.inplace else ""
 
@@ -496,12 +620,24 @@ class Sigmoid(_Layer):
     def forward(self, x):
         return F.sigmoid(_input(x))
 
+    def shape_formula(self, input_shape, output_shape):
+        return ["element-wise, shape kept"]
+
+    def gradient_formula(self, dout_shape, dx_shape):
+        return ["dx = dout * y * (1 - y)"]
+
 
 class Tanh(_Layer):
     """tanh(x)."""
 
     def forward(self, x):
         return F.tanh(_input(x))
+
+    def shape_formula(self, input_shape, output_shape):
+        return ["element-wise, shape kept"]
+
+    def gradient_formula(self, dout_shape, dx_shape):
+        return ["dx = dout * (1 - y^2)"]
 
 
 class Softmax(_Layer):
@@ -548,6 +684,14 @@ class Flatten(_Layer):
             raise ValueError(f"{self!r}: expected input of shape (N, ...), got {getattr(x, 'shape', type(x))}")
         return x.flatten(self.start_dim, self.end_dim)
 
+    def shape_formula(self, input_shape, output_shape):
+        letters = "C*H*W" if len(input_shape) == 4 else "*".join(f"D{i}" for i in range(1, len(input_shape)))
+        numbers = "*".join(str(n) for n in input_shape[1:])
+        return [f"{letters} = {numbers} = {math.prod(input_shape[1:])}"]
+
+    def gradient_formula(self, dout_shape, dx_shape):
+        return [f"reshape back: {dout_shape} -> {dx_shape}"]
+
     def extra_repr(self):
         return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
 
@@ -563,6 +707,12 @@ class Dropout(_Layer):
 
     def forward(self, x):
         return F.dropout(_input(x), self.p, self.training)
+
+    def shape_formula(self, input_shape, output_shape):
+        return ["identity in eval mode (a random mask while training), shape kept"]
+
+    def gradient_formula(self, dout_shape, dx_shape):
+        return ["dx = dout * mask (the identity in eval mode)"]
 
     def extra_repr(self):
         return f"p={self.p}, inplace={self.inplace}"

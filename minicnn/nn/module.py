@@ -319,6 +319,19 @@ class Module:
         """Multiply-adds of one forward call, for summary(); 0 for layers that do none."""
         return 0
 
+    def short_name(self):
+        """A one-line name for tables ('Conv2d(1, 6, k=5, p=2)'); layers make theirs shorter than repr."""
+        text = f"{type(self).__name__}({self.extra_repr()})"
+        return text if len(text) <= 32 else text[:29] + "...)"
+
+    def shape_formula(self, input_shape, output_shape):
+        """The lines that explain output_shape from input_shape, for trace(); none by default."""
+        return []
+
+    def gradient_formula(self, dout_shape, dx_shape):
+        """The rule that turns dout into dx and the parameters' gradients, for trace(); none by default."""
+        return []
+
     def summary(self, input_shape, dtype=None, print=True):
         """A table of layers, output shapes, parameters and MACs: see minicnn.summary.summary."""
         from ..summary import summary
