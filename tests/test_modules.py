@@ -626,3 +626,16 @@ def test_an_input_that_needs_no_grad_gives_the_same_parameter_grads_and_no_dx(fi
     assert plain.grad is None
     for (name, p), (_, q) in zip(full.named_parameters(), skip.named_parameters()):
         np.testing.assert_array_equal(p.grad.numpy(), q.grad.numpy(), err_msg=name)
+
+
+def test_numpy_integers_are_accepted_where_an_int_is_expected_and_bools_and_floats_are_not():
+    assert nn.Linear(np.prod((16, 5, 5)), 120).in_features == 400
+    conv = nn.Conv2d(np.int64(3), np.int32(4), np.int64(3), stride=np.int8(2), padding=np.int16(1))
+    assert (conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding) == (3, 4, (3, 3), (2, 2),
+                                                                                                  (1, 1))
+    assert type(conv.kernel_size[0]) is int and type(conv.in_channels) is int
+    for bad in (True, 2.0, 2.5):
+        with pytest.raises(TypeError, match="must be"):
+            nn.Conv2d(3, 4, bad)
+        with pytest.raises(TypeError, match="in_features must be a positive int"):
+            nn.Linear(bad, 4)

@@ -1,11 +1,20 @@
 """Argument checks shared by the functional ops: clear errors at the boundary."""
 
+import numbers
+import operator
+
+
+def _integral(v):
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
 
 def pair(value, name, where, minimum=1):
-    """(value, value) for an int, the tuple for a pair; checks both are ints >= minimum."""
-    pair_ = (value, value) if isinstance(value, int) else tuple(value) if isinstance(value, (tuple, list)) else None
-    if pair_ is None or len(pair_) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) for v in pair_):
+    """(value, value) for an int, the tuple for a pair; checks both are ints >= minimum. Any integral
+    number is an int here (a NumPy integer from np.prod, say); a bool or a float is not."""
+    pair_ = (value, value) if _integral(value) else tuple(value) if isinstance(value, (tuple, list)) else None
+    if pair_ is None or len(pair_) != 2 or not all(_integral(v) for v in pair_):
         raise TypeError(f"{where}: {name} must be an int or a pair of ints, got {value!r}")
+    pair_ = tuple(operator.index(v) for v in pair_)
     if min(pair_) < minimum:
         raise ValueError(f"{where}: {name} must be >= {minimum}, got {value!r}")
     return pair_
