@@ -639,3 +639,45 @@ def test_numpy_integers_are_accepted_where_an_int_is_expected_and_bools_and_floa
             nn.Conv2d(3, 4, bad)
         with pytest.raises(TypeError, match="in_features must be a positive int"):
             nn.Linear(bad, 4)
+
+
+class _NeedsTwoArguments(Exception):
+    def __init__(self, code, detail):
+        super().__init__(f"{code}: {detail}")
+        self.code = code
+
+
+class _Raises(nn.Module):
+    def forward(self, x):
+        raise _NeedsTwoArguments(7, "from inside the layer")
+
+
+def test_an_error_inside_a_sequential_keeps_its_type_arguments_and_traceback_and_gains_only_a_note():
+    net = nn.Sequential(nn.ReLU(), _Raises())
+    with pytest.raises(_NeedsTwoArguments) as info:
+        net(np.zeros((1, 3), np.float32))
+    assert info.value.code == 7 and str(info.value) == "7: from inside the layer"  # the same exception object
+    assert any(entry.name == "forward" and "_Raises" in str(entry.locals.get("self", ""))
+               for entry in info.traceback)  # the failing layer's frame is still in the traceback
+    notes = getattr(info.value, "__notes__", [])
+    if hasattr(info.value, "add_note"):
+        assert notes == ["(raised in layer '1' of the Sequential: _Raises())"]
+
+
+def test_a_dtype_error_after_a_flatten_gets_no_advice_about_in_features():
+    net = nn.Sequential(nn.Flatten(), nn.Linear(16, 4))
+    with pytest.raises(TypeError) as info:
+        net(np.zeros((2, 1, 4, 4), np.float64))
+    message = "\n".join([str(info.value)] + getattr(info.value, "__notes__", []))
+    assert "float64" in message and "set in_features" not in message and "flattened" not in message
+
+
+def test_a_uint8_image_batch_is_told_to_become_float32_not_to_cast_the_model():
+    with pytest.raises(TypeError) as info:
+        nn.Conv2d(3, 4, 3)(np.zeros((1, 3, 8, 8), np.uint8))
+    assert "x.float() / 255" in str(info.value) and "model.to(" not in str(info.value)
+
+
+def test_channels_last_input_to_a_conv_is_recognised_as_such():
+    with pytest.raises(ValueError, match=r"channels-last \(N, H, W, C\).*x\.permute\(0, 3, 1, 2\)"):
+        nn.Conv2d(3, 8, 3)(np.zeros((2, 32, 32, 3), np.float32))
