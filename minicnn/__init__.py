@@ -14,3 +14,11 @@ from .summary import summary, trace  # noqa: E402
 __version__ = "0.2.0"
 from .io import load, save  # noqa: E402
 from . import utils, vision  # noqa: E402
+
+
+def __getattr__(name):
+    """minicnn.onnx on first use (as torch.onnx), so that `import minicnn` never imports onnx."""
+    if name == "onnx":
+        import importlib
+        return importlib.import_module(".onnx", __name__)
+    raise AttributeError(f"module 'minicnn' has no attribute {name!r}")

@@ -414,10 +414,12 @@ def stack_backward(dout, cache):
 
 
 def pad(x, widths, value=0):
-    """x padded with `value`; widths: one (before, after) pair per axis of x, all >= 0."""
-    return get_array_module(x).pad(x, widths, constant_values=value), widths
+    """x padded with `value`; widths: one (before, after) pair per axis of x, all >= 0.
+    The cache keeps the value too (the backward does not need it; an exporter does)."""
+    return get_array_module(x).pad(x, widths, constant_values=value), (widths, value)
 
 
 def pad_backward(dout, cache):
     """The gradient of the kept cells: dout with the padding cut off."""
-    return dout[tuple(slice(b, dout.shape[i] - a) for i, (b, a) in enumerate(cache))]
+    widths, _ = cache
+    return dout[tuple(slice(b, dout.shape[i] - a) for i, (b, a) in enumerate(widths))]

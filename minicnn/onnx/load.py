@@ -1,0 +1,703 @@
+"""minicnn.onnx.load: an ONNX file as a runnable minicnn Module.
+
+    net = minicnn.onnx.load("model.onnx")   # written by minicnn.onnx.export, torch.onnx.export, ...
+    logits = net(x)                         # the graph's nodes run in order, with minicnn.nn.functional
+    net.state_dict()                        # the initializers, under their names in the file
+
+The module holds the graph's initializers as Parameters (floating-point ones) and buffers (the
+running mean and variance of BatchNormalization; integer ones, not saved), nested by the dots
+of their names: the state dict of a graph that minicnn.onnx.export wrote has the keys of the
+model it came from (minus BatchNorm's num_batches_tracked), so model.load_state_dict(
+net.state_dict(), strict=False) takes the weights back. Constant nodes are evaluated once,
+at load, and kept as buffers (not saved). forward(*inputs) runs the nodes in the file's order
+(ONNX keeps it topological) on minicnn Tensors, recording on the tape like any layer: a
+loaded graph can be trained further.
+
+The operators of the default domain, opset 11 or newer, each with the attributes listed;
+any other operator, attribute or setting is a LoadError naming the node, at load time:
+
+    Conv                     2-D; strides, pads, dilations, group, kernel_shape, auto_pad
+    MaxPool, AveragePool     2-D; kernel_shape, strides, pads (the same before and after),
+                             ceil_mode, auto_pad NOTSET or VALID; MaxPool: dilations,
+                             storage_order; AveragePool: count_include_pad
+    GlobalAveragePool, GlobalMaxPool
+    Gemm (alpha, beta, transA, transB), MatMul
+    BatchNormalization       inference (training_mode 0): epsilon, momentum (unused)
+    Relu, Sigmoid, Tanh, LeakyRelu (alpha), Softmax, LogSoftmax (axis), Clip
+    Add, Sub, Mul, Div, Pow, Neg, Exp, Log, Sqrt, Abs
+    Flatten (axis), Reshape (allowzero), Transpose (perm), Squeeze, Unsqueeze, Concat (axis),
+    Slice, Gather (axis), Expand
+    Pad                      mode constant, or reflect, edge, wrap on the last two axes
+    ReduceMean, ReduceSum    axes, keepdims, noop_with_empty_axes
+    Dropout                  the identity (inference; training_mode must be false)
+    Identity, Cast (to), Constant, ConstantOfShape, Shape (start, end)
+
+Pooling follows torch's output-size rule (with ceil_mode, a last window that would start in
+the padding is dropped), as ONNX's newer opsets specify it too.
+"""
+
+import math
+import os
+from collections import Counter
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+
+from .._tensor import Tensor, as_tensor, cat
+from ..autograd import record
+from ..backend import get_array_module, to_numpy
+from ..nn import functional as F
+from ..nn.module import Module, Parameter
+from ..ops import conv as _conv_ops
+
+__all__ = ["load", "OnnxModule", "LoadError", "MIN_OPSET", "OPERATORS"]
+
+MIN_OPSET = 11
+
+
+class LoadError(ValueError):
+    """The ONNX file cannot be run by minicnn: the message names the node, its operator and what is not supported."""
+
+
+def load(f):
+    """An OnnxModule for the ONNX model in f: a path, a binary file object, bytes, or an onnx.ModelProto."""
+    if isinstance(f, onnx.ModelProto):
+        proto, label = f, "the ModelProto"
+    else:
+        label = repr(str(f)) if isinstance(f, (str, os.PathLike)) else f"the {type(f).__name__}"
+        try:
+            proto = onnx.load_from_string(f) if isinstance(f, bytes) else onnx.load(f)
+        except FileNotFoundError:
+            raise FileNotFoundError(f"minicnn.onnx.load: {f} does not exist") from None
+        except Exception as exc:  # protobuf's DecodeError and friends: not an ONNX file
+            raise LoadError(f"minicnn.onnx.load: {label} is not a readable ONNX model ({type(exc).__name__}: "
+                            f"{exc})") from None
+    return OnnxModule(proto, label)
+
+
+class _Folder(Module):
+    """Holds the part of the loaded state whose names share a prefix (conv1.weight -> conv1 / weight)."""
+
+
+class _Step:
+    """One node of the graph, ready to run: its operator's function, input and output names, attributes."""
+
+    __slots__ = ("index", "name", "op_type", "fn", "inputs", "outputs", "attrs", "opset")
+
+    def __init__(self, index, node, fn, attrs, opset):
+        self.index, self.name, self.op_type, self.fn = index, node.name, node.op_type, fn
+        self.inputs, self.outputs = list(node.input), list(node.output)
+        self.attrs, self.opset = attrs, opset
+
+    def where(self):
+        name = f" {self.name!r}" if self.name else ""
+        return f"node {self.index}{name} ({self.op_type})"
+
+
+class OnnxModule(Module):
+    """An ONNX graph as a minicnn Module: forward(*inputs) runs its nodes with minicnn (see minicnn.onnx.load).
+
+    input_names, output_names   the graph's inputs (initializers excluded) and outputs, in order
+    input_shapes                 each input's dims: ints, or names ('N') / None where the file leaves them open
+    metadata                     the file's metadata_props, a dict of strings (minicnn.onnx.export's metadata)
+    """
+
+    def __init__(self, proto, label="the model"):
+        super().__init__()
+        self._label = label
+        try:
+            onnx.checker.check_model(proto)
+        except onnx.checker.ValidationError as exc:
+            raise LoadError(f"minicnn.onnx.load: {label} is not a valid ONNX model: {exc}") from None
+        self._opset = _default_opset(proto, label)
+        graph = proto.graph
+        self._graph_name = graph.name
+        self.metadata = {p.key: p.value for p in proto.metadata_props}
+        for t in graph.sparse_initializer:
+            raise LoadError(f"minicnn.onnx.load: {label} holds a sparse initializer ({t.values.name!r}); "
+                            "minicnn reads dense tensors only")
+        known = {t.name for t in graph.initializer}  # (old files list initializers among the inputs too)
+        self.input_names = [i.name for i in graph.input if i.name not in known]
+        self.input_shapes = [_dims(i) for i in graph.input if i.name not in known]
+        self._input_dtypes = [_elem_dtype(i) for i in graph.input if i.name not in known]
+        self.output_names = [o.name for o in graph.output]
+        self._plan = []
+        self._refs = {}  # ONNX value name -> (module holding it, attribute name)
+        self.constants = _Folder()
+        stats = {n.input[i] for n in graph.node if n.op_type == "BatchNormalization"
+                 for i in (3, 4) if len(n.input) > i}
+        for tensor in graph.initializer:
+            self._place_initializer(tensor, tensor.name in stats)
+        for index, node in enumerate(graph.node):
+            self._add_node(index, node)
+
+    # -- building --------------------------------------------------------------------------------
+
+    def _place(self, name, tensor, kind):
+        """Store tensor under `name` as a Parameter or buffer, nested by the dots of the name when it can be."""
+        parts = name.split(".")
+        owner = self
+        placed = False
+        if all(parts) and kind != "constant":
+            for part in parts[:-1]:
+                child = vars(owner).get(part)
+                if child is None and not hasattr(owner, part):
+                    child = _Folder()
+                    setattr(owner, part, child)
+                if not isinstance(child, _Folder):
+                    break
+                owner = child
+            else:
+                attr = parts[-1]
+                placed = attr not in vars(owner) and not hasattr(type(owner), attr)
+        if not placed:  # a name that clashes with an attribute: kept flat, under a safe name
+            owner = self.constants
+            attr = f"c{len(self._refs)}"
+        if kind == "parameter":
+            owner.register_parameter(attr, Parameter(tensor))
+        else:
+            owner.register_buffer(attr, Tensor._wrap(tensor), persistent=kind == "buffer")
+        self._refs[name] = (owner, attr)
+
+    def _place_initializer(self, tensor, is_stat):
+        array = np.array(numpy_helper.to_array(tensor))  # a copy: writable, owned
+        if array.dtype.kind == "f" and not is_stat:
+            self._place(tensor.name, array, "parameter")
+        else:
+            self._place(tensor.name, array, "buffer" if array.dtype.kind == "f" else "constant")
+
+    def _add_node(self, index, node):
+        where = f"node {index}{' ' + repr(node.name) if node.name else ''} ({node.op_type})"
+
+        def refuse(why):
+            return LoadError(f"minicnn.onnx.load: {self._label}, {where}: {why}")
+
+        if node.domain not in ("", "ai.onnx"):
+            raise refuse(f"operators of the domain {node.domain!r} are not supported (only ONNX's default domain)")
+        spec = OPERATORS.get(node.op_type)
+        if spec is None:
+            raise refuse(f"the operator {node.op_type} is not supported; minicnn runs {', '.join(sorted(OPERATORS))}")
+        attrs = dict(spec.attrs)
+        for a in node.attribute:
+            if a.name not in spec.attrs:
+                raise refuse(f"the attribute {a.name!r} is not supported (minicnn reads "
+                             f"{', '.join(sorted(spec.attrs)) or 'none'} for {node.op_type})")
+            value = helper.get_attribute_value(a)
+            attrs[a.name] = value.decode() if isinstance(value, bytes) else value
+        outputs = [o for o in node.output if o]
+        if len(node.output) > spec.outputs and any(node.output[spec.outputs:]):
+            raise refuse(f"only the first {spec.outputs} output(s) of {node.op_type} can be computed, the node asks "
+                         f"for {len(outputs)} ({', '.join(outputs)})")
+        if len(node.input) > spec.inputs:
+            raise refuse(f"{node.op_type} takes at most {spec.inputs} inputs here, the node has {len(node.input)}")
+        if spec.check is not None:
+            why = spec.check(attrs, self._opset, node)
+            if why:
+                raise refuse(why)
+        if node.op_type == "Constant":
+            value = _constant_value(attrs)
+            self._place(node.output[0], np.array(value), "constant")
+            return
+        self._plan.append(_Step(index, node, spec.fn, attrs, self._opset))
+
+    # -- running ---------------------------------------------------------------------------------
+
+    def forward(self, *inputs):
+        if len(inputs) != len(self.input_names):
+            raise TypeError(f"{self._describe()} takes {len(self.input_names)} input(s) "
+                            f"({', '.join(self.input_names)}), got {len(inputs)}")
+        env = {name: getattr(owner, attr) for name, (owner, attr) in self._refs.items()}
+        for name, dims, dtype, x in zip(self.input_names, self.input_shapes, self._input_dtypes, inputs):
+            env[name] = self._check_input(name, dims, dtype, as_tensor(x))
+        for step in self._plan:
+            args = [env[n] if n else None for n in step.inputs]
+            try:
+                out = step.fn(step, step.attrs, *args)
+            except Exception as exc:
+                message = f"{self._describe()}, {step.where()}: {exc}"
+                try:
+                    error = type(exc)(message)
+                except Exception:
+                    error = RuntimeError(message)
+                raise error from exc
+            for name, value in zip(step.outputs, out if isinstance(out, tuple) else (out,)):
+                if name:
+                    env[name] = value
+        outs = tuple(env[name] for name in self.output_names)
+        return outs[0] if len(outs) == 1 else outs
+
+    def _check_input(self, name, dims, dtype, x):
+        if dtype is not None and x.dtype != dtype:
+            raise TypeError(f"{self._describe()}: input {name!r} must be {dtype}, got {x.dtype}; cast it "
+                            f"(x.to(minicnn.{dtype}))")
+        if dims is not None:
+            if x.ndim != len(dims) or any(isinstance(d, int) and d != n for d, n in zip(dims, x.shape)):
+                shown = "(" + ", ".join(str(d) if d is not None else "?" for d in dims) + ")"
+                raise ValueError(f"{self._describe()}: input {name!r} must have shape {shown}, got {tuple(x.shape)}")
+        return x
+
+    def _describe(self):
+        return f"OnnxModule({self._graph_name!r})"
+
+    def __repr__(self):
+        counts = Counter(step.op_type for step in self._plan)
+        ops = ", ".join(f"{op} x{n}" if n > 1 else op for op, n in counts.items())
+        ins = ", ".join(f"{n}[{', '.join('?' if d is None else str(d) for d in dims)}]" if dims is not None else n
+                        for n, dims in zip(self.input_names, self.input_shapes))
+        return (f"OnnxModule({self._graph_name!r}, opset {self._opset}, inputs {ins}, outputs "
+                f"{', '.join(self.output_names)}, {len(self._plan)} nodes: {ops})")
+
+
+def _default_opset(proto, label):
+    versions = [o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")]
+    if not versions:
+        raise LoadError(f"minicnn.onnx.load: {label} imports no opset of ONNX's default domain")
+    opset = max(versions)
+    if opset < MIN_OPSET:
+        raise LoadError(f"minicnn.onnx.load: {label} uses opset {opset}; minicnn reads opset {MIN_OPSET} or newer. "
+                        f"Convert it first: onnx.version_converter.convert_version(model, {MIN_OPSET})")
+    return opset
+
+
+def _dims(value_info):
+    t = value_info.type.tensor_type
+    if not t.HasField("shape"):
+        return None
+    return [d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in t.shape.dim]
+
+
+def _elem_dtype(value_info):
+    elem = value_info.type.tensor_type.elem_type
+    return np.dtype(helper.tensor_dtype_to_np_dtype(elem)) if elem else None
+
+
+def _constant_value(a):
+    if a["value"] is not None:
+        return numpy_helper.to_array(a["value"])
+    for key, dtype in (("value_float", np.float32), ("value_floats", np.float32), ("value_int", np.int64),
+                       ("value_ints", np.int64)):
+        if a[key] is not None:
+            return np.asarray(a[key], dtype=dtype)
+    raise ValueError("Constant has no value")
+
+
+# -- the operators ---------------------------------------------------------------------------------------
+# Each: fn(step, attrs, *inputs) -> a Tensor (or a tuple of them). step.opset tells the opset apart
+# where an operator changed (Softmax's axis in 13, Squeeze's axes from attribute to input in 13, ...).
+
+
+class _Spec:
+    __slots__ = ("fn", "attrs", "inputs", "outputs", "check")
+
+    def __init__(self, fn, attrs, inputs, outputs, check):
+        self.fn, self.attrs, self.inputs, self.outputs, self.check = fn, attrs, inputs, outputs, check
+
+
+OPERATORS = {}
+
+
+def _op(name, inputs=1, outputs=1, check=None, **attrs):
+    def register(fn):
+        OPERATORS[name] = _Spec(fn, attrs, inputs, outputs, check)
+        return fn
+    return register
+
+
+def _ints(t):
+    """A Tensor of integers (pads, axes, a shape) as a list of Python ints."""
+    return [int(v) for v in np.asarray(to_numpy(t)).reshape(-1)]
+
+
+def _float(t):
+    return float(np.asarray(to_numpy(t)).reshape(-1)[0])
+
+
+def _like(x, array):
+    """array (host data) as a Tensor on x's device."""
+    xp = get_array_module(x.array)
+    return Tensor._wrap(xp.asarray(array))
+
+
+def _check_2d(a, opset, node, pooling=True):
+    k = a.get("kernel_shape")
+    if k is not None and len(k) != 2:
+        return f"only 2-D operations are supported, kernel_shape is {list(k)}"
+    if a.get("auto_pad", "NOTSET") not in (("NOTSET", "VALID") if pooling else
+                                           ("NOTSET", "VALID", "SAME_UPPER", "SAME_LOWER")):
+        return f"auto_pad={a['auto_pad']!r} is not supported (NOTSET or VALID)"
+    pads = a.get("pads")
+    if pads is not None and len(pads) != 4:
+        return f"pads must have 4 values for 2-D (top, left, bottom, right), got {list(pads)}"
+    if pooling:
+        if k is None:
+            return "kernel_shape is required"
+        if pads is not None and (pads[0] != pads[2] or pads[1] != pads[3]):
+            return (f"pads {list(pads)} differ before and after; minicnn pools with the same padding on both "
+                    "sides (top = bottom, left = right)")
+    return None
+
+
+def _same_pads(size, kernel, stride, dilation, upper):
+    """auto_pad SAME_*: the output is ceil(size / stride); the odd cell goes after (UPPER) or before (LOWER)."""
+    total = max((math.ceil(size / stride) - 1) * stride + (kernel - 1) * dilation + 1 - size, 0)
+    small = total // 2
+    return (small, total - small) if upper else (total - small, small)
+
+
+@_op("Conv", inputs=3, check=lambda a, o, n: _check_2d(a, o, n, pooling=False), auto_pad="NOTSET", dilations=None,
+     group=1, kernel_shape=None, pads=None, strides=None)
+def _conv(step, a, x, w, b=None):
+    if w.ndim != 4 or x.ndim != 4:
+        raise ValueError(f"only 2-D convolutions are supported: input {tuple(x.shape)}, weight {tuple(w.shape)}")
+    KH, KW = w.shape[2:]
+    if a["kernel_shape"] is not None and tuple(a["kernel_shape"]) != (KH, KW):
+        raise ValueError(f"kernel_shape {list(a['kernel_shape'])} does not match the weight {tuple(w.shape)}")
+    stride = tuple(a["strides"] or (1, 1))
+    dilation = tuple(a["dilations"] or (1, 1))
+    if a["auto_pad"] in ("SAME_UPPER", "SAME_LOWER"):
+        upper = a["auto_pad"] == "SAME_UPPER"
+        pads = tuple(_same_pads(n, k, s, d, upper) for n, k, s, d in zip(x.shape[2:], (KH, KW), stride, dilation))
+    else:
+        pt, pl, pb, pr = a["pads"] if a["pads"] is not None and a["auto_pad"] == "NOTSET" else (0, 0, 0, 0)
+        pads = ((pt, pb), (pl, pr))
+    return F.conv2d(x, w, b, stride=stride, padding=pads, dilation=dilation, groups=int(a["group"]))
+
+
+def _pool_args(a):
+    k = tuple(a["kernel_shape"])
+    stride = tuple(a["strides"] or (1, 1))  # ONNX's default stride is 1 (torch's is the kernel)
+    pads = a["pads"] if a["pads"] is not None and a["auto_pad"] == "NOTSET" else (0, 0, 0, 0)
+    return k, stride, (int(pads[0]), int(pads[1]))
+
+
+@_op("MaxPool", check=_check_2d, auto_pad="NOTSET", ceil_mode=0, dilations=None, kernel_shape=None, pads=None,
+     storage_order=0, strides=None)
+def _max_pool(step, a, x):
+    k, stride, padding = _pool_args(a)
+    return F.max_pool2d(x, k, stride, padding, tuple(a["dilations"] or (1, 1)), ceil_mode=bool(a["ceil_mode"]))
+
+
+def _check_avg(a, opset, node):
+    if a["dilations"] is not None and any(d != 1 for d in a["dilations"]):
+        return f"dilations {list(a['dilations'])} are not supported for AveragePool (only 1)"
+    return _check_2d(a, opset, node)
+
+
+@_op("AveragePool", check=_check_avg, auto_pad="NOTSET", ceil_mode=0, count_include_pad=0, dilations=None,
+     kernel_shape=None, pads=None, strides=None)
+def _avg_pool(step, a, x):
+    k, stride, padding = _pool_args(a)
+    return F.avg_pool2d(x, k, stride, padding, ceil_mode=bool(a["ceil_mode"]),
+                        count_include_pad=bool(a["count_include_pad"]))
+
+
+@_op("GlobalAveragePool")
+def _global_avg_pool(step, a, x):
+    if x.ndim == 4:
+        return F.adaptive_avg_pool2d(x, 1)
+    return x.mean(dim=tuple(range(2, x.ndim)), keepdim=True)
+
+
+@_op("GlobalMaxPool")
+def _global_max_pool(step, a, x):
+    if x.ndim == 4:
+        return F.adaptive_max_pool2d(x, 1)
+    return x.amax(dim=tuple(range(2, x.ndim)), keepdim=True)
+
+
+@_op("Gemm", inputs=3, alpha=1.0, beta=1.0, transA=0, transB=0)
+def _gemm(step, a, A, B, C=None):
+    if a["alpha"] == 1 and a["beta"] == 1 and not a["transA"] and a["transB"] and (C is None or C.ndim == 1):
+        return F.linear(A, B, C)  # the Linear layer's layout: weight (OUT, IN)
+    y = (A.t() if a["transA"] else A) @ (B.t() if a["transB"] else B)
+    if a["alpha"] != 1:
+        y = y * float(a["alpha"])
+    if C is not None:
+        y = y + (C * float(a["beta"]) if a["beta"] != 1 else C)
+    return y
+
+
+@_op("MatMul", inputs=2)
+def _matmul(step, a, x, y):
+    return x @ y
+
+
+def _check_bn(a, opset, node):
+    if a["training_mode"]:
+        return "training_mode=1 (batch statistics) is not supported: minicnn runs the inference graph"
+    if a["spatial"] != 1:
+        return "spatial=0 is not supported"
+    return None
+
+
+@_op("BatchNormalization", inputs=5, check=_check_bn, epsilon=1e-5, momentum=0.9, training_mode=0, spatial=1)
+def _batch_norm(step, a, x, scale, bias, mean, var):
+    return F.batch_norm(x, mean, var, scale, bias, training=False, eps=float(a["epsilon"]))
+
+
+@_op("Relu")
+def _relu(step, a, x):
+    return F.relu(x)
+
+
+@_op("Sigmoid")
+def _sigmoid(step, a, x):
+    return F.sigmoid(x)
+
+
+@_op("Tanh")
+def _tanh(step, a, x):
+    return F.tanh(x)
+
+
+@_op("LeakyRelu", alpha=0.01)
+def _leaky_relu(step, a, x):
+    return F.leaky_relu(x, float(a["alpha"]))
+
+
+def _softmax_op(fn):
+    def run(step, a, x):
+        if step.opset >= 13:
+            return fn(x, dim=-1 if a["axis"] is None else int(a["axis"]))
+        # before opset 13: the input is seen as 2-D, (dims before axis) x (dims from axis on)
+        axis = (1 if a["axis"] is None else int(a["axis"])) % max(x.ndim, 1)
+        if axis == x.ndim - 1:
+            return fn(x, dim=-1)
+        shape = tuple(x.shape)
+        return fn(x.reshape(math.prod(shape[:axis]), -1), dim=1).reshape(*shape)
+    return run
+
+
+_op("Softmax", axis=None)(_softmax_op(F.softmax))
+_op("LogSoftmax", axis=None)(_softmax_op(F.log_softmax))
+
+
+@_op("Clip", inputs=3)
+def _clip(step, a, x, low=None, high=None):
+    return x.clamp(None if low is None else _float(low), None if high is None else _float(high))
+
+
+@_op("Add", inputs=2)
+def _add(step, a, x, y):
+    return x + y
+
+
+@_op("Sub", inputs=2)
+def _sub(step, a, x, y):
+    return x - y
+
+
+@_op("Mul", inputs=2)
+def _mul(step, a, x, y):
+    return x * y
+
+
+@_op("Div", inputs=2)
+def _div(step, a, x, y):
+    if x.dtype.kind in "iu" and y.dtype.kind in "iu":  # ONNX's integer division truncates
+        xp = get_array_module(x.array)
+        return Tensor._wrap(xp.trunc(x.array / y.array).astype(x.dtype))
+    return x / y
+
+
+@_op("Pow", inputs=2)
+def _pow(step, a, x, y):
+    return x ** (_float(y) if y.numel() == 1 else y)
+
+
+@_op("Neg")
+def _neg(step, a, x):
+    return -x
+
+
+@_op("Exp")
+def _exp(step, a, x):
+    return x.exp()
+
+
+@_op("Log")
+def _log(step, a, x):
+    return x.log()
+
+
+@_op("Sqrt")
+def _sqrt(step, a, x):
+    return x.sqrt()
+
+
+@_op("Abs")
+def _abs(step, a, x):
+    return x.abs()
+
+
+@_op("Flatten", axis=1)
+def _flatten(step, a, x):
+    axis = int(a["axis"]) + (x.ndim if a["axis"] < 0 else 0)
+    shape = tuple(x.shape)
+    return x.reshape(math.prod(shape[:axis]), math.prod(shape[axis:]))
+
+
+@_op("Reshape", inputs=2, allowzero=0)
+def _reshape(step, a, x, shape):
+    target = _ints(shape)
+    if not a["allowzero"]:
+        target = [x.shape[i] if s == 0 else s for i, s in enumerate(target)]
+    return x.reshape(*target)
+
+
+@_op("Transpose", perm=None)
+def _transpose(step, a, x):
+    perm = a["perm"] if a["perm"] is not None else list(range(x.ndim))[::-1]
+    return x.permute(*[int(p) for p in perm])
+
+
+def _axes(step, a, axes, since):
+    """axes as an input (from opset `since` on) or an attribute (before), or None."""
+    if step.opset >= since:
+        return None if axes is None else _ints(axes)
+    return None if a["axes"] is None else [int(v) for v in a["axes"]]
+
+
+@_op("Squeeze", inputs=2, axes=None)
+def _squeeze(step, a, x, axes=None):
+    axes = _axes(step, a, axes, 13)
+    if axes is None:
+        return x.reshape(*[n for n in x.shape if n != 1])
+    axes = {d % x.ndim for d in axes}
+    for d in axes:
+        if x.shape[d] != 1:
+            raise ValueError(f"cannot squeeze axis {d} of shape {tuple(x.shape)}: its size is not 1")
+    return x.reshape(*[n for i, n in enumerate(x.shape) if i not in axes])
+
+
+@_op("Unsqueeze", inputs=2, axes=None)
+def _unsqueeze(step, a, x, axes=None):
+    axes = _axes(step, a, axes, 13)
+    rank = x.ndim + len(axes)
+    axes = sorted(d % rank for d in axes)
+    shape = list(x.shape)
+    for d in axes:
+        shape.insert(d, 1)
+    return x.reshape(*shape)
+
+
+@_op("Concat", inputs=2 ** 31, axis=None)
+def _concat(step, a, *xs):
+    return cat([x for x in xs if x is not None], dim=int(a["axis"]))
+
+
+@_op("Slice", inputs=5)
+def _slice(step, a, x, starts, ends, axes=None, steps=None):
+    starts, ends = _ints(starts), _ints(ends)
+    axes = _ints(axes) if axes is not None else list(range(len(starts)))
+    steps = _ints(steps) if steps is not None else [1] * len(starts)
+    index = [slice(None)] * x.ndim
+    for start, end, axis, step_ in zip(starts, ends, axes, steps):
+        if step_ == 0:
+            raise ValueError("Slice: a step of 0")
+        index[axis % x.ndim] = slice(start, end, step_)  # Python's slice clamps as ONNX specifies
+    return x[tuple(index)]
+
+
+@_op("Gather", inputs=2, axis=0)
+def _gather(step, a, x, indices):
+    axis = int(a["axis"]) % x.ndim
+    return x[(slice(None),) * axis + (indices.array,)]
+
+
+@_op("Expand", inputs=2)
+def _expand(step, a, x, shape):
+    return x.expand(*np.broadcast_shapes(tuple(x.shape), tuple(_ints(shape))))
+
+
+def _check_pad(a, opset, node):
+    if a["mode"] not in _PAD_MODES:
+        return f"mode={a['mode']!r} is not supported (constant, reflect, edge, wrap)"
+    return None
+
+
+_PAD_MODES = {"constant": None, "reflect": "reflect", "edge": "replicate", "wrap": "circular"}
+
+
+@_op("Pad", inputs=4, check=_check_pad, mode="constant")
+def _pad(step, a, x, pads, value=None, axes=None):
+    pads = _ints(pads)
+    axes = [d % x.ndim for d in _ints(axes)] if axes is not None else list(range(x.ndim))
+    if len(pads) != 2 * len(axes):
+        raise ValueError(f"Pad: {len(pads)} pads for {len(axes)} axes (expected two per axis)")
+    widths = [(0, 0)] * x.ndim
+    for i, d in enumerate(axes):
+        widths[d] = (pads[i], pads[i + len(axes)])
+    if any(p < 0 for w in widths for p in w):  # a negative pad crops
+        x = x[tuple(slice(-min(b, 0), n + min(e, 0)) for (b, e), n in zip(widths, x.shape))]
+        widths = [(max(b, 0), max(e, 0)) for b, e in widths]
+    if all(w == (0, 0) for w in widths):
+        return x
+    mode = _PAD_MODES[a["mode"]]
+    if mode is None:
+        fill = 0.0 if value is None or value.numel() == 0 else _float(value)
+        return F.pad(x, [p for b, e in reversed(widths) for p in (b, e)], value=fill)
+    if any(w != (0, 0) for w in widths[:-2]):
+        raise ValueError(f"Pad mode {a['mode']!r}: only the last two axes can be padded here, got {widths}")
+    out, cache = _conv_ops.pad2d(x.array, tuple(widths[-2:]), mode)
+    return record(out, _conv_ops.pad2d_backward, cache, (x,), "pad2d")
+
+
+def _reduce(method, since):
+    def run(step, a, x, axes=None):
+        axes = _axes(step, a, axes, since)
+        if not axes:
+            if a["noop_with_empty_axes"]:
+                return x
+            axes = list(range(x.ndim))
+        return getattr(x, method)(dim=tuple(d % x.ndim for d in axes), keepdim=bool(a["keepdims"]))
+    return run
+
+
+_op("ReduceMean", inputs=2, axes=None, keepdims=1, noop_with_empty_axes=0)(_reduce("mean", 18))
+_op("ReduceSum", inputs=2, axes=None, keepdims=1, noop_with_empty_axes=0)(_reduce("sum", 13))
+
+
+@_op("Dropout", inputs=3, ratio=None, seed=None)
+def _dropout(step, a, x, ratio=None, training_mode=None):
+    if training_mode is not None and bool(np.asarray(to_numpy(training_mode)).reshape(-1)[0]):
+        raise ValueError("Dropout with training_mode=True is not supported: minicnn runs the inference graph")
+    return x
+
+
+@_op("Identity")
+def _identity(step, a, x):
+    return x
+
+
+def _check_cast(a, opset, node):
+    try:
+        dtype = np.dtype(helper.tensor_dtype_to_np_dtype(int(a["to"])))
+    except Exception:
+        dtype = None
+    if dtype is None or dtype.kind not in "fiub" or dtype.itemsize > 8:
+        return f"casting to the ONNX type {a['to']} is not supported (float, int, uint and bool types)"
+    return None
+
+
+@_op("Cast", check=_check_cast, to=None, saturate=1)
+def _cast(step, a, x):
+    return x.type(np.dtype(helper.tensor_dtype_to_np_dtype(int(a["to"]))))
+
+
+@_op("Constant", inputs=0, value=None, value_float=None, value_floats=None, value_int=None, value_ints=None)
+def _constant(step, a):
+    raise AssertionError("Constant nodes are evaluated at load")
+
+
+@_op("ConstantOfShape", value=None)
+def _constant_of_shape(step, a, shape):
+    value = numpy_helper.to_array(a["value"]) if a["value"] is not None else np.zeros(1, np.float32)
+    return _like(shape, np.full(_ints(shape), value.reshape(-1)[0], dtype=value.dtype))
+
+
+@_op("Shape", start=0, end=None)
+def _shape(step, a, x):
+    return _like(x, np.asarray(x.shape[a["start"]:a["end"]], dtype=np.int64))
+
