@@ -5,12 +5,14 @@ Training throughput (forward + loss + backward + SGD step) and inference through
 
     LeNet-5 (minicnn.models.lenet5) at batches 16, 64 and 256, on 1x28x28 images
     the small CIFAR CNN (minicnn.models.cifar_cnn, 3->32->64) at batch 100, on 3x32x32 images
+    ResNet-20 (minicnn.models.resnet20, batch norm and residual adds) at batch 128, on 3x32x32 images
 
 minicnn's training step is the torch-style step through autograd (zero_grad, loss =
 criterion(model(x), y), loss.backward(), step()), with the fast conv/pool paths (the default)
 and with the plain ones (minicnn.ops.conv.IMPL = pool.IMPL = 'plain'); beside them, 'minicnn
 by hand' is the explicit step that calls the same forward/backward pairs in order without the
-tape, to show what the tape costs. The methods take turns, block by block,
+tape, to show what the tape costs (for the Sequential chains only: ResNet-20's residual adds and
+batch norms are not a chain of layers, so it has no by-hand step). The methods take turns, block by block,
 with a pause before each block, so load from elsewhere on the machine hits them alike; each
 figure is the median over the rounds.
 
@@ -42,7 +44,9 @@ from minicnn import models, nn, ops, optim
 from minicnn.ops import conv as conv_module
 from minicnn.ops import pool as pool_module
 
-CONFIGS = [("LeNet-5", "lenet5", (1, 28, 28), (16, 64, 256)), ("CIFAR CNN", "cifar_cnn", (3, 32, 32), (100,))]
+CONFIGS = [("LeNet-5", "lenet5", (1, 28, 28), (16, 64, 256)), ("CIFAR CNN", "cifar_cnn", (3, 32, 32), (100,)),
+           ("ResNet-20", "resnet20", (3, 32, 32), (128,))]
+BY_HAND = {"lenet5", "cifar_cnn"}  # the Sequential chains by_hand_step can walk; not ResNet-20
 # minimum ratio of minicnn's throughput to torch's: (network, batch or None for all, mode) -> target
 TARGETS = {("LeNet-5", 64, "train"): 0.8, ("LeNet-5", 256, "train"): 0.6, ("CIFAR CNN", 100, "train"): 0.6,
            ("LeNet-5", None, "infer"): 0.5, ("CIFAR CNN", None, "infer"): 0.5}
@@ -51,12 +55,55 @@ TARGETS = {("LeNet-5", 64, "train"): 0.8, ("LeNet-5", 256, "train"): 0.6, ("CIFA
 def torch_twin(torch, name):
     """The same architecture in torch.nn (parameter names match minicnn's)."""
     T = torch.nn
+    if name == "resnet20":
+        return _torch_resnet20(torch)
     if name == "lenet5":
         return T.Sequential(T.Conv2d(1, 6, 5, padding=2), T.Tanh(), T.AvgPool2d(2), T.Conv2d(6, 16, 5), T.Tanh(),
                             T.AvgPool2d(2), T.Conv2d(16, 120, 5), T.Tanh(), T.Flatten(), T.Linear(120, 84), T.Tanh(),
                             T.Linear(84, 10))
     return T.Sequential(T.Conv2d(3, 32, 3, padding=1), T.ReLU(), T.MaxPool2d(2), T.Conv2d(32, 64, 3, padding=1),
                         T.ReLU(), T.MaxPool2d(2), T.Flatten(), T.Linear(4096, 512), T.ReLU(), T.Linear(512, 10))
+
+
+def _torch_resnet20(torch):
+    """minicnn.models.resnet20 in torch: BasicBlocks with option A (zero-padded identity) shortcuts."""
+    T, F = torch.nn, torch.nn.functional
+
+    class PadShortcut(T.Module):
+        def __init__(self, pad):
+            super().__init__()
+            self.pad = pad
+
+        def forward(self, x):
+            return F.pad(x[:, :, ::2, ::2], (0, 0, 0, 0, self.pad, self.pad))
+
+    class BasicBlock(T.Module):
+        def __init__(self, in_planes, planes, stride):
+            super().__init__()
+            self.conv1 = T.Conv2d(in_planes, planes, 3, stride=stride, padding=1, bias=False)
+            self.bn1 = T.BatchNorm2d(planes)
+            self.conv2 = T.Conv2d(planes, planes, 3, padding=1, bias=False)
+            self.bn2 = T.BatchNorm2d(planes)
+            self.shortcut = PadShortcut((planes - in_planes) // 2) if stride != 1 else T.Sequential()
+
+        def forward(self, x):
+            out = self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x)))))
+            return F.relu(out + self.shortcut(x))
+
+    class ResNet20(T.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv1, self.bn1 = T.Conv2d(3, 16, 3, padding=1, bias=False), T.BatchNorm2d(16)
+            self.layer1, self.layer2, self.layer3 = (
+                T.Sequential(*[BasicBlock(planes if k else in_planes, planes, stride if k == 0 else 1)
+                               for k in range(3)])
+                for in_planes, planes, stride in ((16, 16, 1), (16, 32, 2), (32, 64, 2)))
+            self.linear = T.Linear(64, 10)
+
+        def forward(self, x):
+            out = self.layer3(self.layer2(self.layer1(F.relu(self.bn1(self.conv1(x))))))
+            return self.linear(F.avg_pool2d(out, out.size(3)).flatten(1))
+    return ResNet20()
 
 
 def batch(shape, B, seed=0):
@@ -241,7 +288,8 @@ def main():
             for impl in impls:
                 model, train[f"minicnn {impl}"], infer[f"minicnn {impl}"] = minicnn_steps(name, x, y, impl)
                 net = net or model
-            train["minicnn by hand"] = by_hand_step(name, x, y)
+            if name in BY_HAND:  # ResNet-20 is no Sequential chain: no by-hand step for it (see BY_HAND)
+                train["minicnn by hand"] = by_hand_step(name, x, y)
             if torch is not None:
                 state = {k: v.numpy() for k, v in net.state_dict().items()}
                 tnet, train["torch"], infer["torch"] = torch_steps(torch, name, x, y, state)
@@ -286,8 +334,10 @@ def main():
                  "train tracemalloc MB", "train RSS MB", "infer tracemalloc MB", "infer RSS MB"], rows))
     for r in results:
         if r["method"] == "minicnn fast":
-            hand = next(h for h in results if h["network"] == r["network"] and h["batch"] == r["batch"]
-                        and h["method"] == "minicnn by hand")
+            hand = next((h for h in results if h["network"] == r["network"] and h["batch"] == r["batch"]
+                         and h["method"] == "minicnn by hand"), None)
+            if hand is None:  # ResNet-20: no by-hand step to compare with
+                continue
             print(f"autograd step / by-hand step, {r['network']} batch {r['batch']}: "
                   f"{r['train_s_per_step'] / hand['train_s_per_step']:.3f} (1.00 = the tape costs nothing)")
 

@@ -85,7 +85,8 @@ def test_gradients_of_a_training_step_equal_torchs_with_the_same_weights(name, t
 def test_the_documented_parameter_counts():
     counts = {name: models.get_model(name).num_parameters() for name in models.MODELS}
     assert counts == {"lenet5": 61_706, "lenet5_sigmoid": 61_706, "cifar_cnn": 2_122_186,
-                      "cifar_small_cnn": 3 * 8 * 25 + 8 + 8 * 16 * 9 + 16 + 576 * 128 + 128 + 1290}
+                      "cifar_small_cnn": 3 * 8 * 25 + 8 + 8 * 16 * 9 + 16 + 576 * 128 + 128 + 1290,
+                      "resnet20": 269_722, "vgg11_bn": 9_231_114}  # checked against torch in test_resnet.py
     assert counts["cifar_small_cnn"] == 76_922
 
 
