@@ -148,6 +148,7 @@ def by_hand_step(name, x, y):
 
     def train():
         conv_module.IMPL = pool_module.IMPL = "fast"
+        net.train()  # as the autograd step does (it only sets flags here): the two steps differ by the tape alone
         opt.zero_grad()
         h, caches = x, []
         for layer in net:

@@ -38,13 +38,19 @@ class Node:
     def __init__(self, backward, cache, parents, name, out):
         self.backward = backward
         self.cache = cache
-        self.inputs = tuple(None if p is None else p._node if p._node is not None else p for p in parents)
-        self.needs = tuple(p is not None and p.requires_grad for p in parents)
-        # An in-place change of a leaf input after this call would make the cache describe other
-        # values than the ones the gradient is taken at: backward() checks these. (A non-leaf
-        # input requires grad, and in-place changes of those are refused outright.)
-        self.versions = tuple(p._version if p is not None and p._node is None else 0 for p in parents)
-        self.shape, self.dtype = tuple(out.shape), out.dtype  # of the output: its gradient must match
+        inputs, needs, versions = [], [], []
+        for p in parents:
+            if p is None:
+                inputs.append(None), needs.append(False), versions.append(0)
+            elif p._node is not None:
+                inputs.append(p._node), needs.append(p.requires_grad), versions.append(0)
+            else:
+                # An in-place change of a leaf input after this call would make the cache describe
+                # other values than the ones the gradient is taken at: backward() checks versions.
+                # (A non-leaf input requires grad, and in-place changes of those are refused outright.)
+                inputs.append(p), needs.append(p.requires_grad), versions.append(p._version)
+        self.inputs, self.needs, self.versions = tuple(inputs), tuple(needs), tuple(versions)
+        self.shape, self.dtype = out.shape, out.dtype  # of the output: its gradient must match
         self.name = name
         self.module = _modules[-1] if _modules else None
         self.freed = False
@@ -197,7 +203,7 @@ def backward(tensor, gradient=None, retain_graph=False):
                 "backward twice, or run the forward again."
             )
         for p, version in zip(node.inputs, node.versions):  # (a freed node has no inputs left)
-            if p is not None and not isinstance(p, Node) and p._version != version:
+            if p is not None and type(p) is not Node and p._version != version:
                 raise RuntimeError(
                     f"one of the tensors needed for the gradient of {node.where()} has been modified by an "
                     "in-place operation after it was used; make a copy (.clone()) before changing it"
@@ -211,12 +217,14 @@ def backward(tensor, gradient=None, retain_graph=False):
         for p, need, g in zip(inputs, node.needs, result):
             if not need or g is None:
                 continue
-            if tuple(g.shape) != tuple(p.shape):
+            is_node = type(p) is Node
+            shape, dtype = (p.shape, p.dtype) if is_node else (p.array.shape, p.array.dtype)
+            if g.shape != shape:
                 raise RuntimeError(f"internal error: the backward of {node.where()} gave a gradient of shape "
-                                   f"{tuple(g.shape)} for an input of shape {tuple(p.shape)}")
-            if g.dtype != p.dtype:  # an input promoted by the op (float32 * float64) gets its own dtype back
-                g = g.astype(p.dtype)
-            if isinstance(p, Node):
+                                   f"{tuple(g.shape)} for an input of shape {tuple(shape)}")
+            if g.dtype != dtype:  # an input promoted by the op (float32 * float64) gets its own dtype back
+                g = g.astype(dtype)
+            if is_node:
                 key = id(p)
                 grads[key] = g if key not in grads else grads[key] + g
             else:
