@@ -1,5 +1,6 @@
 """Layers beyond the plain convolution, minicnn against torch: a depthwise convolution (groups =
-channels) and a transposed convolution, each through minicnn's 'plain' and 'fast' paths.
+channels) and a transposed convolution, each through minicnn's 'plain' and 'fast' paths, and
+BatchNorm2d in training mode (batch statistics, running averages updated).
 
 Each case is one layer called as a training loop calls it: forward (under no_grad), and forward +
 backward (dx and every parameter gradient, through the tape), float32. The methods take turns,
@@ -35,6 +36,8 @@ CASES = [
      "build": lambda nn: nn.ConvTranspose2d(64, 32, 4, stride=2, padding=1)},
     {"name": "ConvTranspose2d 2x2 s2 (U-Net)", "input": (16, 64, 16, 16), "impls": ("plain", "fast"),
      "build": lambda nn: nn.ConvTranspose2d(64, 32, 2, stride=2)},
+    {"name": "BatchNorm2d, training (ResNet-20 stage 1)", "input": (128, 16, 32, 32), "impls": (None,),
+     "build": lambda nn: nn.BatchNorm2d(16)},
 ]
 
 
