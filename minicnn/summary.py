@@ -87,22 +87,58 @@ def _run_recorded(model, x, with_backward=False):
         return forward_calls, backward_calls, out
     param_names = {id(p): n for n, p in model.named_parameters()}
     for node in autograd._order(out._node):
-        def recorder(dout, cache, _node=node, _backward=node.backward, inputs=node.inputs):
+        def recorder(dout, cache, _node=node, _backward=node.backward, inputs=node.inputs, needs=node.needs):
             grads = _backward(dout, cache)
             result = grads if isinstance(grads, tuple) else (grads,)
             shapes = {param_names[id(p)]: tuple(g.shape) for p, g in zip(inputs, result)
                       if p is not None and id(p) in param_names and g is not None}
             dx = next((g for p, g in zip(inputs, result) if p is not None and id(p) not in param_names
                        and g is not None), None)
+            # where each gradient goes, as backward() will send it: a node's dout, or a leaf's .grad
+            sends = [(id(p), param_names.get(id(p), "x" if p is x else None), tuple(g.shape))
+                     for p, need, g in zip(inputs, needs, result) if need and g is not None]
             layer = _node.module
             backward_calls.append({"name": names.get(id(layer), f"<{_node.name}>"), "layer": layer,
                                    "op": _node.name, "main": id(_node) in main_nodes,
                                    "dout_shape": tuple(dout.shape),
-                                   "dx_shape": tuple(dx.shape) if dx is not None else None, "grads": shapes})
+                                   "dx_shape": tuple(dx.shape) if dx is not None else None, "grads": shapes,
+                                   "_node": id(_node), "_sends": sends})
             return grads
         node.backward = recorder
     out.backward(Tensor._wrap(get_array_module(out.array).ones_like(out.array)))
     return forward_calls, backward_calls, out
+
+
+def _number_and_add_up(calls):
+    """Give each backward call its place ('index', from 1) and say where gradients were added up.
+
+    A tensor used k times (a residual input, the output of a layer called twice, a shared
+    Parameter) gets k gradients, and backward() adds them. 'dout_from': the indices of the calls
+    whose gradients were summed into this call's dout (one for a tensor used once; [] for the
+    first call, whose dout is the ones). 'adds': the sums this call's gradients joined, each
+    {'into': 'node 9' or a leaf's name ('x', '1.weight'), 'node', 'param', 'after' (the indices
+    of the calls that had sent theirs before)}. Returns the leaves whose .grad is such a sum:
+    [{'into', 'shape', 'from'}]."""
+    index = {c["_node"]: k for k, c in enumerate(calls, start=1)}
+    received = {}   # id of a node or a leaf -> the calls that sent it a gradient, in order
+    leaves = {}
+    for k, c in enumerate(calls, start=1):
+        c["index"] = k
+        c["dout_from"] = list(received.get(c["_node"], ()))
+        c["adds"] = []
+        for target, leaf_name, shape in c.pop("_sends"):
+            earlier = received.setdefault(target, [])
+            if target in index:
+                into = {"into": f"node {index[target]}", "node": index[target], "param": None}
+            else:
+                into = {"into": leaf_name or "a tensor", "node": None, "param": leaf_name}
+                leaves[target] = (into["into"], shape)
+            if earlier:
+                c["adds"].append(dict(into, after=list(earlier)))
+            earlier.append(k)
+        del c["_node"]
+    return [{"into": name, "shape": shape, "from": received[target]}
+            for target, (name, shape) in leaves.items() if len(received[target]) > 1]
 
 
 def _main_node(layer, inputs, out):
@@ -284,7 +320,13 @@ class Trace(str):
     '<add>'), 'layer' (that leaf, or the module whose forward ran the op; None outside any),
     'op' (the op's name), 'main' (True for the node of the layer's own math, which gets its
     formula), 'dout_shape', 'dx_shape', 'grads' ({parameter name in the model: gradient
-    shape}), 'formula'.
+    shape}), 'formula', 'index' (k for the k-th node backward runs, from 1), 'dout_from' (the
+    indices of the nodes whose gradients were added up into this dout: two or more where a
+    tensor fans out; [] for node 1, whose dout is the ones) and 'adds' (the sums this node's
+    gradients joined late: {'into': 'node 9' or a leaf's name such as 'x' or '1.weight', 'node',
+    'param', 'after': the nodes that had sent theirs before}).
+    .added: the leaves whose .grad is such a sum (a shared Parameter, an input used twice):
+    {'into', 'shape', 'from'}.
     """
 
     def __new__(cls, text, forward, backward):
@@ -308,6 +350,11 @@ def trace(model, x, print=True):
     own node also shows the rule that computes them. Ops written in a custom forward (x.view,
     F.relu, a residual +) are rows of their own, labelled '<view>', '<relu>', '<add>'; a
     layer that records nothing (Dropout in eval mode, Identity) has no backward row.
+    Rows are numbered 'node k' in the order backward() runs them. Where a tensor fans out (a
+    residual input used by a block and by its shortcut, a layer called twice, a shared
+    Parameter), backward() adds the gradients of its uses: the later sender's row says
+    '+= into the dout of node 9 (...)', the receiver's row 'dout = node 4 (<add>) + node 8 (...)',
+    and a leaf's sum is listed at the end ('x.grad (2, 6) = node 2 (<add>) + node 3 (...)').
     Runs in eval mode (Dropout is the identity), with gradients recorded even inside no_grad().
     The mode of every module, the parameters' gradients and minicnn's random generator are
     left as they were; so is a forward of the model still waiting for its backward.
@@ -322,31 +369,56 @@ def trace(model, x, print=True):
         model.eval()
         forward_calls, backward_calls, out = _run_recorded(model, x, with_backward=True)
     leaf_names = {name for name, _ in named_leaves(model)}
+    added = _number_and_add_up(backward_calls)
     for call in forward_calls:
         call["formula"] = forward_formula(call["layer"], call["input_shape"], call["output_shape"])
     for call in backward_calls:
         call["formula"] = backward_formula(call["layer"], call["dout_shape"], call["dx_shape"]) \
             if call["main"] else []
 
-    labels = []
+    labels, refs = [], {}
+    module_names = {id(m): name for name, m in model.named_modules()}
     for c in backward_calls:
         if c["name"] in leaf_names:
             labels.append(_label(c) + ("" if c["main"] else f" <{c['op']}>"))
+            refs[c["index"]] = f"({c['name']}) {type(c['layer']).__name__}" if c["name"] else type(c["layer"]).__name__
+            refs[c["index"]] += "" if c["main"] else f" <{c['op']}>"
         elif c["layer"] is not None:
-            labels.append(f"{c['name']} (in {type(c['layer']).__name__}.forward)")
+            owner = module_names.get(id(c["layer"]))
+            labels.append(f"{c['name']} (in {type(c['layer']).__name__}.forward{f' of {owner}' if owner else ''})")
+            refs[c["index"]] = c["name"]
         else:
             labels.append(c["name"])
+            refs[c["index"]] = c["name"]
+    number = len(f"node {len(backward_calls)}")
+    labels = [f"node {c['index']}".ljust(number) + "  " + label for c, label in zip(backward_calls, labels)]
     width = max([len(_label(c)) for c in forward_calls] + [len(label) for label in labels], default=0)
+
+    def sources(indices):
+        return " + ".join(f"node {j} ({refs[j]})" for j in indices)
+
     lines = [f"Forward: x {tuple(x.shape)} {x.dtype}"]
     for c in forward_calls:
         lines.append(f"  {_label(c).ljust(width)}  {c['input_shape']} -> {c['output_shape']}")
         lines += [f"      {f}" for f in c["formula"]]
-    lines.append(f"Backward: dout = ones {tuple(out.shape)}, the gradient of out.sum()")
+    lines.append(f"Backward: dout = ones {tuple(out.shape)}, the gradient of out.sum(); node k is the k-th op "
+                 "backward() runs")
     for c, label in zip(backward_calls, labels):
         lines.append(f"  {label.ljust(width)}  dout {c['dout_shape']} -> dx {c['dx_shape']}")
+        if len(c["dout_from"]) > 1:
+            lines.append(f"      dout = {sources(c['dout_from'])}: the output is used {len(c['dout_from'])} "
+                         "times, the gradients of its uses add")
         lines += [f"      {f}" for f in c["formula"]]
         lines += [f"      {name}.grad {shape}" for name, shape in c["grads"].items()]
+        for a in c["adds"]:
+            target = (f"the dout of node {a['node']} ({refs[a['node']]})" if a["node"] is not None
+                      else f"{a['into']}.grad")
+            lines.append(f"      += into {target}, which already has the gradient from {sources(a['after'])}")
+    if added:
+        lines.append("Leaves used more than once: their .grad is the sum of the gradients of every use")
+        lines += [f"  {a['into']}.grad {a['shape']} = {sources(a['from'])}" for a in added]
     result = Trace("\n".join(lines), forward_calls, backward_calls)
+    result.added = added
     if print:
         builtins.print(result)
     return result

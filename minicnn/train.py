@@ -37,6 +37,7 @@ from .backend import default_rng, to_numpy
 FORMAT = "minicnn-checkpoint"
 VERSION = 1
 HISTORY_KEYS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "images_per_sec")
+RECORD_KEYS = ("activations", "grad_norms", "batch_metrics")  # with fit(record_every=N): rows every N steps
 
 
 class NonFiniteLossError(RuntimeError):
@@ -109,7 +110,7 @@ def evaluate(model, loss, loader):
 
 
 def fit(model, loss, optimizer, train_loader, val_loader=None, epochs=1, scheduler=None,
-        checkpoint_dir=None, save_best=True, resume=False, progress=True, meta=None):
+        checkpoint_dir=None, save_best=True, resume=False, progress=True, meta=None, record_every=None):
     """Train for `epochs` epochs in all (counting those of a resumed run); returns the history.
 
     model          an nn.Module giving logits (B, K); train() mode while training
@@ -127,32 +128,56 @@ def fit(model, loss, optimizer, train_loader, val_loader=None, epochs=1, schedul
                    and one summary line per epoch; False for silence
     meta           JSON-able dict stored in checkpoints (model name and kwargs, dataset,
                    classes, normalisation), so that a checkpoint can rebuild its model alone
+    record_every   N: every N training steps (counted over all epochs from 0), record each leaf
+                   layer's output statistics and each parameter's gradient norm with a
+                   minicnn.viz.ActivationRecorder (it only reads: training is unchanged); off by
+                   default. Draw them with minicnn.viz.plot_activation_stats(history, path).
 
     history: dict of lists, one entry per epoch, keys 'epoch' (1-based), 'train_loss',
-    'train_acc', 'val_loss', 'val_acc', 'lr' (the rate used during the epoch), 'images_per_sec'.
+    'train_acc', 'val_loss', 'val_acc', 'lr' (the rate used during the epoch), 'images_per_sec';
+    with record_every, also the recorder's rows (lists of dicts, one per recorded step and layer
+    or parameter): 'activations' ({'step', 'layer', 'type', 'mean', 'std', 'saturated'}),
+    'grad_norms' ({'step', 'param', 'norm'}) and 'batch_metrics' ({'step', 'loss', 'accuracy'}).
     Raises NonFiniteLossError (naming the epoch and step) when the loss becomes NaN or infinite.
     """
-    history = {key: [] for key in HISTORY_KEYS}
+    keys = HISTORY_KEYS + (RECORD_KEYS if record_every is not None else ())
+    history = {key: [] for key in keys}
     start = 0
     checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
     resume_path = _resume_path(resume, checkpoint_dir)
     if resume_path is not None:
         state = load_checkpoint(resume_path, model, optimizer, scheduler)
         start = state["epoch"]
-        history = {key: list(state["history"].get(key, [])) for key in HISTORY_KEYS}
+        history = {key: list(state["history"].get(key, [])) for key in keys}
         if state["loader"] is not None and hasattr(train_loader, "load_state_dict"):
             train_loader.load_state_dict(state["loader"])
         default_rng().bit_generator.state = state["rng"]
         if progress:
             print(f"resumed from {resume_path} after epoch {start}")
     best = max((a for a in history["val_acc"] if a is not None), default=-1.0)
+    recorder = None
+    if record_every is not None:
+        from .viz import ActivationRecorder
+        recorder = ActivationRecorder(model, every=record_every, start_step=start * len(train_loader))
+        recorder.activations, recorder.grad_norms, recorder.batch_metrics = (history[k] for k in RECORD_KEYS)
+    try:
+        _epochs(model, loss, optimizer, train_loader, val_loader, epochs, scheduler, checkpoint_dir, save_best,
+                progress, meta, history, start, best, recorder)
+    finally:
+        if recorder is not None:
+            recorder.remove()
+    return history
 
+
+def _epochs(model, loss, optimizer, train_loader, val_loader, epochs, scheduler, checkpoint_dir, save_best,
+            progress, meta, history, start, best, recorder):
+    """fit's loop over the epochs start..epochs-1, filling history."""
     for epoch in range(start, epochs):
         if hasattr(train_loader, "set_epoch"):
             train_loader.set_epoch(epoch)
         lr = optimizer.lr
         train_loss, train_acc, seconds, n = _train_one_epoch(model, loss, optimizer, train_loader,
-                                                             epoch, epochs, progress)
+                                                             epoch, epochs, progress, recorder)
         val = evaluate(model, loss, val_loader) if val_loader is not None else None
         if scheduler is not None:
             scheduler.step()
@@ -172,11 +197,11 @@ def fit(model, loss, optimizer, train_loader, val_loader=None, epochs=1, schedul
             if save_best and val and val["accuracy"] > best:
                 best = val["accuracy"]
                 save_checkpoint(checkpoint_dir / "best.npz", **state)
-    return history
 
 
-def _train_one_epoch(model, loss, optimizer, loader, epoch, epochs, progress):
-    """One pass over the loader: (mean loss, accuracy, seconds, number of images)."""
+def _train_one_epoch(model, loss, optimizer, loader, epoch, epochs, progress, recorder=None):
+    """One pass over the loader: (mean loss, accuracy, seconds, number of images).
+    recorder: an ActivationRecorder told the end of each step (after backward, before the update)."""
     model.train()
     total_loss, correct, n = 0.0, 0, 0
     bar = _progress_bar(len(loader), f"epoch {epoch + 1}/{epochs}") if progress else None
@@ -195,9 +220,12 @@ def _train_one_epoch(model, loss, optimizer, loader, epoch, epochs, progress):
                     "are normalised and contain no NaN."
                 )
             batch_loss.backward()
+            batch_correct = int((logits.argmax(dim=1) == y).sum().item())
+            if recorder is not None:
+                recorder.step(value, batch_correct / len(y))
             optimizer.step()
             total_loss += value * len(y)
-            correct += int((logits.argmax(dim=1) == y).sum().item())
+            correct += batch_correct
             n += len(y)
             if bar is not None:
                 bar.update(1)
@@ -221,7 +249,7 @@ def _progress_bar(total, description):
 
 
 def _summary_line(history, epochs, seconds):
-    h = {key: values[-1] for key, values in history.items()}
+    h = {key: history[key][-1] for key in HISTORY_KEYS}
     line = (f"epoch {h['epoch']:>3}/{epochs}  train loss {h['train_loss']:.4f} acc {h['train_acc']:.4f}")
     if h["val_acc"] is not None:
         line += f"  val loss {h['val_loss']:.4f} acc {h['val_acc']:.4f}"

@@ -287,8 +287,8 @@ def batch_norm_cnn():
 
 
 INSPECTED = [(nested_cnn, (2, 3, 17, 15)), (lambda: residual_net(minicnn), (2, 3, 16, 16)),
-             (lenet5, (3, 1, 28, 28)), (batch_norm_cnn, (4, 3, 8, 8))]
-INSPECTED_IDS = ["nested_cnn", "residual_net", "lenet5", "batch_norm_cnn"]
+             (lenet5, (3, 1, 28, 28)), (batch_norm_cnn, (4, 3, 8, 8)), (lambda: resnet_blocks(minicnn), (2, 3, 8, 8))]
+INSPECTED_IDS = ["nested_cnn", "residual_net", "lenet5", "batch_norm_cnn", "resnet_blocks"]
 
 
 def inspect(net, x):
@@ -490,3 +490,114 @@ def test_trace_states_the_formulas_of_same_padding_groups_dilated_ceil_pooling_a
     assert "ceil((6 + 2 - 4 - 1)/2) + 1 = 3" in text             # dilation 2 and ceil_mode
     assert "(3 - 1)*2 - 0 + 2 + 0 + 1 = 7" in text               # the transposed convolution's size
     assert "in each of the 8 groups" in text and "(1, 72) @ (72, 9)" in text
+
+
+# -- trace: where gradients are added up ------------------------------------------------------
+
+
+def resnet_blocks(lib):
+    """A stem conv and two ResNet blocks (conv-bn-relu-conv-bn + shortcut, add, relu): the first with
+    the identity shortcut (its input fans out to conv1 and to the add), the second with a strided 1x1
+    conv shortcut (its input fans out to conv1 and to the shortcut). Each block calls its ReLU twice.
+    The same code builds it in minicnn and in torch."""
+    T = lib.nn
+
+    class Block(T.Module):
+        def __init__(self, cin, cout, stride):
+            super().__init__()
+            self.conv1 = T.Conv2d(cin, cout, 3, stride, 1, bias=False)
+            self.bn1 = T.BatchNorm2d(cout)
+            self.conv2 = T.Conv2d(cout, cout, 3, 1, 1, bias=False)
+            self.bn2 = T.BatchNorm2d(cout)
+            self.relu = T.ReLU()
+            self.shortcut = T.Conv2d(cin, cout, 1, stride, bias=False) if stride != 1 or cin != cout else None
+
+        def forward(self, x):
+            out = self.relu(self.bn1(self.conv1(x)))
+            out = self.bn2(self.conv2(out))
+            return self.relu(out + (x if self.shortcut is None else self.shortcut(x)))
+
+    return T.Sequential(T.Conv2d(3, 4, 3, padding=1), Block(4, 4, 1), Block(4, 8, 2), T.AvgPool2d(4),
+                        T.Flatten(), T.Linear(8, 3))
+
+
+def torch_leaf_backward_calls(twin, x):
+    """(name, grad_output shape, grad_input shape) of every leaf-layer backward, in the order torch's
+    full backward hooks see them, and each parameter's gradient shape, for out.sum() on input x."""
+    calls = []
+    def hook(m, grad_input, grad_output, name):
+        calls.append((name, tuple(grad_output[0].shape), tuple(grad_input[0].shape)))
+    hooks = [m.register_full_backward_hook(lambda m, gi, go, name=name: hook(m, gi, go, name))
+             for name, m in twin.named_modules() if not list(m.children())]
+    twin.eval()
+    x = torch.as_tensor(x).requires_grad_(True)
+    twin(x).sum().backward()
+    for h in hooks:
+        h.remove()
+    return calls, {name: tuple(p.grad.shape) for name, p in twin.named_parameters()}
+
+
+def by_layer(calls):
+    """{layer name: [(dout shape, dx shape) of each of its backward calls, in order]}."""
+    grouped = {}
+    for name, dout, dx in calls:
+        grouped.setdefault(name, []).append((dout, dx))
+    return grouped
+
+
+def test_trace_of_resnet_blocks_has_torchs_forward_and_gradient_shapes():
+    x = np.random.default_rng(4).standard_normal((2, 3, 8, 8)).astype(np.float32)
+    t = trace(resnet_blocks(minicnn), x, print=False)
+    assert [(c["name"], c["input_shape"], c["output_shape"]) for c in t.forward] == \
+        torch_leaf_calls(resnet_blocks(torch), x)
+    torch_calls, torch_grads = torch_leaf_backward_calls(resnet_blocks(torch), x)
+    ours = [(c["name"], c["dout_shape"], c["dx_shape"]) for c in t.backward if c["main"]]
+    # the same calls; each layer's calls in the same order (the two branches after an add may run
+    # in either order: torch's engine takes the later-made one first, minicnn's walk the earlier)
+    assert by_layer(ours) == by_layer(torch_calls) and len(ours) == len(torch_calls)
+    assert {name: shape for c in t.backward for name, shape in c["grads"].items()} == torch_grads
+    assert [c["index"] for c in t.backward] == list(range(1, len(t.backward) + 1))
+
+
+def test_trace_shows_where_the_gradients_of_a_tensor_that_fans_out_are_added():
+    t = trace(resnet_blocks(minicnn), (2, 3, 8, 8), print=False)
+    row = {(c["name"], c["op"]): c for c in t.backward}
+    summed = [c for c in t.backward if len(c["dout_from"]) > 1]
+    # the stem's output feeds block 1's conv1 and its identity shortcut (the add);
+    # block 1's output feeds block 2's conv1 and its 1x1 shortcut conv
+    assert [c["name"] for c in summed] == ["1.relu", "0"]     # backward reaches block 1's output first
+    block1_out, stem = summed
+    senders = lambda c: {(t.backward[j - 1]["name"], t.backward[j - 1]["op"]) for j in c["dout_from"]}
+    assert senders(stem) == {("<add>", "add"), ("1.conv1", "conv2d")}
+    assert senders(block1_out) == {("2.conv1", "conv2d"), ("2.shortcut", "conv2d")}
+    for c in summed:   # the second sender says it added into the dout of the receiver
+        second = t.backward[c["dout_from"][1] - 1]
+        assert second["adds"] == [{"into": f"node {c['index']}", "node": c["index"], "param": None,
+                                   "after": c["dout_from"][:1]}]
+        assert f"node {c['index']}  ({c['name']})" in t
+        assert f"      += into the dout of node {c['index']} " in t
+    assert "dout = node {} (<add>) + node {} ((1.conv1) Conv2d): the output is used 2 times".format(
+        *stem["dout_from"]) in t
+    assert sum(len(c["adds"]) for c in t.backward) == 2 and t.added == []
+    # every other row got its dout from exactly one node (the first from the ones)
+    assert all(len(c["dout_from"]) == 1 for c in t.backward[1:] if c not in summed)
+    assert row[("3", "avg_pool2d")]["dout_from"] and t.backward[0]["dout_from"] == []
+
+
+def test_trace_adds_up_the_gradients_of_a_shared_parameter_and_of_an_input_used_twice():
+    class Twice(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(4, 4)
+
+        def forward(self, x):
+            return self.fc(self.fc(x) + x)     # fc called twice; x used by fc and by the add
+
+    t = trace(Twice(), (3, 4), print=False)
+    assert [(c["op"], c["name"]) for c in t.backward] == [("linear", "fc"), ("add", "<add>"), ("linear", "fc")]
+    assert t.added == [{"into": "fc.weight", "shape": (4, 4), "from": [1, 3]},
+                       {"into": "fc.bias", "shape": (4,), "from": [1, 3]},
+                       {"into": "x", "shape": (3, 4), "from": [2, 3]}]
+    assert "  x.grad (3, 4) = node 2 (<add>) + node 3 ((fc) Linear)" in t
+    assert "      += into fc.weight.grad, which already has the gradient from node 1 ((fc) Linear)" in t
+    assert {a["into"] for a in t.backward[2]["adds"]} == {"fc.weight", "fc.bias", "x"}

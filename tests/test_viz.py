@@ -52,6 +52,36 @@ def labels_and_predictions(n=12):
     return labels, preds
 
 
+def small_resnet_loss():
+    """A ResNet block (conv-bn-relu-conv-bn, identity shortcut, add, relu) under a loss."""
+    from minicnn.models import BasicBlock
+    net = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), BasicBlock(4, 4), nn.Flatten(), nn.Linear(4 * 5 * 5, 3))
+    x = minicnn.from_numpy(np.random.default_rng(0).standard_normal((2, 1, 5, 5)).astype(np.float32))
+    return net, nn.CrossEntropyLoss()(net(x), minicnn.tensor([0, 2]))
+
+
+def draw_graph(path, **kw):
+    net, loss = small_resnet_loss()
+    return viz.plot_graph(loss, path, model=net, engine="matplotlib", **kw)
+
+
+def lenet_with_grads():
+    net = lenet()
+    nn.CrossEntropyLoss()(net(minicnn.from_numpy(digit()[None])), minicnn.tensor([1])).backward()
+    return net
+
+
+def activation_records(steps=6):
+    """Rows as ActivationRecorder writes them: two layers, two weights, a loss, over a few steps."""
+    rng = np.random.default_rng(0)
+    return {"activations": [{"step": s, "layer": name, "type": kind, "mean": float(rng.random()),
+                             "std": float(rng.random()), "saturated": float(rng.random()) if kind != "Conv2d" else None}
+                            for s in range(steps) for name, kind in (("0", "Conv2d"), ("1", "Sigmoid"))],
+            "grad_norms": [{"step": s, "param": p, "norm": float(10.0 ** -rng.integers(1, 5))}
+                           for s in range(steps) for p in ("0.weight", "0.bias", "2.weight")],
+            "batch_metrics": [{"step": s, "loss": 2.3 - 0.1 * s, "accuracy": 0.1 * s} for s in range(steps)]}
+
+
 # name -> draw(path, **size); one per kind of picture (and per kind of input where it matters)
 PICTURES = {
     "timings": lambda path, **kw: viz.plot_timings(timing_rows(), path, title="conv2d forward", **kw),
@@ -66,6 +96,9 @@ PICTURES = {
         [str(k) for k in range(10)], path, **kw),
     "predictions_rgb_normalised": lambda path, **kw: viz.plot_predictions(
         np.random.default_rng(0).standard_normal((12, 3, 32, 32)), *labels_and_predictions(), CLASSES, path, **kw),
+    "graph_of_a_resnet_block": lambda path, **kw: draw_graph(path, **kw),
+    "grad_flow": lambda path, **kw: viz.plot_grad_flow(lenet_with_grads(), path, **kw),
+    "activation_stats": lambda path, **kw: viz.plot_activation_stats(activation_records(), path, **kw),
     "confusion_matrix": lambda path, **kw: viz.plot_confusion_matrix(
         np.random.default_rng(0).integers(0, 9, (10, 10)) + 90 * np.eye(10, dtype=int), CLASSES, path, **kw),
 }
