@@ -801,24 +801,14 @@ def plot_grad_flow(model, path, title=None, figsize=None, dpi=100):
     return _save(fig, path, dpi)
 
 
-# what counts as a saturated unit of a layer's output; a layer may define saturated(y) itself
-_SATURATION = {
-    "Sigmoid": ("y < 0.03 or y > 0.97", lambda y: (y < 0.03) | (y > 0.97)),
-    "Tanh": ("|y| > 0.97", lambda y: abs(y) > 0.97),
-    "ReLU": ("y == 0", lambda y: y == 0),
-}
-
-
 def saturation_rule(layer):
     """(text, function of the output array giving a boolean array) for a layer whose units can
-    saturate, or None. A layer of your own can give its rule as a method saturated(y) -> bool array
-    (its text is then its class name)."""
+    saturate, or None. The layer gives its own rule (principle 6: layers describe themselves): a
+    method saturated(y) -> bool array, and optionally its text as saturation_text (Sigmoid, Tanh
+    and ReLU have both; a layer of your own may add them)."""
     own = getattr(layer, "saturated", None)
     if callable(own):
-        return f"{type(layer).__name__}.saturated(y)", own
-    for cls in type(layer).__mro__:
-        if cls.__name__ in _SATURATION and cls.__module__.startswith("minicnn."):
-            return _SATURATION[cls.__name__]
+        return getattr(layer, "saturation_text", f"{type(layer).__name__}.saturated(y)"), own
     return None
 
 
@@ -842,7 +832,8 @@ class ActivationRecorder:
                        'type' (class name), 'mean', 'std', 'saturated'}: mean and std of all the
                        output's values; 'saturated' the fraction of saturated units (Sigmoid
                        y < 0.03 or y > 0.97, Tanh |y| > 0.97, ReLU y == 0: dead for this batch),
-                       None for a layer without such a rule (Conv2d, pools)
+                       None for a layer without such a rule (Conv2d, pools); 'rule' the text of
+                       the layer's own rule (its saturation_text), or None
         .grad_norms   {'step', 'param' (its name in the model), 'norm' (L2 norm of its .grad)}
         .batch_metrics {'step', 'loss', 'accuracy'} (what step() was given, None if not)
     Only leaf layers are watched: an op of a custom forward (F.relu) is not a layer and has no row.
@@ -875,7 +866,8 @@ class ActivationRecorder:
             self.activations.append({
                 "step": self.steps_done, "layer": name if calls == 1 else f"{name}#{calls}",
                 "type": type(module).__name__, "mean": float(y.mean()), "std": float(y.std()),
-                "saturated": float(rule[1](y).mean()) if rule is not None else None})
+                "saturated": float(rule[1](y).mean()) if rule is not None else None,
+                "rule": rule[0] if rule is not None else None})
             return None
         return hook
 
@@ -1003,7 +995,7 @@ def plot_activation_stats(records, path, layers=None, params=None, title=None, f
         ax.grid(alpha=0.3)
     handles, labels = axes[3].get_legend_handles_labels()
     axes[5].set_axis_off()
-    rules = sorted({f"{types[n]}: {_SATURATION[types[n]][0]}" for n in layers if types[n] in _SATURATION})
+    rules = sorted({f"{r['type']}: {r['rule']}" for r in activations if r["layer"] in layers and r.get("rule")})
     axes[5].legend(handles, labels, loc="upper left", fontsize=8, title="layer (output of)", frameon=False)
     if rules:
         axes[5].text(0.0, 0.02, "saturated:\n" + "\n".join(rules), transform=axes[5].transAxes, fontsize=7,

@@ -29,6 +29,9 @@ class _Activation(_Layer):
     def _inplace_repr(self):
         return "inplace=True" if self.inplace else ""
 
+    def shape_formula(self, input_shape, output_shape):
+        return ["element-wise, shape kept"]
+
 
 class LeakyReLU(_Activation):
     """x if x > 0 else negative_slope * x."""

@@ -613,6 +613,12 @@ class ReLU(_Layer):
     def extra_repr(self):
         return "inplace=True" if self.inplace else ""
 
+    saturation_text = "y == 0"
+
+    def saturated(self, y):
+        """Where a unit is saturated (its gradient vanishes there or nearly): for viz.ActivationRecorder."""
+        return y == 0
+
 
 class Sigmoid(_Layer):
     """1 / (1 + exp(-x))."""
@@ -626,6 +632,12 @@ class Sigmoid(_Layer):
     def gradient_formula(self, dout_shape, dx_shape):
         return ["dx = dout * y * (1 - y)"]
 
+    saturation_text = "y < 0.03 or y > 0.97"
+
+    def saturated(self, y):
+        """Where a unit is saturated (its gradient vanishes there or nearly): for viz.ActivationRecorder."""
+        return (y < 0.03) | (y > 0.97)
+
 
 class Tanh(_Layer):
     """tanh(x)."""
@@ -638,6 +650,12 @@ class Tanh(_Layer):
 
     def gradient_formula(self, dout_shape, dx_shape):
         return ["dx = dout * (1 - y^2)"]
+
+    saturation_text = "|y| > 0.97"
+
+    def saturated(self, y):
+        """Where a unit is saturated (its gradient vanishes there or nearly): for viz.ActivationRecorder."""
+        return abs(y) > 0.97
 
 
 class Softmax(_Layer):

@@ -33,6 +33,9 @@ class _NormLayer(_Layer):
     """Checks shared by the normalisation layers: the input is a float Tensor on the layer's device
     and of its dtype (compared with the parameters, or the running statistics when there are none)."""
 
+    def shape_formula(self, input_shape, output_shape):
+        return [f"normalised ({type(self).__name__}), shape kept"]
+
     def _check_kind(self, x):
         if not isinstance(x, Tensor):
             raise TypeError(f"{self!r}: expected a Tensor, got {type(x).__name__}")
