@@ -17,8 +17,6 @@ library (minicnn.nn or torch.nn); `impls` names the minicnn paths to time (None:
 import argparse
 import os
 
-import numpy as np
-
 from _common import (RESULTS, describe, fmt_seconds, import_torch, interleaved, limit_blas_threads, machine_info,
                      table, write_json)
 

@@ -31,7 +31,6 @@ import os
 import resource
 import subprocess
 import sys
-import time
 import tracemalloc
 
 import numpy as np

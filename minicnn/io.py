@@ -104,12 +104,19 @@ def save(obj, f):
     def write(fp):
         _write_zip(fp, structure, encoder.arrays)
 
+    write_to(f, write)
+
+
+def write_to(f, write):
+    """Call write(fp) on what f names: a path is written atomically (a temporary file in the same
+    folder, fsync, rename); a seekable file object directly; a pipe or socket through a spooled
+    copy, so that its bytes are those a file would get. Shared with torchfile.save."""
     if isinstance(f, (str, bytes, os.PathLike)):
         _write_atomically(os.fsdecode(os.fspath(f)), write)
     elif hasattr(f, "write"):
         if _seekable(f):
             write(f)
-        else:  # a pipe or socket: build the zip aside, so the bytes are those a file would get
+        else:
             with tempfile.TemporaryFile() as spool:
                 write(spool)
                 spool.seek(0)

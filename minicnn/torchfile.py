@@ -38,10 +38,8 @@ import io
 import math
 import os
 import pickle
-import shutil
 import struct
 import sys
-import tempfile
 import zipfile
 import zlib
 from collections import OrderedDict
@@ -106,20 +104,7 @@ def save(obj, f):
     def write(fp):
         _write_archive(fp, name, pickled, pickler.storages)
 
-    if isinstance(f, (str, bytes, os.PathLike)):
-        _io._write_atomically(path, write)
-    elif hasattr(f, "write"):
-        if _io._seekable(f):
-            write(f)
-        else:  # a pipe: build the zip aside (alignment needs the offsets)
-            with tempfile.TemporaryFile() as spool:
-                write(spool)
-                spool.seek(0)
-                shutil.copyfileobj(spool, f)
-        if hasattr(f, "flush"):
-            f.flush()
-    else:
-        raise TypeError(f"minicnn.save: f must be a path or a writable binary file object, got {type(f).__name__}")
+    _io.write_to(f, write)
 
 
 class _AlignedZipFile(zipfile.ZipFile):

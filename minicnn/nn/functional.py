@@ -11,14 +11,11 @@ accepted where torch takes Tensors and are wrapped (they do not require a gradie
 
 import functools
 
-import numpy as np
-
 from .. import ops
 from ..autograd import is_grad_enabled, record
 from ..ops import tensor as T
 from ..ops import pool as _pool, upsample as _upsample
 from ..ops import conv as _conv, conv_transpose as _conv_transpose
-from ..ops.checks import pair
 from .._tensor import Tensor, as_tensor
 
 

@@ -69,7 +69,7 @@ from onnx import helper, numpy_helper
 
 from .. import __version__
 from .._tensor import Tensor, as_tensor
-from ..autograd import Node, set_grad_enabled
+from ..autograd import Node, _order, set_grad_enabled
 from ..backend import get_array_module, to_numpy
 from ..nn.module import Module
 from ..ops import norm as _norm
@@ -190,22 +190,14 @@ def _names(names, n, stem):
 
 
 def _topological(roots):
-    """The Nodes behind roots, each after every Node it reads (iterative post-order: no recursion limit)."""
+    """The Nodes behind roots, each after every Node it reads: the tape's own order (autograd._order,
+    iterative, no recursion limit) reversed, root by root, each node once."""
     order, seen = [], set()
     for root in roots:
-        stack = [(root, False)]
-        while stack:
-            node, done = stack.pop()
-            if done:
+        for node in reversed(_order(root)):
+            if id(node) not in seen:
+                seen.add(id(node))
                 order.append(node)
-                continue
-            if id(node) in seen:
-                continue
-            seen.add(id(node))
-            stack.append((node, True))
-            for e in reversed(node.inputs):
-                if isinstance(e, Node) and id(e) not in seen:
-                    stack.append((e, False))
     return order
 
 

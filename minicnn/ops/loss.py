@@ -360,7 +360,6 @@ def _elementwise_weight(weight, x, where, what="weight"):
     """weight broadcast to x's shape (it must broadcast to exactly that shape), or None."""
     if weight is None:
         return None
-    xp = get_array_module(x)
     try:
         shape = np.broadcast_shapes(tuple(weight.shape), tuple(x.shape))
     except ValueError:
