@@ -710,6 +710,10 @@ class Flatten(_Layer):
     def gradient_formula(self, dout_shape, dx_shape):
         return [f"reshape back: {dout_shape} -> {dx_shape}"]
 
+    def short_name(self):
+        defaults = (self.start_dim, self.end_dim) == (1, -1)
+        return "Flatten()" if defaults else f"Flatten({self.start_dim}, {self.end_dim})"
+
     def extra_repr(self):
         return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
 
