@@ -26,7 +26,7 @@ from minicnn.ops import upsample as U
 
 DTYPES = [np.float64, np.float32]
 IMPLS = ["plain", "fast"]
-TOL = {np.dtype("float64"): dict(rtol=1e-10, atol=1e-10), np.dtype("float32"): dict(rtol=1e-5, atol=1e-6)}
+TOL = {np.dtype("float64"): dict(rtol=1e-10, atol=1e-10), np.dtype("float32"): dict(rtol=1e-5, atol=1e-5)}  # float32 sums of tens of O(1) terms
 seeds = st.integers(0, 2**32 - 1)
 
 

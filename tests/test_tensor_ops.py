@@ -18,7 +18,7 @@ import minicnn as mc
 from minicnn.backend import to_device, to_numpy
 
 DTYPES = [np.float64, np.float32]
-TOL = {np.dtype("float64"): dict(rtol=1e-10, atol=1e-10), np.dtype("float32"): dict(rtol=1e-5, atol=1e-6)}
+TOL = {np.dtype("float64"): dict(rtol=1e-10, atol=1e-10), np.dtype("float32"): dict(rtol=1e-5, atol=1e-5)}  # float32 sums of tens of O(1) terms
 seeds = st.integers(0, 2**32 - 1)
 
 
