@@ -459,11 +459,11 @@ class Tensor:
         if builtins.any(not isinstance(s, numbers.Integral) for s in shape):
             raise TypeError(f"view: shape must be ints, got {shape!r}")
         try:
-            out = self.array.reshape(tuple(builtins.int(s) for s in shape))
+            out, cache = T.reshape(self.array, tuple(builtins.int(s) for s in shape))
         except ValueError:
             raise RuntimeError(f"shape '{list(shape)}' is invalid for input of size {self.array.size} "
                                f"(a tensor of shape {tuple(self.shape)})") from None
-        t = record(out, T.reshape_backward, self.array.shape, (self,), "view")
+        t = record(out, T.reshape_backward, cache, (self,), "view")
         t._reshaped_from = tuple(self.shape)
         return t
 
@@ -898,7 +898,7 @@ def _nested_tensors_to_lists(data):
     return data
 
 
-def _as_tensor_operand(value, like):
+def _as_tensor_operand(value):
     """value (a Tensor, an array or a number) as a Tensor for arithmetic with `like`."""
     if isinstance(value, Tensor):
         return value, False
@@ -909,7 +909,7 @@ def _as_tensor_operand(value, like):
 
 def _operands(a, other, true_division):
     """Both operands as Tensors of torch's result dtype for a binary operation."""
-    b, is_scalar = _as_tensor_operand(other, a)
+    b, is_scalar = _as_tensor_operand(other)
     if is_scalar:
         s = _scalar(b)
         kind = a.dtype.kind

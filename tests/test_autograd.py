@@ -14,24 +14,8 @@ import minicnn as mc
 import minicnn.nn as nn
 import minicnn.nn.functional as F
 from minicnn.gradcheck import compare, numerical_gradient
+from torch_compare import assert_same, seeds  # noqa: E402
 
-TOL = {np.dtype("float64"): dict(rtol=1e-10, atol=1e-10), np.dtype("float32"): dict(rtol=1e-5, atol=1e-5)}  # float32 sums of tens of O(1) terms
-seeds = st.integers(0, 2**32 - 1)
-
-
-def assert_close(actual, expected, rtol, atol):
-    """Element-wise within rtol, and within atol scaled by the largest expected magnitude (at least 1):
-    a float32 sum that cancels down to a small entry keeps the absolute error of its big terms."""
-    finite = np.abs(expected[np.isfinite(expected)])
-    scale = max(1.0, float(finite.max())) if finite.size else 1.0
-    np.testing.assert_allclose(actual, expected, rtol=rtol, atol=atol * scale)
-
-
-def assert_same(ours, ref):
-    """ours (minicnn Tensor) has the dtype, shape and values of ref (torch Tensor)."""
-    assert str(ours.dtype) == str(ref.dtype).replace("torch.", "")
-    assert tuple(ours.shape) == tuple(ref.shape)
-    assert_close(ours.numpy(), ref.detach().numpy(), **TOL[ours.dtype])
 
 
 def pair(array):

@@ -23,29 +23,13 @@ from minicnn.backend import to_device, to_numpy
 from minicnn.gradcheck import gradcheck
 from minicnn.ops import pool as P
 from minicnn.ops import upsample as U
+from torch_compare import TOL, assert_same, seeds  # noqa: E402
 
 DTYPES = [np.float64, np.float32]
 IMPLS = ["plain", "fast"]
-TOL = {np.dtype("float64"): dict(rtol=1e-10, atol=1e-10), np.dtype("float32"): dict(rtol=1e-5, atol=1e-5)}  # float32 sums of tens of O(1) terms
-seeds = st.integers(0, 2**32 - 1)
 
 
 # -- helpers --------------------------------------------------------------------------------------
-
-
-def assert_same(actual, expected):
-    """actual (an engine array or Tensor) has the dtype, shape and values (NaN where NaN) of expected (torch)."""
-    actual = to_numpy(actual.array if isinstance(actual, mc.Tensor) else actual)
-    expected = expected.detach().numpy()
-    assert actual.dtype == expected.dtype, f"dtype {actual.dtype}, torch gives {expected.dtype}"
-    assert actual.shape == expected.shape, f"shape {actual.shape}, torch gives {expected.shape}"
-    if actual.dtype.kind != "f":
-        np.testing.assert_array_equal(actual, expected)
-        return
-    finite = np.abs(expected[np.isfinite(expected)])
-    scale = max(1.0, float(finite.max())) if finite.size else 1.0  # float32 sums keep their big terms' error
-    tol = TOL[actual.dtype]
-    np.testing.assert_allclose(actual, expected, rtol=tol["rtol"], atol=tol["atol"] * scale)
 
 
 def torch_run(fn, x, dout=None, seed=0):

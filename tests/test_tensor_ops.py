@@ -15,38 +15,13 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import minicnn as mc
-from minicnn.backend import to_device, to_numpy
+from minicnn.backend import to_device
+from torch_compare import assert_same, seeds, torch_dtype_name  # noqa: E402
 
 DTYPES = [np.float64, np.float32]
-TOL = {np.dtype("float64"): dict(rtol=1e-10, atol=1e-10), np.dtype("float32"): dict(rtol=1e-5, atol=1e-5)}  # float32 sums of tens of O(1) terms
-seeds = st.integers(0, 2**32 - 1)
 
 
 # -- helpers ---------------------------------------------------------------------------------------
-
-
-def torch_dtype_name(dtype):
-    return str(dtype).replace("torch.", "")
-
-
-def assert_close(actual, expected, rtol, atol):
-    """Element-wise within rtol, and within atol scaled by the largest expected magnitude (at least 1):
-    a float32 sum that cancels down to a small entry keeps the absolute error of its big terms."""
-    finite = np.abs(expected[np.isfinite(expected)])
-    scale = max(1.0, float(finite.max())) if finite.size else 1.0
-    np.testing.assert_allclose(actual, expected, rtol=rtol, atol=atol * scale)
-
-
-def assert_same(ours, ref):
-    """ours (a minicnn Tensor) has the type, dtype, shape and values of ref (a torch Tensor)."""
-    assert isinstance(ours, mc.Tensor), f"expected a minicnn Tensor, got {type(ours).__name__}"
-    assert str(ours.dtype) == torch_dtype_name(ref.dtype), f"dtype {ours.dtype}, torch gives {ref.dtype}"
-    assert tuple(ours.shape) == tuple(ref.shape), f"shape {tuple(ours.shape)}, torch gives {tuple(ref.shape)}"
-    actual, expected = to_numpy(ours.array), ref.detach().numpy()
-    if actual.dtype.kind == "f":
-        assert_close(actual, expected, **TOL[actual.dtype])
-    else:
-        np.testing.assert_array_equal(actual, expected)
 
 
 def leaves(arrays):

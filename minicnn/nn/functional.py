@@ -43,13 +43,9 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
     workspace = _workspace if is_grad_enabled() else None
     out, cache = ops.conv2d(input.array, weight.array, _arr(bias), stride, padding, dilation, groups,
                             workspace=workspace)
-    backward = functools.partial(_conv2d_backward, input_grad=input.requires_grad)
-    return record(out, backward, cache, (input, weight, bias), "conv2d")
-
-
-def _conv2d_backward(dout, cache, input_grad):
     # no dx for an input that needs none (a network's first layer), as torch
-    return ops.conv2d_backward(dout, cache, input_grad)
+    backward = functools.partial(ops.conv2d_backward, input_grad=input.requires_grad)
+    return record(out, backward, cache, (input, weight, bias), "conv2d")
 
 
 def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1,
@@ -63,12 +59,8 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
     # (no cache holds a workspace buffer here: each is used only within one call)
     out, cache = _conv_transpose.conv_transpose2d(input.array, weight.array, _arr(bias), stride, padding,
                                                   output_padding, groups, dilation, workspace=_workspace)
-    backward = functools.partial(_conv_transpose2d_backward, input_grad=input.requires_grad)
+    backward = functools.partial(_conv_transpose.conv_transpose2d_backward, input_grad=input.requires_grad)
     return record(out, backward, cache, (input, weight, bias), "conv_transpose2d")
-
-
-def _conv_transpose2d_backward(dout, cache, input_grad):
-    return _conv_transpose.conv_transpose2d_backward(dout, cache, input_grad)
 
 
 def _pad_for_conv(input, pads, mode):

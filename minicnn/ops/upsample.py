@@ -151,7 +151,7 @@ def _read_backward(dout, taps, n, axis):
 
     An index never decreases along the outputs, so the outputs that read one input form a run
     (of about OH / H outputs when upsampling). The t-th output of every run is added in one go,
-    for t = 0, 1, ...: within one add no input repeats, so a plain indexed += is exact (no np.add.at).
+    for t = 0, 1, ...: within one add no input repeats, so a plain indexed += is exact (no scatter-add needed).
     """
     xp = get_array_module(dout)
     shape = list(dout.shape)
