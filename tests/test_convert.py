@@ -1,9 +1,7 @@
 """`minicnn convert` between .npz checkpoints, .pth state dicts and .onnx graphs, and the example
 examples/to_torch_and_back.py, on tiny data written into tmp_path."""
 
-import gzip
 import importlib.util
-import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -30,17 +28,7 @@ needs_onnx = pytest.mark.skipif(onnx is None, reason="onnx is not installed (pip
 needs_torch = pytest.mark.skipif(torch is None, reason="torch is not installed")
 
 
-def write_idx(folder, prefix, n, seed):
-    """MNIST's four-file layout with n 28x28 digits: the class is a bright bar in one of 10 places."""
-    rng = np.random.default_rng(seed)
-    labels = (np.arange(n) % 10).astype(np.uint8)
-    images = rng.integers(0, 60, size=(n, 28, 28), dtype=np.uint8)
-    for i, k in enumerate(labels):
-        images[i, 2 + 2 * k:4 + 2 * k, 4:24] = 255
-    with gzip.open(folder / f"{prefix}-images-idx3-ubyte.gz", "wb") as f:
-        f.write(struct.pack(">IIII", 0x803, n, 28, 28) + images.tobytes())
-    with gzip.open(folder / f"{prefix}-labels-idx1-ubyte.gz", "wb") as f:
-        f.write(struct.pack(">II", 0x801, n) + labels.tobytes())
+from test_cli import write_idx  # noqa: E402  (MNIST's four-file layout, tiny)
 
 
 @pytest.fixture
