@@ -49,7 +49,7 @@ def minicnn_method(case, impl):
 
     def use_impl():
         if impl is not None:
-            conv_module.IMPL = impl
+            minicnn.set_impl(impl)
 
     def fwd():
         use_impl()
@@ -97,7 +97,7 @@ def main():
     limit = limit_blas_threads(args.blas_threads)  # noqa: F841 (kept for the whole run)
     info = machine_info(torch)
     print(describe(info))
-    default_impl = conv_module.IMPL
+    default_impl = minicnn.get_impl()
     results = []
     try:
         for case in CASES:
@@ -113,7 +113,7 @@ def main():
                 print(f"  {method:14s} forward {fmt_seconds(t_fwd[method]):>9s}   forward+backward "
                       f"{fmt_seconds(t_bwd[method]):>9s}", flush=True)
     finally:
-        conv_module.IMPL = default_impl
+        minicnn.set_impl(default_impl)
 
     def vs_torch(r, key):
         other = next((o for o in results if o["case"] == r["case"] and o["method"] == "torch"), None)

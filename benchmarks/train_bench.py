@@ -9,7 +9,7 @@ Training throughput (forward + loss + backward + SGD step) and inference through
 
 minicnn's training step is the torch-style step through autograd (zero_grad, loss =
 criterion(model(x), y), loss.backward(), step()), with the fast conv/pool paths (the default)
-and with the plain ones (minicnn.ops.conv.IMPL = pool.IMPL = 'plain'); beside them, 'minicnn
+and with the plain ones (minicnn.set_impl('plain')); beside them, 'minicnn
 by hand' is the explicit step that calls the same forward/backward pairs in order without the
 tape, to show what the tape costs (for the Sequential chains only: ResNet-20's residual adds and
 batch norms are not a chain of layers, so it has no by-hand step). The methods take turns, block by block,
@@ -118,7 +118,7 @@ def minicnn_steps(name, x, y, impl):
     xt, yt = minicnn.from_numpy(x), minicnn.from_numpy(y)
 
     def use_impl():
-        conv_module.IMPL = pool_module.IMPL = impl
+        minicnn.set_impl(impl)
 
     def train():
         use_impl()
@@ -146,7 +146,7 @@ def by_hand_step(name, x, y):
              nn.Flatten: (ops.flatten, ops.flatten_backward)}
 
     def train():
-        conv_module.IMPL = pool_module.IMPL = "fast"
+        minicnn.set_impl("fast")
         net.train()  # as the autograd step does (it only sets flags here): the two steps differ by the tape alone
         opt.zero_grad()
         h, caches = x, []

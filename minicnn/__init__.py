@@ -6,6 +6,8 @@ It speaks PyTorch: `import minicnn as torch` and a torch CNN program runs (see t
 from . import autograd, gradcheck, ops
 from .autograd import enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled
 from .backend import backend_name, get_xp, seed, use
+from .ops.impl import get_impl, set_impl
+from .ops.parallel import get_num_threads, set_num_threads
 from ._tensor import *  # noqa: F401,F403  (torch's creation functions, dtypes, Tensor, device, cuda)
 from ._tensor import Size, Tensor, cuda, device  # noqa: F401
 from . import nn, optim  # noqa: E402

@@ -16,6 +16,7 @@ import torch
 import minicnn
 from minicnn import models, nn, optim
 from minicnn.ops import conv as conv_module
+from minicnn.ops import impl as impl_module
 
 T = torch.nn
 TOL = dict(rtol=1e-10, atol=1e-12)
@@ -96,7 +97,7 @@ def test_alternating_input_sizes_on_one_network_give_the_plain_paths_and_torchs_
         x, y = batch(rng, N, H, W)
         dx = {}
         for net, opt, impl in ((fast, opt_fast, "fast"), (plain, opt_plain, "plain")):
-            monkeypatch.setattr(conv_module, "IMPL", impl)
+            monkeypatch.setattr(impl_module, "IMPL", impl)
             opt.zero_grad()
             xt = minicnn.tensor(x, requires_grad=True)
             loss = crit(net(xt), y)
@@ -422,55 +423,62 @@ def test_frozen_parameters_get_no_gradient_and_are_not_stepped_like_torch(make_o
 # -- 10. memory ----------------------------------------------------------------------------------
 
 
-def workspace_bytes(net):
+def layer_buffer_bytes(net):
     return sum(m._workspace.nbytes() for m in net.modules() if isinstance(m, nn.Conv2d))
 
 
-def col_bytes(net, N):
-    """One im2col buffer per Conv2d for a batch of N LeNet-5 images: C*KH*KW * N*OH*OW values."""
-    sizes = {0: 28, 3: 10, 6: 1}  # the output H = W of each conv of lenet5
-    return sum(m.in_channels * 25 * N * sizes[i] ** 2 * 4 for i, m in enumerate(net) if isinstance(m, nn.Conv2d))
+def lenet_scratch_bytes(N, train):
+    """What the scratch should hold after LeNet-5 calls on N images: one flat buffer per role, as big
+    as that role's largest use. col: C*KH*KW * N*OH*OW values per conv; dcol (training only) is the
+    same size, for every conv but the first (no dx there); dout is never needed (tanh's gradient
+    comes laid out as conv2d's output)."""
+    cols = [c * 25 * N * oh * oh * 4 for c, oh in ((1, 28), (6, 10), (16, 1))]
+    return max(cols) + (max(cols[1:]) if train else 0)
 
 
-def test_evaluation_under_no_grad_keeps_no_workspace_and_no_graph_and_training_keeps_one_buffer_per_conv():
+def test_no_layer_keeps_a_buffer_the_scratch_keeps_one_per_role_and_the_graph_keeps_x_not_col():
     minicnn.manual_seed(0)
     net = models.lenet5()
     images = np.random.default_rng(10).random((1000, 1, 28, 28), dtype=np.float32)
+    scratch = conv_module.scratch()
+    scratch.clear()
     with minicnn.no_grad():
         out = net(images)
     assert out.grad_fn is None and not out.requires_grad
-    assert workspace_bytes(net) == 0  # no training step ran: nothing to keep for one
+    assert layer_buffer_bytes(net) == 0
+    assert scratch.nbytes() == lenet_scratch_bytes(1000, train=False)  # the 1,000-image col, reused next time
+    scratch.clear()  # given back on request
+    assert scratch.nbytes() == 0
 
     opt = optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
     crit = nn.CrossEntropyLoss()
     held = []
     for step in range(4):
         opt.zero_grad()
-        crit(net(images[32 * step:32 * (step + 1)]), np.arange(32) % 10).backward()
+        x = minicnn.tensor(images[32 * step:32 * (step + 1)])
+        out = net(x)
+        first = out.grad_fn
+        while first.inputs[0] is not x:  # back to the first conv's node: its cache keeps the input itself
+            first = next(e for e in first.inputs if isinstance(e, type(first)))
+        assert first.name == "conv2d" and first.cache[3] is x.array
+        crit(out, np.arange(32) % 10).backward()
         opt.step()
-        held.append(workspace_bytes(net))
-    assert held == [held[0]] * 4, "the workspace grew from step to step"
-    # per conv: its col buffer, and the dcol temporary of its backward (not the first's: no dx there)
-    assert col_bytes(net, 32) <= held[0] <= 2 * col_bytes(net, 32)
-
-    with minicnn.no_grad():
-        out = net(images)
-    assert out.grad_fn is None
-    assert workspace_bytes(net) == held[0]  # the 1,000-image evaluation added nothing
+        held.append(scratch.nbytes())
+        assert layer_buffer_bytes(net) == 0
+    assert held == [lenet_scratch_bytes(32, train=True)] * 4, "the scratch grew from step to step"
 
 
-def test_an_evaluation_in_eval_mode_with_gradients_on_leaves_no_eval_sized_buffer_behind():
+def test_an_evaluation_in_eval_mode_with_gradients_on_changes_no_gradient_after_it():
     minicnn.manual_seed(0)
     net = models.lenet5()
     images = np.random.default_rng(11).random((500, 1, 28, 28), dtype=np.float32)
     crit = nn.CrossEntropyLoss()
     crit(net(images[:16]), np.arange(16) % 10).backward()
-    trained = workspace_bytes(net)
     net.eval()
     out = net(images)  # recorded (gradients are on), as a user who forgot no_grad would do
     assert out.requires_grad
     del out
-    assert workspace_bytes(net) == trained
+    assert conv_module.scratch().nbytes() >= lenet_scratch_bytes(500, train=False)  # its col is kept for reuse
     net.train()
     fresh = models.lenet5()
     fresh.load_state_dict(net.state_dict())

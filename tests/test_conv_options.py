@@ -25,6 +25,7 @@ from minicnn.backend import to_device, to_numpy
 from minicnn.gradcheck import check_module, gradcheck
 from minicnn.ops import conv as conv_module
 from minicnn.ops import conv_transpose as transpose_module
+from minicnn.ops import impl as impl_module
 
 TOL = {np.float64: dict(rtol=1e-10, atol=1e-10), np.float32: dict(rtol=1e-4, atol=1e-5)}
 IMPLS = ["plain", "fast"]
@@ -114,7 +115,7 @@ def test_conv2d_with_groups_string_padding_and_every_padding_mode_matches_torch_
     g, sizes = case
     rng = np.random.default_rng(g["seed"])
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(conv_module, "IMPL", impl)
+        mp.setattr(impl_module, "IMPL", impl)
         ours, theirs = pair_of_layers(g)  # one layer, called on every size in turn (its workspace kept)
         for N, H, W in sizes:
             check_call(ours, theirs, rng.standard_normal((N, g["C"], H, W)), g["dtype"], rng)
@@ -210,7 +211,7 @@ def test_same_padding_with_an_even_kernel_and_dilation_2_keeps_the_size_and_pads
 @pytest.mark.parametrize("impl", IMPLS)
 @pytest.mark.parametrize("multiplier", [1, 2])
 def test_depthwise_conv_groups_equal_to_channels_matches_torch(impl, multiplier, monkeypatch):
-    monkeypatch.setattr(conv_module, "IMPL", impl)
+    monkeypatch.setattr(impl_module, "IMPL", impl)
     g = {"C": 6, "OC": 6 * multiplier, "groups": 6, "kernel": (3, 3), "dilation": (1, 1), "padding": 1,
          "mode": "zeros", "bias": True, "dtype": np.float32, "stride": (2, 2)}
     ours, theirs = pair_of_layers(g)
@@ -297,7 +298,7 @@ def test_conv_transpose2d_layer_matches_torch_while_h_and_w_change(impl, case, d
     g, sizes = case
     rng = np.random.default_rng(seed)
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(conv_module, "IMPL", impl)
+        mp.setattr(impl_module, "IMPL", impl)
         ours, theirs = transpose_pair(g, dtype)
         for N, H, W in sizes:
             check_call(ours, theirs, rng.standard_normal((N, g["C_in"], H, W)), dtype, rng)
@@ -306,7 +307,7 @@ def test_conv_transpose2d_layer_matches_torch_while_h_and_w_change(impl, case, d
 @pytest.mark.parametrize("impl", IMPLS)
 def test_conv_transpose2d_output_padding_at_its_maximum_matches_torch(impl, monkeypatch):
     """output_padding = stride - 1, and (stride 1, dilation 3) output_padding = dilation - 1 = 2."""
-    monkeypatch.setattr(conv_module, "IMPL", impl)
+    monkeypatch.setattr(impl_module, "IMPL", impl)
     rng = np.random.default_rng(3)
     for stride, dilation, padding in (((3, 2), (1, 1), (1, 0)), ((1, 1), (3, 3), (0, 2)), ((2, 1), (1, 3), (2, 0))):
         op = tuple(max(s, d) - 1 for s, d in zip(stride, dilation))
@@ -319,7 +320,7 @@ def test_conv_transpose2d_output_padding_at_its_maximum_matches_torch(impl, monk
 @pytest.mark.parametrize("layer_kind", ["conv", "transpose"])
 def test_two_forwards_then_two_backwards_on_one_layer_give_each_call_its_own_gradients(layer_kind, monkeypatch):
     """The fast path's workspace is shared by both calls of the one layer: nothing may leak between them."""
-    monkeypatch.setattr(conv_module, "IMPL", "fast")
+    monkeypatch.setattr(impl_module, "IMPL", "fast")
     minicnn.manual_seed(0)
     if layer_kind == "conv":
         ours = nn.Conv2d(4, 6, 3, padding="same", groups=2, padding_mode="reflect").double()

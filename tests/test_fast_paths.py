@@ -19,6 +19,7 @@ from minicnn import nn
 from minicnn.backend import to_numpy
 from minicnn.ops import conv as conv_module
 from minicnn.ops import pool as pool_module
+from minicnn.ops import impl as impl_module
 
 TOL = {np.float64: dict(rtol=1e-10, atol=1e-10), np.float32: dict(rtol=1e-4, atol=1e-5)}
 
@@ -129,7 +130,7 @@ def test_one_conv2d_layer_matches_torch_on_every_call_while_n_h_and_w_change(imp
     theirs.load_state_dict({k: torch.tensor(v.numpy(), dtype=torch.float64) for k, v in ours.state_dict().items()})
     rng = np.random.default_rng(g["seed"])
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(conv_module, "IMPL", impl)
+        mp.setattr(impl_module, "IMPL", impl)
         for N, H, W in sizes:
             x = rng.standard_normal((N, g["C"], H, W)).astype(dtype)
             close_to_torch(ours, theirs, x, rng, dtype)
@@ -157,7 +158,7 @@ def close_to_torch(ours, theirs, x, rng, dtype):
 def test_conv2d_k3_s2_p1_on_6x6_then_5x5_gives_the_plain_paths_numbers(impl, monkeypatch):
     """The regression: both sizes give a 3x3 output, so the old workspace handed the 5x5 call the
     6x6 call's col, whose last row and column held pixels where 5x5 has padding (off by ~0.16)."""
-    monkeypatch.setattr(conv_module, "IMPL", impl)
+    monkeypatch.setattr(impl_module, "IMPL", impl)
     minicnn.manual_seed(0)
     layer = nn.Conv2d(2, 3, 3, stride=2, padding=1, dtype=np.float64)
     w, b = layer.weight.array, layer.bias.array
@@ -207,21 +208,29 @@ def test_two_live_conv2d_caches_never_share_a_buffer(workspace):
         close(dw, want_dw, np.float64)
 
 
-def test_a_workspace_hands_col_out_again_only_after_the_cache_holding_it_is_dropped():
+@pytest.mark.parametrize("padding", [0, 1, 2])
+def test_a_scratch_buffer_holds_nothing_a_result_depends_on(padding):
+    """Every cell of a scratch view is written by the call that reads it, and nothing returned is a
+    view of scratch: NaN written over every scratch buffer before and after each call changes nothing."""
     rng = np.random.default_rng(2)
-    w, x = rng.standard_normal((2, 1, 3, 3)), rng.standard_normal((2, 1, 5, 5))
+    x, w, b = rng.standard_normal((3, 2, 5, 6)), rng.standard_normal((4, 2, 3, 3)), rng.standard_normal(4)
     workspace = conv_module.Workspace()
-    _, cache1 = F.conv2d(x, w, None, 1, 1, impl="fast", workspace=workspace)
-    _, cache2 = F.conv2d(x, w, None, 1, 1, impl="fast", workspace=workspace)
-    assert cache1[-1].array is not cache2[-1].array  # both leased: two buffers
-    assert workspace.nbytes() == 0  # nothing is free while both caches hold theirs
-    col = cache1[-1].array
-    del cache1
-    assert workspace.nbytes() == col.nbytes  # back in the workspace...
-    _, cache3 = F.conv2d(x, w, None, 1, 1, impl="fast", workspace=workspace)
-    assert cache3[-1].array is col  # ...and reused by the next call of the same key
-    _, cache4 = F.conv2d(x, w, None, 1, 1, impl="fast", workspace=workspace)
-    assert cache4[-1].array is not col  # but not while cache3 holds it
+
+    def poison():
+        for role in ("col", "dcol", "dout"):
+            workspace.get(role, (10_000,), x)[...] = np.nan
+    poison()
+    out, cache = F.conv2d(x, w, b, 2, padding, impl="fast", workspace=workspace)
+    assert cache[3] is x  # the cache keeps x, not col
+    poison()
+    dout = rng.standard_normal(out.shape[::-1]).transpose(3, 2, 1, 0)  # not laid out as out: the dout copy runs
+    dx, dw, db = F.conv2d_backward(dout, cache)
+    results = [a.copy() for a in (out, dx, dw, db)]
+    poison()
+    want_out, want_cache = F.conv2d(x, w, b, 2, padding, impl="plain")
+    for got, kept, want in zip((out, dx, dw, db), results, (want_out,) + F.conv2d_backward(dout, want_cache)):
+        np.testing.assert_array_equal(got, kept)  # the poison after the call did not reach the results
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
 
 
 def test_one_workspace_shared_by_convolutions_of_different_padding_keeps_each_result_right():
@@ -343,8 +352,7 @@ def torch_twin(net):
 
 @pytest.fixture(params=["plain", "fast"])
 def impl(request, monkeypatch):
-    monkeypatch.setattr(conv_module, "IMPL", request.param)
-    monkeypatch.setattr(pool_module, "IMPL", request.param)
+    monkeypatch.setattr(impl_module, "IMPL", request.param)
     return request.param
 
 

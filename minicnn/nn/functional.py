@@ -30,7 +30,7 @@ def _arr(x):
 # -- convolution and linear -------------------------------------------------------------------
 
 
-def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, _workspace=None):
+def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     """input (N, C, H, W), weight (OC, C/groups, KH, KW), bias (OC,) -> (N, OC, OH, OW) by im2col + GEMM.
 
     OH = floor((H + 2*PH - DH*(KH - 1) - 1) / SH) + 1. padding: an int, (PH, PW), 'valid' or 'same'
@@ -39,10 +39,7 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
     groups G: G independent convolutions of C/G channels each, side by side (depthwise: G = C).
     """
     input, weight, bias = _t(input), _t(weight), _t(bias)
-    # A workspace buffer is leased to the cache, which exists only when a node will keep it.
-    workspace = _workspace if is_grad_enabled() else None
-    out, cache = ops.conv2d(input.array, weight.array, _arr(bias), stride, padding, dilation, groups,
-                            workspace=workspace)
+    out, cache = ops.conv2d(input.array, weight.array, _arr(bias), stride, padding, dilation, groups)
     # no dx for an input that needs none (a network's first layer), as torch
     backward = functools.partial(ops.conv2d_backward, input_grad=input.requires_grad)
     return record(out, backward, cache, (input, weight, bias), "conv2d")

@@ -95,7 +95,7 @@ class _Conv(_Layer):
         # kaiming_uniform_(a=sqrt(5)) with fan_in = weight.shape[1] * KH * KW, as torch: for
         # ConvTranspose2d that is C_out/groups * KH * KW (torch's choice, kept for the same weights' scale)
         init.torch_default_(self.weight, self.bias)
-        self._workspace = Workspace()  # im2col buffers reused from step to step (see ops.conv.Workspace)
+        self._workspace = Workspace()  # ConvTranspose2d's backward col, reused from step to step (ops.conv.Workspace)
 
     def _check_channels(self, x):
         if x.shape[1] != self.in_channels:
@@ -180,10 +180,8 @@ class Conv2d(_Conv):
         if self.padding_mode != "zeros":
             x = self._run(F._pad_for_conv, x, self._pads, self.padding_mode)
             padding = 0
-        # The workspace is for training, where one batch size repeats step after step; an evaluation
-        # (eval mode) gets fresh buffers, freed with its graph, so no eval-sized buffer stays behind.
-        return self._run(F.conv2d, x, self.weight, self.bias, self.stride, padding, self.dilation, self.groups,
-                         _workspace=self._workspace if self.training else None)
+        # im2col's buffer is this thread's scratch (ops.conv.scratch), used within one call; the graph keeps x
+        return self._run(F.conv2d, x, self.weight, self.bias, self.stride, padding, self.dilation, self.groups)
 
     def macs(self, input_shape, output_shape):
         """N*OC*OH*OW * C/groups*KH*KW: each output pixel is a dot product over C/groups*KH*KW inputs."""

@@ -24,7 +24,7 @@ matmul over a (G, ...) stack: W (G, OC/G, C/G*KH*KW) @ col (G, C/G*KH*KW, N*OH*O
 loop of G im2col calls and G products would do the same arithmetic, but a depthwise layer
 (G = C, up to hundreds of groups) would then pay the call overhead G times per step.
 
-Two implementations of the same math, selected by IMPL (or impl= per call):
+Two implementations of the same math, selected by minicnn.set_impl (or impl= per call):
     'plain'  im2col / col2im as written above: a zero-padded copy of x, fresh buffers every call.
     'fast'   the same slices, but no padded copy (each tap copies only the pixels that fall
              inside the image; the rest of col stays zero), and, when the caller passes a
@@ -37,11 +37,13 @@ business: the layer pads with pad2d below (its own forward/backward pair) and co
 
 import functools
 import numbers
+import threading
 
 from ..backend import get_array_module
+from . import parallel
 from .checks import check_same_dtype, pair
+from .impl import choose
 
-IMPL = "fast"  # "plain" | "fast": the default for conv2d / conv2d_backward
 
 
 def conv_output_size(size, kernel, stride=1, padding=0, dilation=1):
@@ -181,29 +183,23 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, impl=None, w
     Per group g:  out_g (OC/G, N*OH*OW) = W_g (OC/G, C/G*KH*KW) @ col_g (C/G*KH*KW, N*OH*OW),
     col = im2col(x) and col_g its g-th block of rows; with G = 1 this is  out = W @ im2col(x).
     padding: an int, (PH, PW), 'valid', 'same' or ((PT, PB), (PL, PR)); groups G divides C and OC.
-    impl: 'plain' or 'fast' (default: IMPL). workspace: a Workspace whose buffers the fast
-    path may reuse (see Workspace: col is leased to the returned cache until it is dropped).
+    impl: 'plain' or 'fast' (default: minicnn.get_impl()). workspace: the Workspace the fast path
+    takes its scratch buffers from (default: this thread's, see scratch()).
     """
     stride, pads, dilation, G = _check_conv_args(x, w, b, stride, padding, dilation, groups, "conv2d")
-    impl = _choose(impl)
+    impl = choose(impl, "conv2d")
     N, C = x.shape[:2]
     OC, _, KH, KW = w.shape
     OH, OW = _output_hw(x.shape, KH, KW, stride, pads, dilation, "conv2d")
-    lease = None
     if impl == "plain":
         col = im2col(x, KH, KW, stride, pads, dilation)
-    else:
-        # Which cells of col stay zero (the padding) depends on the geometry and on H, W: all in the key.
-        shape = (C, KH, KW, N, OH, OW)
-        if workspace is not None:
-            lease = workspace.lease("col", (stride, pads, dilation, x.shape[2:]), shape, x, zero=True)
-        col = lease.array if lease is not None else get_array_module(x).zeros(shape, dtype=x.dtype)
-        _im2col_into(col, x, stride, (pads[0][0], pads[1][0]), dilation)
-        col = col.reshape(C * KH * KW, N * OH * OW)
+    else:  # col is a scratch buffer, dead when this call returns; the backward makes it again from x
+        col = _im2col_fast(x, KH, KW, OH, OW, stride, pads, dilation, workspace)
     out = (w.reshape(G, OC // G, -1) @ col.reshape(G, -1, N * OH * OW)).reshape(OC, N, OH, OW)
     if b is not None:
         out += b.reshape(OC, 1, 1, 1)
-    cache = (x.shape, w, b is not None, col, stride, pads, dilation, G, impl, workspace, lease)
+    kept = col if impl == "plain" else x  # the textbook keeps col; the fast path keeps x, KH*KW times smaller
+    cache = (x.shape, w, b is not None, kept, stride, pads, dilation, G, impl, workspace)
     return out.transpose(1, 0, 2, 3), cache
 
 
@@ -215,11 +211,12 @@ def conv2d_backward(dout, cache, input_grad=True):
     input_grad=False skips dx (None): a network's first layer has no use for it, and torch
     does not compute it either (its input does not require a gradient).
     """
-    x_shape, w, has_bias, col, stride, pads, dilation, G, impl, workspace, _ = cache
+    x_shape, w, has_bias, kept, stride, pads, dilation, G, impl, workspace = cache
     OC, _, KH, KW = w.shape
     w_g = w.reshape(G, OC // G, -1)             # (G, OC/G, C/G*KH*KW)
-    col_g = col.reshape(G, -1, col.shape[1])    # (G, C/G*KH*KW, N*OH*OW)
     if impl == "plain":
+        col = kept
+        col_g = col.reshape(G, -1, col.shape[1])    # (G, C/G*KH*KW, N*OH*OW)
         dout_g = dout.transpose(1, 0, 2, 3).reshape(G, OC // G, -1)  # (G, OC/G, N*OH*OW)
         dw = (dout_g @ col_g.transpose(0, 2, 1)).reshape(w.shape)
         db = dout_g.reshape(OC, -1).sum(axis=1) if has_bias else None
@@ -227,22 +224,7 @@ def conv2d_backward(dout, cache, input_grad=True):
             return None, dw, db
         dcol = (w_g.transpose(0, 2, 1) @ dout_g).reshape(col.shape)
         return col2im(dcol, x_shape, KH, KW, stride, pads, dilation), dw, db
-    xp = get_array_module(dout)
-    dout_t = dout.transpose(1, 0, 2, 3)  # (OC, N, OH, OW): free when dout is laid out like conv2d's out
-    if not dout_t.flags.c_contiguous:  # else one copy, into a reused buffer
-        dout_t = _buffer(workspace, "dout", dout_t.shape, dout)
-        dout_t[...] = dout.transpose(1, 0, 2, 3)
-    dout_g = dout_t.reshape(G, OC // G, -1)
-    dw = (dout_g @ col_g.transpose(0, 2, 1)).reshape(w.shape)
-    db = dout_t.reshape(OC, -1).sum(axis=1) if has_bias else None
-    if not input_grad:
-        return None, dw, db
-    dcol = _buffer(workspace, "dcol", col.shape, dout)
-    xp.matmul(w_g.transpose(0, 2, 1), dout_g, out=dcol.reshape(col_g.shape))
-    N, C, H, W = x_shape
-    dx_t = xp.zeros((C, N, H, W), dtype=dout.dtype)  # fresh: the caller may keep dx
-    _col2im_add(dx_t, dcol.reshape(C, KH, KW, N, *dout.shape[2:]), stride, (pads[0][0], pads[1][0]), dilation)
-    return dx_t.transpose(1, 0, 2, 3), dw, db
+    return _conv2d_backward_fast(dout, kept, w_g, w.shape, has_bias, stride, pads, dilation, workspace, input_grad)
 
 
 # -- padding modes: torch's Conv2d(padding_mode=...) --------------------------------------------
@@ -308,55 +290,60 @@ def _fold_axis(d, axis, before, after, mode):
 
 
 # -- the fast path ----------------------------------------------------------------------
+#
+# The same im2col / col2im, three differences:
+#   - no padded copy of x: each tap copies only the pixels that fall inside the image and writes
+#     zeros where its window hangs over the padding, so every cell of col is written on every call;
+#   - col is a scratch buffer (below), used within one call: the forward multiplies it and drops it,
+#     and the backward makes it again from x. The cache keeps x, KH*KW times smaller than col,
+#     so a network's training step holds its activations, not one col per convolution;
+#   - the copies are cut over the batch and run on threads (ops.parallel): NumPy lets go of the GIL.
 
 
-def _choose(impl, where="conv2d"):
-    impl = IMPL if impl is None else impl
-    if impl not in ("plain", "fast"):
-        raise ValueError(f"{where}: impl must be 'plain' or 'fast', got {impl!r}")
-    return impl
 class Workspace:
-    """Arrays one owner (a layer) reuses across calls, so that a training step does not allocate
-    (and page-fault in) a fresh im2col buffer every time.
+    """Scratch buffers for one thread's calls, so that a training step does not allocate (and
+    page-fault in) a fresh im2col buffer for every convolution.
 
-    What decides a buffer's contents is its key: shape, dtype, array module and, for col, the
-    convolution's geometry and the input's H and W (they decide which cells are padding and stay
-    zero). A buffer is reused only for the same key, and col only when no live cache holds it:
-    `lease` hands it out wrapped in a _Lease, and it comes back to the workspace when the last
-    cache that holds the lease is dropped (after backward, or when its graph is discarded). Two
-    forwards before one backward, or a layer used twice, therefore get two buffers.
+    One flat buffer per role ('col', 'dcol', 'dout'), grown to the largest size asked for; get()
+    hands out a view of its first bytes in the shape and dtype asked for. What decides the
+    contents of a view: nothing from before. Every caller writes each cell it later reads, within
+    the one call that asked for it, and keeps no reference once that call returns (nothing
+    returned to the caller is a view of scratch). Two roles never share memory, so one call may
+    hold a 'col' and a 'dcol' at once; calls do not nest, and each thread has its own Workspace.
     """
 
     def __init__(self):
-        self._buffers = {}  # role -> (key, array): temporaries used only inside one call
-        self._free = {}     # role -> (key, array): a leased buffer that came back
+        self._buffers = {}  # (role, array module name) -> flat uint8 array
 
-    def get(self, role, shape, like, zero=False):
-        """A temporary for role, shaped shape with like's dtype and array module; for use within
-        one call only (nothing may keep it after that call returns)."""
+    def get(self, role, shape, like):
+        """A view (shape, like.dtype) of role's buffer, on like's array module, for use within one call."""
         xp = get_array_module(like)
-        key = (tuple(shape), like.dtype, xp.__name__)
-        held = self._buffers.get(role)
-        if held is None or held[0] != key:
-            held = (key, (xp.zeros if zero else xp.empty)(shape, dtype=like.dtype))
-            self._buffers[role] = held
-        return held[1]
+        nbytes = like.dtype.itemsize
+        for n in shape:
+            nbytes *= n
+        key = (role, xp.__name__)
+        flat = self._buffers.get(key)
+        if flat is None or flat.nbytes < nbytes:
+            self._buffers[key] = flat = None  # the old one goes before the bigger one comes
+            self._buffers[key] = flat = xp.empty(max(nbytes, 1), dtype=xp.uint8)
+        return flat[:nbytes].view(like.dtype).reshape(shape)
 
     def lease(self, role, key, shape, like, zero=False):
-        """A _Lease on a buffer for role: the one that came back under the same key, else a new one."""
+        """A _Lease on a buffer that one cache holds past the call (ConvTranspose2d's backward col):
+        the one that came back under the same key (which includes what decides its zeros), else a new one."""
         xp = get_array_module(like)
         key = (tuple(shape), like.dtype, xp.__name__) + tuple(key)
-        held = self._free.pop(role, None)
+        held = self._buffers.pop(("lease", role), None)
         array = held[1] if held is not None and held[0] == key else (xp.zeros if zero else xp.empty)(shape, like.dtype)
         return _Lease(self, role, key, array)
 
     def nbytes(self):
-        """Bytes held while no call is running (for the memory checks)."""
-        return sum(a.nbytes for _, a in list(self._buffers.values()) + list(self._free.values()))
+        """Bytes held while no call is running."""
+        return sum(a[1].nbytes if isinstance(a, tuple) else a.nbytes for a in self._buffers.values())
 
     def clear(self):
+        """Give every buffer back (the next call allocates again)."""
         self._buffers.clear()
-        self._free.clear()
 
     def __deepcopy__(self, memo):
         return Workspace()  # a copy of a layer starts with its own, empty workspace
@@ -371,15 +358,23 @@ class _Lease:
         self.workspace, self.role, self.key, self.array = workspace, role, key, array
 
     def __del__(self):
-        self.workspace._free[self.role] = (self.key, self.array)
+        self.workspace._buffers[("lease", self.role)] = (self.key, self.array)
 
 
-def _buffer(workspace, role, shape, like, zero=False):
-    """A temporary from the workspace, or a fresh one when there is none."""
-    if workspace is not None:
-        return workspace.get(role, shape, like, zero)
-    xp = get_array_module(like)
-    return (xp.zeros if zero else xp.empty)(shape, dtype=like.dtype)
+_threads = threading.local()
+
+
+def scratch():
+    """This thread's Workspace: the scratch every conv2d without a workspace= argument uses."""
+    ws = getattr(_threads, "workspace", None)
+    if ws is None:
+        ws = _threads.workspace = Workspace()
+    return ws
+
+
+def _buffer(workspace, role, shape, like):
+    """A scratch view from workspace, or from this thread's Workspace when none is given."""
+    return (workspace if workspace is not None else scratch()).get(role, shape, like)
 
 
 def _inside(k, size, out_size, s, p, d):
@@ -395,36 +390,88 @@ def _inside(k, size, out_size, s, p, d):
 
 
 @functools.lru_cache(maxsize=256)
-def _taps_inside(HW, out_hw, KH, KW, stride, before, dilation):
-    """(i, j, input slices, output slices) for every kernel tap that sees any real pixel of an
-    H x W image. Computed once per geometry: a training loop asks for the same ones every step."""
-    (H, W), taps = HW, []
+def _taps(HW, out_hw, KH, KW, stride, before, dilation):
+    """For every kernel tap (i, j): the slices (input, output) of the pixels it sees inside an
+    H x W image, or None when it sees only padding, and the output regions (row slice, column
+    slice) where it sees padding. Computed once per geometry: a training loop asks for the same ones."""
+    (H, W), (OH, OW), taps = HW, out_hw, []
     for i in range(KH):
-        rows = _inside(i, H, out_hw[0], stride[0], before[0], dilation[0])
+        rows = _inside(i, H, OH, stride[0], before[0], dilation[0])
         for j in range(KW):
-            cols = _inside(j, W, out_hw[1], stride[1], before[1], dilation[1])
-            if rows is not None and cols is not None:
-                taps.append((i, j, (rows[0], cols[0]), (rows[1], cols[1])))
+            cols = _inside(j, W, OW, stride[1], before[1], dilation[1])
+            if rows is None or cols is None:
+                taps.append((i, j, None, ((slice(None), slice(None)),)))
+                continue
+            (r0, r1), (c0, c1) = (rows[1].start, rows[1].stop), (cols[1].start, cols[1].stop)
+            pad = [((0, r0), (0, OW)), ((r1, OH), (0, OW)), ((r0, r1), (0, c0)), ((r0, r1), (c1, OW))]
+            pad = tuple((slice(*a), slice(*b)) for a, b in pad if a[0] < a[1] and b[0] < b[1])
+            taps.append((i, j, ((rows[0], cols[0]), (rows[1], cols[1])), pad))
     return tuple(taps)
 
 
 def _im2col_into(col, x, stride, before, dilation):
-    """Fill col (C, KH, KW, N, OH, OW) from x (N, C, H, W) without padding x: each tap copies
-    only the pixels inside the image; the padded positions are never written (col came zeroed,
-    and a reused col keeps its zeros, since for one shape they are always the same positions).
-    before = (PT, PL), the padding above and left of the image."""
+    """Fill every cell of col (C, KH, KW, N, OH, OW) from x (N, C, H, W) without padding x: each
+    tap copies the pixels inside the image and writes zeros where it sees the padding.
+    before = (PT, PL), the padding above and left of the image. Cut over N, on threads."""
     C, KH, KW, N, OH, OW = col.shape
     xt = x.transpose(1, 0, 2, 3)  # (C, N, H, W), a view
-    for i, j, (rows, cols), (orows, ocols) in _taps_inside(x.shape[2:], (OH, OW), KH, KW, stride, before, dilation):
-        col[:, i, j, :, orows, ocols] = xt[:, :, rows, cols]
+    taps = _taps(x.shape[2:], (OH, OW), KH, KW, stride, before, dilation)
+
+    def fill(n0, n1):
+        for i, j, inside, pad in taps:
+            dst = col[:, i, j, n0:n1]
+            if inside is not None:
+                (rows, cols), (orows, ocols) = inside
+                dst[:, :, orows, ocols] = xt[:, n0:n1, rows, cols]
+            for prows, pcols in pad:
+                dst[:, :, prows, pcols] = 0
+    parallel.split(fill, N, col)
 
 
 def _col2im_add(dx_t, dcol, stride, before, dilation):
     """The adjoint of _im2col_into: add each tap of dcol (C, KH, KW, N, OH, OW) into the
-    pixels of dx_t (C, N, H, W) it was copied from; the padding's share is dropped."""
+    pixels of dx_t (C, N, H, W) it was copied from; the padding's share is dropped. Cut over N."""
     C, KH, KW, N, OH, OW = dcol.shape
-    for i, j, (rows, cols), (orows, ocols) in _taps_inside(dx_t.shape[2:], (OH, OW), KH, KW, stride, before, dilation):
-        dx_t[:, :, rows, cols] += dcol[:, i, j, :, orows, ocols]
+    taps = _taps(dx_t.shape[2:], (OH, OW), KH, KW, stride, before, dilation)
+
+    def add(n0, n1):
+        for i, j, inside, _ in taps:
+            if inside is not None:
+                (rows, cols), (orows, ocols) = inside
+                dx_t[:, n0:n1, rows, cols] += dcol[:, i, j, n0:n1, orows, ocols]
+    parallel.split(add, N, dcol)
+
+
+def _im2col_fast(x, KH, KW, OH, OW, stride, pads, dilation, workspace):
+    """col (C*KH*KW, N*OH*OW) of x in a scratch buffer (valid until the caller returns)."""
+    N, C = x.shape[:2]
+    col = _buffer(workspace, "col", (C, KH, KW, N, OH, OW), x)
+    _im2col_into(col, x, stride, (pads[0][0], pads[1][0]), dilation)
+    return col.reshape(C * KH * KW, N * OH * OW)
+
+
+def _conv2d_backward_fast(dout, x, w_g, w_shape, has_bias, stride, pads, dilation, workspace, input_grad):
+    """conv2d_backward's formulas with col made again from x, and dcol in scratch."""
+    xp = get_array_module(dout)
+    G, OCg = w_g.shape[:2]
+    OC, _, KH, KW = w_shape
+    N, C, H, W = x.shape
+    OH, OW = dout.shape[2:]
+    dout_t = dout.transpose(1, 0, 2, 3)  # (OC, N, OH, OW): free when dout is laid out like conv2d's out
+    if not dout_t.flags.c_contiguous:  # else one copy, into scratch
+        dout_t = _buffer(workspace, "dout", dout_t.shape, dout)
+        dout_t[...] = dout.transpose(1, 0, 2, 3)
+    dout_g = dout_t.reshape(G, OCg, -1)
+    col = _im2col_fast(x, KH, KW, OH, OW, stride, pads, dilation, workspace)
+    dw = (dout_g @ col.reshape(G, -1, col.shape[1]).transpose(0, 2, 1)).reshape(w_shape)
+    db = dout_t.reshape(OC, -1).sum(axis=1) if has_bias else None
+    if not input_grad:
+        return None, dw, db
+    dcol = _buffer(workspace, "dcol", (C, KH, KW, N, OH, OW), dout)
+    xp.matmul(w_g.transpose(0, 2, 1), dout_g, out=dcol.reshape(G, -1, N * OH * OW))
+    dx_t = xp.zeros((C, N, H, W), dtype=dout.dtype)  # fresh: the caller may keep dx
+    _col2im_add(dx_t, dcol, stride, (pads[0][0], pads[1][0]), dilation)
+    return dx_t.transpose(1, 0, 2, 3), dw, db
 
 
 def conv2d_naive(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):

@@ -20,7 +20,7 @@ weight (C_in, C_out/G, KH, KW), as torch's: it is the weight of the convolution 
 adjoint of (that one maps C_out channels to C_in). Groups as in conv2d: group g of the output
 comes from group g of the input, all groups in one batched matmul.
 
-Two implementations, as for conv2d (IMPL there, or impl= per call):
+Two implementations, as for conv2d (minicnn.set_impl, or impl= per call):
     'plain'  col2im into the full, uncropped output, then the crop; im2col of a zero-extended dy.
     'fast'   the same slices, but each tap adds only the pixels that land inside the cropped
              output (and im2col reads only those), so there is no full-size copy; with a Workspace
@@ -29,7 +29,8 @@ Two implementations, as for conv2d (IMPL there, or impl= per call):
 
 from ..backend import get_array_module
 from .checks import check_same_dtype, pair
-from .conv import _buffer, _choose, _col2im_add, _im2col_into, check_groups, col2im, im2col
+from .conv import _buffer, _col2im_add, _im2col_into, check_groups, col2im, im2col
+from .impl import choose
 
 
 def conv_transpose_output_size(size, kernel, stride=1, padding=0, output_padding=0, dilation=1):
@@ -83,7 +84,7 @@ def conv_transpose2d(x, w, b=None, stride=1, padding=0, output_padding=0, groups
     """
     stride, padding, output_padding, dilation, G, (OH, OW) = _check_args(
         x, w, b, stride, padding, output_padding, groups, dilation, "conv_transpose2d")
-    impl = _choose(impl, "conv_transpose2d")
+    impl = choose(impl, "conv_transpose2d")
     xp = get_array_module(x)
     N, C_in, H, W = x.shape
     _, Cg_out, KH, KW = w.shape

@@ -9,7 +9,7 @@ the dilation); dilation DH, DW (max pooling only) spreads a window's taps DH row
 With ceil_mode the last window may hang over the bottom/right edge: the input is padded far enough
 for it, and that overhang counts as padding (it never wins a max, and no average counts it).
 
-Two implementations of the same math, selected by IMPL (or impl= per call):
+Two implementations of the same math, selected by minicnn.set_impl (or impl= per call):
     'plain'  as written first below: padded copies, an argmax array, fresh temporaries.
     'fast'   the same slices, computed in place (xp.maximum(..., out=)), no padded copy when
              there is no padding, the winning tap of each max window kept as a uint8 so the
@@ -26,16 +26,7 @@ from typing import NamedTuple
 from ..backend import get_array_module
 from .checks import pair
 from .conv import _tap
-
-IMPL = "fast"  # "plain" | "fast": the default for the pooling functions below
-
-
-def _choose(impl, where):
-    impl = IMPL if impl is None else impl
-    if impl not in ("plain", "fast"):
-        raise ValueError(f"{where}: impl must be 'plain' or 'fast', got {impl!r}")
-    return impl
-
+from .impl import choose as _choose
 
 def _check_4d(x, where):
     if x.ndim != 4:
