@@ -1,4 +1,5 @@
-"""Shared by the benchmarks: timing, the machine's description, tables, JSON and the chart.
+"""Shared by the benchmarks: timing, the machine's description, the FLOP count of a network and
+the machine's matrix-product rate, tables, JSON and the chart.
 
 Timing rule: warm up, sleep briefly before each timed block (OpenBLAS's and torch's thread
 pools keep spinning for a moment after use and slow whichever library runs next), let the
@@ -47,6 +48,68 @@ def interleaved(fns, rounds, block_seconds, slow=0.5):
             per_call[name].append((time.perf_counter() - t) / calls[name])
     result.update({name: float(np.median(v)) for name, v in per_call.items()})
     return {name: result[name] for name in fns}
+
+
+def forward_macs(model, input_shape):
+    """[(leaf module, multiply-adds)] of one forward pass of a minicnn model on a batch of
+    input_shape (N, C, H, W), one entry per leaf-layer call in call order, as each layer's macs()
+    reports them (through minicnn.summary, which runs the model once on zeros and leaves it as it
+    was): Conv2d N*OC*OH*OW*C/G*KH*KW, Linear N*IN*OUT, BatchNorm2d one per value, biases,
+    pooling and activations 0."""
+    from minicnn.summary import summary
+    modules = dict(model.named_modules())
+    return [(modules[row["name"]], row["macs"]) for row in summary(model, tuple(input_shape), print=False).rows]
+
+
+def step_flops(model, input_shape):
+    """FLOPs of one inference pass and of one training step of a minicnn model on a batch of
+    input_shape (N, C, H, W): {'infer': int, 'train': int}, counting 2 FLOPs per multiply-add.
+
+    Inference is the forward's multiply-adds (forward_macs). A training step is forward +
+    backward, where the backward of a Conv2d or Linear costs twice its forward (dW and dX are
+    each one product as large as the forward's), except for the first of them, which gets the
+    images and computes no dX (once: dW only). Other layers that report multiply-adds
+    (BatchNorm2d) count theirs once more in the backward. The loss, the bias gradients, pooling,
+    activations and the optimizer step are not counted: they are not multiply-adds of products."""
+    from minicnn import nn
+    forward = backward = 0
+    first = True
+    for layer, macs in forward_macs(model, input_shape):
+        forward += macs
+        if isinstance(layer, (nn.Conv2d, nn.Linear)):
+            backward += macs if first else 2 * macs
+            first = False
+        else:
+            backward += macs
+    return {"infer": 2 * forward, "train": 2 * (forward + backward)}
+
+
+def gemm_gflop_per_s(matmul, n=1024, sync=None, to_array=None, repeats=5, block_seconds=0.05):
+    """The float32 matrix-product rate of matmul(a, b) on two n x n matrices, in GFLOP/s
+    (2 n^3 FLOPs per product): two warm-up calls, then the best of `repeats` blocks of calls,
+    each block about block_seconds long, a pause before each. to_array moves the NumPy inputs
+    to where matmul wants them (a torch tensor, a GPU array); sync, when given, waits for the
+    device at the end of each block, before the clock is read."""
+    rng = np.random.default_rng(0)
+    a, b = (rng.random((n, n), dtype=np.float32) for _ in range(2))
+    if to_array is not None:
+        a, b = to_array(a), to_array(b)
+
+    def block(calls):
+        t = time.perf_counter()
+        for _ in range(calls):
+            matmul(a, b)
+        if sync is not None:
+            sync()
+        return time.perf_counter() - t
+
+    block(2)
+    calls = max(1, int(block_seconds / max(block(1), 1e-6)))
+    best = float("inf")
+    for _ in range(repeats):
+        time.sleep(PAUSE)
+        best = min(best, block(calls) / calls)
+    return 2 * n ** 3 / best / 1e9
 
 
 def import_torch(threads=2):
@@ -105,6 +168,8 @@ def describe(info):
     lines = [f"machine: {info['cpu']}, {info['cores']} cores; python {info['python']}",
              f"numpy {info['numpy']} with {blas}",
              f"torch {info['torch']}, {info['torch_threads']} threads" if "torch" in info else "torch: not installed"]
+    if "gpu" in info:
+        lines.append(f"gpu: {info['gpu']}")
     if "load_average_at_start" in info:
         lines.append("load average (1, 5, 15 min) at start: " + ", ".join(map(str, info["load_average_at_start"])))
     if info["env"]:

@@ -430,10 +430,10 @@ def layer_buffer_bytes(net):
 def lenet_scratch_bytes(N, train):
     """What the scratch should hold after LeNet-5 calls on N images: one flat buffer per role, as big
     as that role's largest use. col: C*KH*KW * N*OH*OW values per conv; dcol (training only) is the
-    same size, for every conv but the first (no dx there); dout is never needed (tanh's gradient
-    comes laid out as conv2d's output)."""
+    same size, for every conv but the first (no dx there); xpad: the first conv's padded input
+    (1 x 32 x 32 per image); dout is never needed (tanh's gradient comes laid out as conv2d's output)."""
     cols = [c * 25 * N * oh * oh * 4 for c, oh in ((1, 28), (6, 10), (16, 1))]
-    return max(cols) + (max(cols[1:]) if train else 0)
+    return max(cols) + (max(cols[1:]) if train else 0) + N * 32 * 32 * 4
 
 
 def test_no_layer_keeps_a_buffer_the_scratch_keeps_one_per_role_and_the_graph_keeps_x_not_col():

@@ -217,7 +217,7 @@ def test_a_scratch_buffer_holds_nothing_a_result_depends_on(padding):
     workspace = conv_module.Workspace()
 
     def poison():
-        for role in ("col", "dcol", "dout"):
+        for role in ("col", "dcol", "dout", "xpad"):
             workspace.get(role, (10_000,), x)[...] = np.nan
     poison()
     out, cache = F.conv2d(x, w, b, 2, padding, impl="fast", workspace=workspace)

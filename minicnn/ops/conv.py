@@ -412,7 +412,8 @@ def _taps(HW, out_hw, KH, KW, stride, before, dilation):
 def _im2col_into(col, x, stride, before, dilation):
     """Fill every cell of col (C, KH, KW, N, OH, OW) from x (N, C, H, W) without padding x: each
     tap copies the pixels inside the image and writes zeros where it sees the padding.
-    before = (PT, PL), the padding above and left of the image. Cut over N, on threads."""
+    before = (PT, PL), the padding above and left of the image; the output size OH, OW may end
+    anywhere (ConvTranspose2d's backward crops with it). Cut over N, on threads."""
     C, KH, KW, N, OH, OW = col.shape
     xt = x.transpose(1, 0, 2, 3)  # (C, N, H, W), a view
     taps = _taps(x.shape[2:], (OH, OW), KH, KW, stride, before, dilation)
@@ -425,7 +426,7 @@ def _im2col_into(col, x, stride, before, dilation):
                 dst[:, :, orows, ocols] = xt[:, n0:n1, rows, cols]
             for prows, pcols in pad:
                 dst[:, :, prows, pcols] = 0
-    parallel.split(fill, N, col)
+    parallel.split(fill, N, col, min_size=parallel.MIN_COPY)
 
 
 def _col2im_add(dx_t, dcol, stride, before, dilation):
@@ -439,14 +440,29 @@ def _col2im_add(dx_t, dcol, stride, before, dilation):
             if inside is not None:
                 (rows, cols), (orows, ocols) = inside
                 dx_t[:, n0:n1, rows, cols] += dcol[:, i, j, n0:n1, orows, ocols]
-    parallel.split(add, N, dcol)
+    parallel.split(add, N, dcol, min_size=parallel.MIN_COPY)
 
 
 def _im2col_fast(x, KH, KW, OH, OW, stride, pads, dilation, workspace):
-    """col (C*KH*KW, N*OH*OW) of x in a scratch buffer (valid until the caller returns)."""
-    N, C = x.shape[:2]
+    """col (C*KH*KW, N*OH*OW) of x in a scratch buffer (valid until the caller returns): im2col's
+    copies, with the padded x in scratch too; both cut over N, on threads. Every cell of both is
+    written here (the padding's zeros included), so they depend on nothing a former call left."""
+    N, C, H, W = x.shape
+    (PT, PB), (PL, PR) = pads
     col = _buffer(workspace, "col", (C, KH, KW, N, OH, OW), x)
-    _im2col_into(col, x, stride, (pads[0][0], pads[1][0]), dilation)
+    xt = x.transpose(1, 0, 2, 3)  # (C, N, H, W), a view
+    src = xt if not (PT or PB or PL or PR) else _buffer(workspace, "xpad", (C, N, PT + H + PB, PL + W + PR), x)
+
+    def fill(n0, n1):
+        if src is not xt:  # zeros around a copy of x
+            part = src[:, n0:n1]
+            part[:, :, :PT], part[:, :, PT + H:], part[:, :, PT:PT + H, :PL], part[:, :, PT:PT + H, PL + W:] = 0, 0, 0, 0
+            part[:, :, PT:PT + H, PL:PL + W] = xt[:, n0:n1]
+        for i in range(KH):
+            for j in range(KW):
+                rows, cols = _tap(i, j, OH, OW, stride, dilation)
+                col[:, i, j, n0:n1] = src[:, n0:n1, rows, cols]
+    parallel.split(fill, N, col, min_size=parallel.MIN_COPY)
     return col.reshape(C * KH * KW, N * OH * OW)
 
 

@@ -9,7 +9,8 @@ Every op that has a fast path keeps its plain form beside it, and both give the 
     minicnn.get_impl()                  # 'fast'
 
 as torch.set_grad_enabled works both ways. A single call can still pass impl= to an op.
-The choice is read when an op runs forward; its backward follows the forward's choice.
+The choice is read when an op runs forward; a convolution's or a pooling's backward follows its
+forward's choice (it is in the cache); the element-wise fast paths give the same bits as the plain ones.
 """
 
 IMPLS = ("plain", "fast")

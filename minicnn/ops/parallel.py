@@ -18,7 +18,11 @@ import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-MIN_ELEMENTS = 1 << 15  # a job this small (in elements of its biggest array) runs on one thread
+# A job smaller than this (in elements of its biggest array) runs on one thread. Copies are bound by
+# memory, and two threads share its bandwidth: they gain only on big ones. Ufuncs that compute (tanh)
+# gain from a smaller size on. Measured on 2 cores, float32 (benchmarks/layer_bench.py).
+MIN_COPY = 1 << 20
+MIN_COMPUTE = 1 << 16
 
 _state = {"threads": max(1, min(os.cpu_count() or 1, 8)), "pool": None, "pid": None}
 _local = threading.local()  # .inside: this thread is running a part
@@ -37,22 +41,24 @@ def get_num_threads():
     return _state["threads"]
 
 
-def parts(n, size, like):
+def parts(n, size, like, min_size=None):
     """How many parts to cut a job of n rows into: size is its element count, like one of its arrays."""
-    if _state["threads"] < 2 or n < 2 or size < MIN_ELEMENTS or getattr(_local, "inside", False):
+    min_size = MIN_COMPUTE if min_size is None else min_size
+    if _state["threads"] < 2 or n < 2 or size < min_size or getattr(_local, "inside", False):
         return 1
     if type(like).__module__.split(".")[0] != "numpy":
         return 1
     return min(_state["threads"], n)
 
 
-def split(fn, n, like, size=None):
+def split(fn, n, like, size=None, min_size=None):
     """fn(start, stop) for the parts of range(n); this thread runs the first part, the pool the rest.
 
-    size: the job's element count (default: like.size). Every part has finished when split returns,
-    and an error raised in any part is raised here.
+    size: the job's element count (default: like.size); min_size: the smallest job worth cutting
+    (MIN_COPY, or MIN_COMPUTE when None). Every part has finished when split returns, and an error raised in
+    any part is raised here.
     """
-    k = parts(n, like.size if size is None else size, like)
+    k = parts(n, like.size if size is None else size, like, min_size)
     if k == 1:
         fn(0, n)
         return
@@ -87,3 +93,28 @@ def _shutdown():
     if _state["pool"] is not None and _state["pid"] == os.getpid():
         _state["pool"].shutdown(wait=True)
     _state["pool"] = None
+
+
+def _flat(a):
+    """A 1-D view of a's memory, walked in a's own axis order (largest stride first), or None when
+    a does not fill one block of memory (a strided slice)."""
+    order = sorted(range(a.ndim), key=lambda k: -abs(a.strides[k]))
+    t = a.transpose(order)
+    return t.reshape(-1) if t.flags.c_contiguous else None
+
+
+def elementwise(fn, out, *inputs):
+    """fn(out_part, *input_parts) on matching parts of arrays of one shape, on threads.
+
+    The parts are runs of memory, so an array laid out as (C, N, H, W) behind an (N, C, H, W)
+    view is cut as well as a plain one. When the arrays are not laid out alike (or are small, or on
+    the GPU), fn runs once on the whole arrays.
+    """
+    if parts(out.size, out.size, out) > 1 and all(a.shape == out.shape for a in inputs):
+        flats = [_flat(a) for a in (out,) + inputs]
+        same_order = all(a.strides == out.strides for a in inputs)
+        if same_order and all(f is not None for f in flats):
+            split(lambda i, j: fn(*(f[i:j] for f in flats)), out.size, out)
+            return out
+    fn(out, *inputs)
+    return out

@@ -1,0 +1,226 @@
+"""The fast paths' threads (minicnn.ops.parallel) and the public switches set_impl / set_num_threads.
+
+What is checked: every part of a cut job runs exactly once and no part outlives the call; errors
+come back; the fast element-wise ops give the same bits as the plain ones whatever the layout and
+the number of threads; a convolution cut into parts equals the plain one and the uncut one; the
+switches work as functions and as context managers; a forked child gets threads of its own.
+"""
+
+import multiprocessing
+import os
+import threading
+import time
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import minicnn
+from minicnn import models, nn, ops, optim
+from minicnn.ops import parallel
+from minicnn.ops import impl as impl_module
+
+
+@pytest.fixture
+def cut_everything(monkeypatch):
+    """Make even tiny jobs worth cutting, so the tests reach the threaded code on small arrays."""
+    monkeypatch.setattr(parallel, "MIN_COPY", 1)
+    monkeypatch.setattr(parallel, "MIN_COMPUTE", 1)
+    yield
+    minicnn.set_num_threads(2)
+
+
+@given(n=st.integers(0, 40), threads=st.integers(1, 5))
+@settings(max_examples=40, deadline=None)
+def test_split_runs_every_row_exactly_once(n, threads):
+    minicnn.set_num_threads(threads)
+    old = parallel.MIN_COMPUTE
+    parallel.MIN_COMPUTE = 1
+    try:
+        hits = np.zeros(n, dtype=int)
+        seen = []
+
+        def part(i, j):
+            hits[i:j] += 1
+            seen.append((i, j, threading.get_ident()))
+        parallel.split(part, n, np.zeros(max(n, 1)))
+        assert (hits == 1).all()
+        assert len(seen) == (min(threads, n) if n >= 2 else 1)
+    finally:
+        parallel.MIN_COMPUTE = old
+        minicnn.set_num_threads(2)
+
+
+def test_split_raises_a_part_s_error_after_every_part_has_finished(cut_everything):
+    minicnn.set_num_threads(3)
+    finished = []
+
+    def part(i, j):
+        if i == 0:
+            raise ValueError("part 0 failed")
+        time.sleep(0.05)
+        finished.append(i)
+    with pytest.raises(ValueError, match="part 0 failed"):
+        parallel.split(part, 3, np.zeros(3))
+    assert sorted(finished) == [1, 2]  # the others ran to the end before the error came up
+
+    def late(i, j):
+        if i == 2:
+            raise KeyError("last part")
+    with pytest.raises(KeyError, match="last part"):
+        parallel.split(late, 3, np.zeros(3))
+
+
+def test_a_part_that_cuts_again_runs_inline_not_on_a_pool_it_would_wait_for(cut_everything):
+    minicnn.set_num_threads(2)
+    inner = []
+
+    def part(i, j):
+        parallel.split(lambda a, b: inner.append((a, b)), 10, np.zeros(10))
+    parallel.split(part, 2, np.zeros(2))
+    assert sorted(inner) == [(0, 10), (0, 10)]  # each outer part ran the inner job whole
+
+
+def test_set_num_threads_refuses_what_is_not_a_positive_int():
+    for bad in (0, -1, 1.5, True, "2"):
+        with pytest.raises(ValueError, match="positive int"):
+            minicnn.set_num_threads(bad)
+    minicnn.set_num_threads(3)
+    assert minicnn.get_num_threads() == 3
+    minicnn.set_num_threads(2)
+
+
+def layouts(rng, shape):
+    """The same values in the layouts the engine hands its ops: NCHW, conv2d's CNHW, a strided slice."""
+    a = rng.standard_normal(shape).astype(np.float32)
+    cnhw = np.ascontiguousarray(a.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
+    wide = np.zeros(shape[:3] + (2 * shape[3],), np.float32)
+    wide[..., ::2] = a
+    return {"nchw": a, "cnhw": cnhw, "strided": wide[..., ::2]}
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("layout", ["nchw", "cnhw", "strided"])
+@pytest.mark.parametrize("grad_layout", ["nchw", "cnhw"])
+def test_fast_tanh_and_relu_give_the_plain_bits_in_every_layout(threads, layout, grad_layout, cut_everything):
+    minicnn.set_num_threads(threads)
+    rng = np.random.default_rng(3)
+    x = layouts(rng, (5, 3, 4, 6))[layout]
+    x[0, 0, 0, :3] = [np.nan, np.inf, -np.inf]
+    dout = layouts(rng, (5, 3, 4, 6))[grad_layout]
+    for forward, backward in ((ops.tanh, ops.tanh_backward), (ops.relu, ops.relu_backward)):
+        with minicnn.set_impl("plain"):
+            want, want_cache = forward(x)
+            want_dx = backward(dout, want_cache)
+        out, cache = forward(x, impl="fast")
+        np.testing.assert_array_equal(out, want)
+        np.testing.assert_array_equal(backward(dout, cache), want_dx)
+        assert out.strides == want.strides  # laid out as the input, as the plain ufunc does
+
+
+@given(N=st.integers(1, 6), C=st.integers(1, 3), H=st.integers(3, 7), W=st.integers(3, 7), K=st.integers(1, 3),
+       stride=st.integers(1, 2), padding=st.integers(0, 2), threads=st.integers(2, 4))
+@settings(max_examples=30, deadline=None)
+def test_a_convolution_cut_over_the_batch_equals_the_uncut_one_bit_for_bit_and_the_plain_one(
+        N, C, H, W, K, stride, padding, threads):
+    rng = np.random.default_rng(N * 100 + H * 10 + W)
+    x = rng.standard_normal((N, C, H, W))
+    w, b = rng.standard_normal((4, C, K, K)), rng.standard_normal(4)
+    old = parallel.MIN_COPY
+    results = {}
+    try:
+        for cut in (False, True):
+            parallel.MIN_COPY = 1 if cut else 1 << 62
+            minicnn.set_num_threads(threads if cut else 1)
+            out, cache = ops.conv2d(x, w, b, stride, padding, impl="fast")
+            dout = np.random.default_rng(1).standard_normal(out.shape)
+            results[cut] = (out,) + ops.conv2d_backward(dout, cache)
+    finally:
+        parallel.MIN_COPY = old
+        minicnn.set_num_threads(2)
+    want_out, want_cache = ops.conv2d(x, w, b, stride, padding, impl="plain")
+    want = (want_out,) + ops.conv2d_backward(dout, want_cache)
+    for cut, uncut, plain in zip(results[True], results[False], want):
+        np.testing.assert_array_equal(cut, uncut)
+        np.testing.assert_allclose(cut, plain, rtol=1e-12, atol=1e-12)
+
+
+def test_set_impl_is_a_function_and_a_context_manager_and_restores_on_error():
+    assert minicnn.get_impl() == "fast"
+    with minicnn.set_impl("plain") as switch:
+        assert minicnn.get_impl() == "plain" and "plain" in repr(switch)
+        with minicnn.set_impl("fast"):
+            assert minicnn.get_impl() == "fast"
+        assert minicnn.get_impl() == "plain"
+    assert minicnn.get_impl() == "fast"
+    with pytest.raises(RuntimeError, match="inside"):
+        with minicnn.set_impl("plain"):
+            raise RuntimeError("inside")
+    assert minicnn.get_impl() == "fast"
+    minicnn.set_impl("plain")
+    try:
+        assert impl_module.IMPL == "plain"
+        x = np.ones((1, 1, 4, 4))
+        _, cache = ops.conv2d(x, np.ones((1, 1, 3, 3)))
+        assert cache[3].shape == (9, 4)  # the plain path's cache keeps col
+    finally:
+        minicnn.set_impl("fast")
+    with pytest.raises(ValueError, match="impl must be 'plain' or 'fast', got 'quick'"):
+        minicnn.set_impl("quick")
+    assert minicnn.get_impl() == "fast"
+
+
+def lenet_step_gradients():
+    minicnn.manual_seed(0)
+    net = models.lenet5()
+    x = np.random.default_rng(4).random((8, 1, 28, 28), dtype=np.float32)
+    nn.CrossEntropyLoss()(net(x), np.arange(8) % 10).backward()
+    return [p.grad.numpy() for p in net.parameters()]
+
+
+def test_a_lenet_step_under_set_impl_plain_equals_the_fast_one():
+    fast = lenet_step_gradients()
+    with minicnn.set_impl("plain"):
+        plain = lenet_step_gradients()
+    assert len(fast) == len(plain) == 10
+    for f, p in zip(fast, plain):
+        np.testing.assert_allclose(f, p, rtol=1e-4, atol=1e-5)
+
+
+def _child_conv(queue):
+    x = np.random.default_rng(5).standard_normal((64, 8, 16, 16)).astype(np.float32)
+    out, _ = ops.conv2d(x, np.ones((4, 8, 3, 3), np.float32), padding=1)
+    queue.put(float(out.sum()))
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork is a POSIX start method")
+def test_a_forked_child_gets_threads_of_its_own(cut_everything):
+    minicnn.set_num_threads(2)
+    parallel.split(lambda i, j: None, 4, np.zeros(4))  # the parent's pool exists now
+    x = np.random.default_rng(5).standard_normal((64, 8, 16, 16)).astype(np.float32)
+    want = float(ops.conv2d(x, np.ones((4, 8, 3, 3), np.float32), padding=1)[0].sum())
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_child_conv, args=(queue,))
+    child.start()
+    child.join(60)
+    assert child.exitcode == 0, "the forked child hung or failed"
+    assert queue.get(timeout=5) == pytest.approx(want, rel=1e-6)
+
+
+def test_training_with_two_threads_matches_one_thread_bit_for_bit(cut_everything):
+    results = []
+    for threads in (1, 2):
+        minicnn.set_num_threads(threads)
+        minicnn.manual_seed(0)
+        net = models.lenet5()
+        opt = optim.SGD(net.parameters(), lr=0.05, momentum=0.9)
+        x = np.random.default_rng(6).random((16, 1, 28, 28), dtype=np.float32)
+        for _ in range(2):
+            opt.zero_grad()
+            nn.CrossEntropyLoss()(net(x), np.arange(16) % 10).backward()
+            opt.step()
+        results.append([p.detach().numpy().copy() for p in net.parameters()])
+    for a, b in zip(*results):
+        np.testing.assert_array_equal(a, b)
