@@ -428,12 +428,18 @@ def layer_buffer_bytes(net):
 
 
 def lenet_scratch_bytes(N, train):
-    """What the scratch should hold after LeNet-5 calls on N images: one flat buffer per role, as big
-    as that role's largest use. col: C*KH*KW * N*OH*OW values per conv; dcol (training only) is the
-    same size, for every conv but the first (no dx there); xpad: the first conv's padded input
-    (1 x 32 x 32 per image); dout is never needed (tanh's gradient comes laid out as conv2d's output)."""
-    cols = [c * 25 * N * oh * oh * 4 for c, oh in ((1, 28), (6, 10), (16, 1))]
-    return max(cols) + (max(cols[1:]) if train else 0) + N * 32 * 32 * 4
+    """What the scratch should hold after LeNet-5 calls on N images (float32): one flat buffer per
+    role, as big as that role's largest use.
+      col   C*KH*KW * N*OH*OW per conv: conv1 (1*25 * N*28*28) is the largest;
+      xpad  conv1's padded input, 1 * N*32*32;
+    and in training, for the input gradients of conv2 and conv3 (conv1 needs none):
+      conv2 (stride 1, 14x14 grid for a 10x10 output: at most twice) col2im's on its grid:
+            dcol 6*25 * N*14*14, dout_grid 16 * N*14*14, dxpad 6 * (N*14*14 + 4*14 + 4);
+      conv3 (a 5x5 grid for a 1x1 output) by taps: dcol 16*25 * N*1*1 (smaller than conv2's)."""
+    held = 25 * N * 28 * 28 + N * 32 * 32
+    if train:
+        held += 6 * 25 * N * 196 + 16 * N * 196 + 6 * (N * 196 + 4 * 14 + 4)
+    return 4 * held
 
 
 def test_no_layer_keeps_a_buffer_the_scratch_keeps_one_per_role_and_the_graph_keeps_x_not_col():

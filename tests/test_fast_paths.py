@@ -209,7 +209,8 @@ def test_two_live_conv2d_caches_never_share_a_buffer(workspace):
 
 
 @pytest.mark.parametrize("padding", [0, 1, 2])
-def test_a_scratch_buffer_holds_nothing_a_result_depends_on(padding):
+@pytest.mark.parametrize("stride", [1, 2])  # stride 1: col2im on the padded grid; stride 2: by taps
+def test_a_scratch_buffer_holds_nothing_a_result_depends_on(padding, stride):
     """Every cell of a scratch view is written by the call that reads it, and nothing returned is a
     view of scratch: NaN written over every scratch buffer before and after each call changes nothing."""
     rng = np.random.default_rng(2)
@@ -217,17 +218,17 @@ def test_a_scratch_buffer_holds_nothing_a_result_depends_on(padding):
     workspace = conv_module.Workspace()
 
     def poison():
-        for role in ("col", "dcol", "dout", "xpad"):
+        for role in ("col", "dcol", "dout", "xpad", "dout_grid", "dxpad"):
             workspace.get(role, (10_000,), x)[...] = np.nan
     poison()
-    out, cache = F.conv2d(x, w, b, 2, padding, impl="fast", workspace=workspace)
+    out, cache = F.conv2d(x, w, b, stride, padding, impl="fast", workspace=workspace)
     assert cache[3] is x  # the cache keeps x, not col
     poison()
     dout = rng.standard_normal(out.shape[::-1]).transpose(3, 2, 1, 0)  # not laid out as out: the dout copy runs
     dx, dw, db = F.conv2d_backward(dout, cache)
     results = [a.copy() for a in (out, dx, dw, db)]
     poison()
-    want_out, want_cache = F.conv2d(x, w, b, 2, padding, impl="plain")
+    want_out, want_cache = F.conv2d(x, w, b, stride, padding, impl="plain")
     for got, kept, want in zip((out, dx, dw, db), results, (want_out,) + F.conv2d_backward(dout, want_cache)):
         np.testing.assert_array_equal(got, kept)  # the poison after the call did not reach the results
         np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)

@@ -483,11 +483,54 @@ def _conv2d_backward_fast(dout, x, w_g, w_shape, has_bias, stride, pads, dilatio
     db = dout_t.reshape(OC, -1).sum(axis=1) if has_bias else None
     if not input_grad:
         return None, dw, db
-    dcol = _buffer(workspace, "dcol", (C, KH, KW, N, OH, OW), dout)
-    xp.matmul(w_g.transpose(0, 2, 1), dout_g, out=dcol.reshape(G, -1, N * OH * OW))
-    dx_t = xp.zeros((C, N, H, W), dtype=dout.dtype)  # fresh: the caller may keep dx
-    _col2im_add(dx_t, dcol, stride, (pads[0][0], pads[1][0]), dilation)
+    (PT, PB), (PL, PR) = pads
+    Hp, Wp = PT + H + PB, PL + W + PR
+    if tuple(stride) == (1, 1) and Hp * Wp <= 2 * OH * OW:
+        dx_t = _col2im_shifted(dout_t, w_g, x.shape, KH, KW, pads, dilation, workspace)
+    else:
+        dcol = _buffer(workspace, "dcol", (C, KH, KW, N, OH, OW), dout)
+        xp.matmul(w_g.transpose(0, 2, 1), dout_g, out=dcol.reshape(G, -1, N * OH * OW))
+        dx_t = xp.zeros((C, N, H, W), dtype=dout.dtype)  # fresh: the caller may keep dx
+        _col2im_add(dx_t, dcol, stride, (PT, PL), dilation)
     return dx_t.transpose(1, 0, 2, 3), dw, db
+
+
+def _col2im_shifted(dout_t, w_g, x_shape, KH, KW, pads, dilation, workspace):
+    """dx_t (C, N, H, W) for a stride-1 convolution, by col2im on the padded grid.
+
+    Lay every image's padded grid (Hp x Wp) end to end in one row per channel, of L = N*Hp*Wp
+    cells. An output pixel p (counted on that grid) reads input cell p + off(i, j), off = i*DH*Wp
+    + j*DW, for tap (i, j). So if dcol is computed at every grid cell (dout is zero at the cells
+    that are no output pixel), each tap's share of dx is ONE contiguous add of a (C, L) block at
+    offset off, instead of N*C*OH strided runs of OW values. The cost: dcol's product runs over
+    Hp*Wp cells per image instead of OH*OW (the caller takes this path only when that is at most
+    twice as many). Every cell of the scratch buffers is written here before it is read.
+    """
+    xp = get_array_module(dout_t)
+    G, OCg, _ = w_g.shape
+    OC, N, OH, OW = dout_t.shape
+    C, H, W = x_shape[1], x_shape[2], x_shape[3]
+    (PT, PB), (PL, PR) = pads
+    Hp, Wp = PT + H + PB, PL + W + PR
+    L, last = N * Hp * Wp, dilation[0] * (KH - 1) * Wp + dilation[1] * (KW - 1)
+    grid = _buffer(workspace, "dout_grid", (OC, N, Hp, Wp), dout_t)  # dout on the grid, zeros elsewhere
+    grid[:, :, OH:], grid[:, :, :OH, OW:] = 0, 0
+    grid[:, :, :OH, :OW] = dout_t
+    dcol = _buffer(workspace, "dcol", (G, C // G * KH * KW, L), dout_t)
+    xp.matmul(w_g.transpose(0, 2, 1), grid.reshape(G, OCg, L), out=dcol)
+    dcol = dcol.reshape(C, KH, KW, L)
+    dpad = _buffer(workspace, "dxpad", (C, L + last), dout_t)  # the padded dx, one row per channel
+
+    def add(c0, c1):
+        dpad[c0:c1] = 0
+        for i in range(KH):
+            for j in range(KW):
+                off = i * dilation[0] * Wp + j * dilation[1]
+                dpad[c0:c1, off:off + L] += dcol[c0:c1, i, j]
+    parallel.split(add, C, dcol, min_size=parallel.MIN_COPY)
+    dx_t = xp.empty((C, N, H, W), dtype=dout_t.dtype)  # fresh: the caller may keep dx
+    dx_t[...] = dpad[:, :L].reshape(C, N, Hp, Wp)[:, :, PT:PT + H, PL:PL + W]
+    return dx_t
 
 
 def conv2d_naive(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
