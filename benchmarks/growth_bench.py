@@ -29,10 +29,13 @@ How to read it (log-log, time per image against N or S):
                        flat while the arrays fit the caches, and rises again if they no longer do.
     against the size   the work per image grows as S^2, so a slope of 2 (a constant GFLOP/s)
                        means the rate holds; a flatter start is the fixed cost again, a steeper
-                       end means the buffers (im2col is 9x the input) have left the cache and
-                       memory bandwidth sets the pace.
+                       end means the buffers (a 3x3 im2col matrix holds 9x the input) have left
+                       the cache and memory bandwidth sets the pace.
+The printed slopes (of log time per image between neighbouring points) are these bends in numbers.
+Measured figures, and where the bends fall on a given machine: benchmarks/PERFORMANCE.md, "Growth"
+(figures: run `python benchmarks/growth_bench.py`).
 
-    python benchmarks/growth_bench.py           # every point (a few minutes on 2 cores)
+    python benchmarks/growth_bench.py           # every point
     python benchmarks/growth_bench.py --quick   # fewer points, short blocks
 
 Writes benchmarks/results/growth_bench.json and growth_bench.png (four log-log panels: conv

@@ -27,15 +27,17 @@ that as a percent of the machine's float32 matrix-product rate, measured in the 
 for torch.mm with torch's thread count). The FLOPs are counted from the layers
 (_common.step_flops): 2 per multiply-add; a training step is the forward plus a backward in which
 each Conv2d and Linear costs twice its forward (dW and dX), the first one once (no dX for the
-images). A network made only of matrix products could at best reach 100%; what is left is the
-time spent outside them (copies, pooling, activations, the tape, the optimizer).
+images). 100% would mean every counted FLOP ran as fast as in one large product; the gap is the
+time spent outside the products (copies, pooling, activations, the tape, the optimizer) and the
+products' own shapes (small or thin ones run slower than 1024 x 1024).
 
 Targets (minicnn fast / torch, float32, 2 threads each): throughput in TARGETS, and peak RSS
 growth no larger than torch's, for training and for inference, at every network and batch
 (checked only when the RSS figures are measured, i.e. not with --quick).
 
 --backend cupy runs the same table on the GPU: minicnn on CuPy (minicnn.use('cupy')) against
-torch on CUDA (TF32 off on both sides, so that both compute in float32), each timed call ending in
+torch on CUDA (TF32 off in torch, so that both compute in float32; CuPy uses none unless
+CUPY_TF32=1 is set), each timed call ending in
 a device synchronize; the GEMM rate is CuPy's and torch's on the GPU, and the memory is the peak
 extra GPU memory of three steps (CuPy's memory pool, counted by a memory hook;
 torch.cuda.max_memory_allocated) instead of tracemalloc and RSS. Its targets are in GPU_TARGETS.
@@ -96,8 +98,8 @@ def select_backend(name):
     return None
 
 
-def torch_device(backend):
-    """Where torch's models and tensors go: 'cuda' for --backend cupy, else 'cpu'."""
+def device_name(backend):
+    """Where both libraries' models and tensors go: 'cuda' for --backend cupy, else 'cpu'."""
     return "cuda" if backend == "cupy" else "cpu"
 
 
@@ -107,9 +109,9 @@ def minicnn_tensor(array, backend):
 
 
 def torch_tensor(torch, array, backend):
-    """A NumPy array as a torch tensor on torch_device(backend) (the CPU: sharing its memory)."""
+    """A NumPy array as a torch tensor on device_name(backend) (the CPU: sharing its memory)."""
     t = torch.from_numpy(array)
-    return t if backend == "numpy" else t.to(torch_device(backend))
+    return t if backend == "numpy" else t.to(device_name(backend))
 
 
 def device_sync(backend, torch=None):
@@ -261,6 +263,8 @@ def minicnn_steps(name, x, y, impl, backend="numpy"):
     On the GPU each call ends in a device synchronize."""
     minicnn.seed(0)
     net, loss = getattr(models, name)(), nn.CrossEntropyLoss()
+    if backend != "numpy":  # built on the active backend already; to() makes sure of it
+        net.to(device_name(backend))
     opt = optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
     xt, yt = minicnn_tensor(x, backend), minicnn_tensor(y, backend)
 
@@ -291,6 +295,7 @@ def by_hand_step(name, x, y, backend="numpy"):
     net = getattr(models, name)()
     wrap = minicnn.from_numpy
     if backend != "numpy":
+        net.to(device_name(backend))
         x, y, wrap = to_device(x), to_device(y), minicnn.as_tensor
     opt = optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
     workspaces = {id(layer): conv_module.Workspace() for layer in net if isinstance(layer, nn.Conv2d)}
@@ -335,10 +340,11 @@ def by_hand_step(name, x, y, backend="numpy"):
 
 def torch_steps(torch, name, x, y, state, backend="numpy"):
     """(model, train step, inference call) closures for torch with the weights in state (NumPy
-    arrays), on torch_device(backend); on the GPU each call ends in torch.cuda.synchronize()."""
+    arrays), on device_name(backend); on the GPU each call ends in torch.cuda.synchronize()."""
     net, loss = torch_twin(torch, name), torch.nn.CrossEntropyLoss()
     net.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()})
-    net.to(torch_device(backend))
+    if backend != "numpy":
+        net.to(device_name(backend))
     opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
     xt, yt = torch_tensor(torch, x, backend), torch_tensor(torch, y, backend)
 

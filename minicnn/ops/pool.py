@@ -24,6 +24,7 @@ and max_unpool2d, which puts max pooling's winners back in place (from return_in
 from typing import NamedTuple
 
 from ..backend import get_array_module
+from . import parallel
 from .checks import pair
 from .conv import _tap
 from .impl import choose as _choose
@@ -189,17 +190,22 @@ def _max_pool2d_fast(x, g, nan_aware=False):
     xp = get_array_module(x)
     xpad = _padded(x, g, _lowest(x)) if g.padded_hw != x.shape[2:] else x
     windows = _windows(xpad, g)
-    # empty_like/copy(order="K") lay their arrays out like x (NCHW, or CNHW after conv2d).
-    out = windows[0].copy(order="K")
+    # empty_like lays its arrays out like x (NCHW, or CNHW after conv2d).
+    out = xp.empty_like(windows[0])
     argmax = xp.zeros_like(out, dtype=xp.uint8 if len(windows) <= 256 else xp.int32)
-    tap, rose = xp.empty_like(out), xp.empty_like(argmax)  # reused for every tap
-    for k, window in enumerate(windows[1:], start=1):
-        tap[...] = window  # one strided read; the comparisons below then run on contiguous memory
-        beats = _beats(tap, out) if nan_aware else tap > out  # k where tap k beats the maximum so far
-        xp.multiply(beats, rose.dtype.type(k), out=rose)
-        xp.maximum(out, tap, out=out)  # NaN propagates
-        # Taps come in increasing k, so the winner is the last tap at which the maximum rose.
-        xp.maximum(argmax, rose, out=argmax)
+
+    def part(n0, n1):  # images n0:n1, on one thread (ops.parallel)
+        o, best = out[n0:n1], argmax[n0:n1]
+        o[...] = windows[0][n0:n1]
+        tap, rose = xp.empty_like(o), xp.empty_like(best)  # reused for every tap
+        for k, window in enumerate(windows[1:], start=1):
+            tap[...] = window[n0:n1]  # one strided read; the comparisons below then run on contiguous memory
+            beats = _beats(tap, o) if nan_aware else tap > o  # k where tap k beats the maximum so far
+            xp.multiply(beats, rose.dtype.type(k), out=rose)
+            xp.maximum(o, tap, out=o)  # NaN propagates
+            # Taps come in increasing k, so the winner is the last tap at which the maximum rose.
+            xp.maximum(best, rose, out=best)
+    parallel.split(part, x.shape[0], xpad, min_size=parallel.MIN_COPY)
     if not nan_aware and out.dtype.kind == "f" and bool(xp.isnan(out).any()):
         # some window held a NaN: its output is NaN already; the winning tap needs torch's rule
         return _max_pool2d_fast(x, g, nan_aware=True)
@@ -216,13 +222,17 @@ def _max_pool2d_backward_fast(dout, cache):
         dxpad = (xp.empty_like if tiled else xp.zeros_like)(x, dtype=dout.dtype)
     else:
         dxpad = xp.zeros(x.shape[:2] + g.padded_hw, dtype=dout.dtype)
-    won = xp.empty_like(argmax, dtype=bool)  # reused for every tap
-    for k, dx_k in enumerate(_windows(dxpad, g)):
-        xp.equal(argmax, k, out=won)
-        if _disjoint(g):  # each input cell in one window at most: write, no read-add
-            xp.multiply(dout, won, out=dx_k)
-        else:
-            dx_k += dout * won
+
+    def part(n0, n1):  # images n0:n1, on one thread (ops.parallel)
+        d, best = dout[n0:n1], argmax[n0:n1]
+        won = xp.empty_like(best, dtype=bool)  # reused for every tap
+        for k, dx_k in enumerate(_windows(dxpad[n0:n1], g)):
+            xp.equal(best, k, out=won)
+            if _disjoint(g):  # each input cell in one window at most: write, no read-add
+                xp.multiply(d, won, out=dx_k)
+            else:
+                dx_k += d * won
+    parallel.split(part, dout.shape[0], dxpad, min_size=parallel.MIN_COPY)
     return _unpadded(dxpad, x.shape, g)
 
 
@@ -250,10 +260,15 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, count_include_pad=True, c
     divisor = _divisor(x, g, count_include_pad, divisor_override)
     if _choose(impl, "avg_pool2d") == "fast":
         windows = _windows(_padded(x, g, 0) if g.padded_hw != x.shape[2:] else x, g)
-        out = windows[0] + windows[1] if len(windows) > 1 else windows[0].copy()
-        for window in windows[2:]:
-            out += window
-        out /= divisor
+        out = xp.empty_like(windows[0])
+
+        def part(n0, n1):  # images n0:n1, on one thread (ops.parallel)
+            o = out[n0:n1]
+            o[...] = windows[0][n0:n1]
+            for window in windows[1:]:
+                o += window[n0:n1]
+            o /= divisor
+        parallel.split(part, x.shape[0], x, min_size=parallel.MIN_COPY)
         return out, ("fast", x, divisor, g)
     out = xp.zeros(x.shape[:2] + g.out_hw, dtype=x.dtype)
     for window in _windows(_padded(x, g, 0), g):
@@ -291,11 +306,18 @@ def avg_pool2d_backward(dout, cache):
     impl, x, divisor, g = cache
     share = dout / divisor
     dxpad = xp.zeros_like(x) if g.padded_hw == x.shape[2:] else xp.zeros(x.shape[:2] + g.padded_hw, x.dtype)
-    for dx_k in _windows(dxpad, g):
-        if impl == "fast" and _disjoint(g):
-            dx_k[...] = share
-        else:
+    if impl == "plain":
+        for dx_k in _windows(dxpad, g):
             dx_k += share  # dx_k is a view: this adds into dxpad
+        return _unpadded(dxpad, x.shape, g)
+
+    def part(n0, n1):  # images n0:n1, on one thread (ops.parallel)
+        for dx_k in _windows(dxpad[n0:n1], g):
+            if _disjoint(g):
+                dx_k[...] = share[n0:n1]
+            else:
+                dx_k += share[n0:n1]
+    parallel.split(part, dout.shape[0], dxpad, min_size=parallel.MIN_COPY)
     return _unpadded(dxpad, x.shape, g)
 
 
