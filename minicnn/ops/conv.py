@@ -40,7 +40,6 @@ import numbers
 import threading
 
 from ..backend import get_array_module
-from . import parallel
 from .checks import check_same_dtype, pair
 from .impl import choose
 
@@ -191,15 +190,14 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, impl=None, w
     N, C = x.shape[:2]
     OC, _, KH, KW = w.shape
     OH, OW = _output_hw(x.shape, KH, KW, stride, pads, dilation, "conv2d")
-    if impl == "plain":
-        col = im2col(x, KH, KW, stride, pads, dilation)
-    else:  # col is a scratch buffer, dead when this call returns; the backward makes it again from x
-        col = _im2col_fast(x, KH, KW, OH, OW, stride, pads, dilation, workspace)
+    if impl == "fast":  # the same products, image block by image block; the cache keeps x, not col
+        out = _conv2d_fast(x, w, b, OH, OW, stride, pads, dilation, G, workspace)
+        return out.transpose(1, 0, 2, 3), (x.shape, w, b is not None, x, stride, pads, dilation, G, impl, workspace)
+    col = im2col(x, KH, KW, stride, pads, dilation)
     out = (w.reshape(G, OC // G, -1) @ col.reshape(G, -1, N * OH * OW)).reshape(OC, N, OH, OW)
     if b is not None:
         out += b.reshape(OC, 1, 1, 1)
-    kept = col if impl == "plain" else x  # the textbook keeps col; the fast path keeps x, KH*KW times smaller
-    cache = (x.shape, w, b is not None, kept, stride, pads, dilation, G, impl, workspace)
+    cache = (x.shape, w, b is not None, col, stride, pads, dilation, G, impl, workspace)
     return out.transpose(1, 0, 2, 3), cache
 
 
@@ -215,7 +213,7 @@ def conv2d_backward(dout, cache, input_grad=True):
     OC, _, KH, KW = w.shape
     w_g = w.reshape(G, OC // G, -1)             # (G, OC/G, C/G*KH*KW)
     if impl == "plain":
-        col = kept
+        col = kept  # the fast path's cache keeps x here instead
         col_g = col.reshape(G, -1, col.shape[1])    # (G, C/G*KH*KW, N*OH*OW)
         dout_g = dout.transpose(1, 0, 2, 3).reshape(G, OC // G, -1)  # (G, OC/G, N*OH*OW)
         dw = (dout_g @ col_g.transpose(0, 2, 1)).reshape(w.shape)
@@ -291,13 +289,23 @@ def _fold_axis(d, axis, before, after, mode):
 
 # -- the fast path ----------------------------------------------------------------------
 #
-# The same im2col / col2im, three differences:
-#   - no padded copy of x: each tap copies only the pixels that fall inside the image and writes
-#     zeros where its window hangs over the padding, so every cell of col is written on every call;
-#   - col is a scratch buffer (below), used within one call: the forward multiplies it and drops it,
-#     and the backward makes it again from x. The cache keeps x, KH*KW times smaller than col,
-#     so a network's training step holds its activations, not one col per convolution;
-#   - the copies are cut over the batch and run on threads (ops.parallel): NumPy lets go of the GIL.
+# The same im2col, products and col2im, with three differences:
+#   - image block by image block: im2col of a few images at a time (a block's col is about
+#     CHUNK values), its products, and its col2im. So col never grows past a block, whatever the
+#     batch (the whole batch's col is KH*KW times an activation);
+#   - col and the other temporaries are scratch buffers (Workspace, below), used within one call:
+#     the forward multiplies col and drops it, the backward makes it again from x. The cache keeps
+#     x, so a training step holds its activations, not one col per convolution;
+#   - no padded copy of the whole x (each block is padded into scratch), and for a stride-1
+#     convolution the backward's col2im runs on the padded grid, one contiguous add per tap.
+
+CHUNK = 1 << 22  # values of col per image block (16 MiB of float32; smaller blocks made the products slower)
+
+
+def _blocks(N, per_image):
+    """Image ranges (n0, n1) covering range(N), each with at most CHUNK values of col (one image at least)."""
+    n = max(1, min(N, CHUNK // max(per_image, 1)))
+    return [(n0, min(N, n0 + n)) for n0 in range(0, N, n)]
 
 
 class Workspace:
@@ -413,124 +421,129 @@ def _im2col_into(col, x, stride, before, dilation):
     """Fill every cell of col (C, KH, KW, N, OH, OW) from x (N, C, H, W) without padding x: each
     tap copies the pixels inside the image and writes zeros where it sees the padding.
     before = (PT, PL), the padding above and left of the image; the output size OH, OW may end
-    anywhere (ConvTranspose2d's backward crops with it). Cut over N, on threads."""
+    anywhere (ConvTranspose2d's backward crops with it)."""
     C, KH, KW, N, OH, OW = col.shape
     xt = x.transpose(1, 0, 2, 3)  # (C, N, H, W), a view
-    taps = _taps(x.shape[2:], (OH, OW), KH, KW, stride, before, dilation)
-
-    def fill(n0, n1):
-        for i, j, inside, pad in taps:
-            dst = col[:, i, j, n0:n1]
-            if inside is not None:
-                (rows, cols), (orows, ocols) = inside
-                dst[:, :, orows, ocols] = xt[:, n0:n1, rows, cols]
-            for prows, pcols in pad:
-                dst[:, :, prows, pcols] = 0
-    parallel.split(fill, N, col, min_size=parallel.MIN_COPY)
+    for i, j, inside, pad in _taps(x.shape[2:], (OH, OW), KH, KW, stride, before, dilation):
+        if inside is not None:
+            (rows, cols), (orows, ocols) = inside
+            col[:, i, j, :, orows, ocols] = xt[:, :, rows, cols]
+        for prows, pcols in pad:
+            col[:, i, j, :, prows, pcols] = 0
 
 
 def _col2im_add(dx_t, dcol, stride, before, dilation):
     """The adjoint of _im2col_into: add each tap of dcol (C, KH, KW, N, OH, OW) into the
-    pixels of dx_t (C, N, H, W) it was copied from; the padding's share is dropped. Cut over N."""
+    pixels of dx_t (C, N, H, W) it was copied from; the padding's share is dropped."""
     C, KH, KW, N, OH, OW = dcol.shape
-    taps = _taps(dx_t.shape[2:], (OH, OW), KH, KW, stride, before, dilation)
-
-    def add(n0, n1):
-        for i, j, inside, _ in taps:
-            if inside is not None:
-                (rows, cols), (orows, ocols) = inside
-                dx_t[:, n0:n1, rows, cols] += dcol[:, i, j, n0:n1, orows, ocols]
-    parallel.split(add, N, dcol, min_size=parallel.MIN_COPY)
+    for i, j, inside, _ in _taps(dx_t.shape[2:], (OH, OW), KH, KW, stride, before, dilation):
+        if inside is not None:
+            (rows, cols), (orows, ocols) = inside
+            dx_t[:, :, rows, cols] += dcol[:, i, j, :, orows, ocols]
 
 
 def _im2col_fast(x, KH, KW, OH, OW, stride, pads, dilation, workspace):
-    """col (C*KH*KW, N*OH*OW) of x in a scratch buffer (valid until the caller returns): im2col's
-    copies, with the padded x in scratch too; both cut over N, on threads. Every cell of both is
-    written here (the padding's zeros included), so they depend on nothing a former call left."""
+    """col (C*KH*KW, n*OH*OW) of the n images of x in a scratch buffer (valid until the caller
+    returns), with the padded x in scratch too. Every cell of both is written here (the padding's
+    zeros included), so they depend on nothing a former call left in them."""
     N, C, H, W = x.shape
     (PT, PB), (PL, PR) = pads
     col = _buffer(workspace, "col", (C, KH, KW, N, OH, OW), x)
-    xt = x.transpose(1, 0, 2, 3)  # (C, N, H, W), a view
-    src = xt if not (PT or PB or PL or PR) else _buffer(workspace, "xpad", (C, N, PT + H + PB, PL + W + PR), x)
-
-    def fill(n0, n1):
-        if src is not xt:  # zeros around a copy of x
-            part = src[:, n0:n1]
-            part[:, :, :PT], part[:, :, PT + H:], part[:, :, PT:PT + H, :PL], part[:, :, PT:PT + H, PL + W:] = 0, 0, 0, 0
-            part[:, :, PT:PT + H, PL:PL + W] = xt[:, n0:n1]
-        for i in range(KH):
-            for j in range(KW):
-                rows, cols = _tap(i, j, OH, OW, stride, dilation)
-                col[:, i, j, n0:n1] = src[:, n0:n1, rows, cols]
-    parallel.split(fill, N, col, min_size=parallel.MIN_COPY)
+    src = x.transpose(1, 0, 2, 3)  # (C, N, H, W), a view
+    if PT or PB or PL or PR:  # zeros around a copy of x
+        pad = _buffer(workspace, "xpad", (C, N, PT + H + PB, PL + W + PR), x)
+        pad[:, :, :PT], pad[:, :, PT + H:], pad[:, :, PT:PT + H, :PL], pad[:, :, PT:PT + H, PL + W:] = 0, 0, 0, 0
+        pad[:, :, PT:PT + H, PL:PL + W] = src
+        src = pad
+    for i in range(KH):
+        for j in range(KW):
+            col[:, i, j] = src[(Ellipsis, *_tap(i, j, OH, OW, stride, dilation))]
     return col.reshape(C * KH * KW, N * OH * OW)
 
 
+def _conv2d_fast(x, w, b, OH, OW, stride, pads, dilation, G, workspace):
+    """conv2d's out (OC, N, OH, OW), block of images by block: out[:, n0:n1] = W @ im2col(x[n0:n1])."""
+    xp = get_array_module(x)
+    N, C = x.shape[:2]
+    OC, _, KH, KW = w.shape
+    w_g = w.reshape(G, OC // G, -1)
+    out = xp.empty((OC, N, OH, OW), dtype=x.dtype)
+    for n0, n1 in _blocks(N, C * KH * KW * OH * OW):
+        col = _im2col_fast(x[n0:n1], KH, KW, OH, OW, stride, pads, dilation, workspace)
+        part = out[:, n0:n1].reshape(G, OC // G, (n1 - n0) * OH * OW)  # a view (rows N*OH*OW apart)
+        xp.matmul(w_g, col.reshape(G, -1, col.shape[1]), out=part)
+        if b is not None:
+            part += b.reshape(G, OC // G, 1)
+    return out
+
+
 def _conv2d_backward_fast(dout, x, w_g, w_shape, has_bias, stride, pads, dilation, workspace, input_grad):
-    """conv2d_backward's formulas with col made again from x, and dcol in scratch."""
+    """conv2d_backward's formulas, block of images by block, with col made again from x:
+    dW = sum over blocks of dout_block @ col_block^T, and dx[block] = col2im(W^T @ dout_block)."""
     xp = get_array_module(dout)
-    G, OCg = w_g.shape[:2]
+    G, OCg, Kg = w_g.shape
     OC, _, KH, KW = w_shape
     N, C, H, W = x.shape
     OH, OW = dout.shape[2:]
-    dout_t = dout.transpose(1, 0, 2, 3)  # (OC, N, OH, OW): free when dout is laid out like conv2d's out
-    if not dout_t.flags.c_contiguous:  # else one copy, into scratch
-        dout_t = _buffer(workspace, "dout", dout_t.shape, dout)
-        dout_t[...] = dout.transpose(1, 0, 2, 3)
-    dout_g = dout_t.reshape(G, OCg, -1)
-    col = _im2col_fast(x, KH, KW, OH, OW, stride, pads, dilation, workspace)
-    dw = (dout_g @ col.reshape(G, -1, col.shape[1]).transpose(0, 2, 1)).reshape(w_shape)
-    db = dout_t.reshape(OC, -1).sum(axis=1) if has_bias else None
-    if not input_grad:
-        return None, dw, db
     (PT, PB), (PL, PR) = pads
     Hp, Wp = PT + H + PB, PL + W + PR
-    if tuple(stride) == (1, 1) and Hp * Wp <= 2 * OH * OW:
-        dx_t = _col2im_shifted(dout_t, w_g, x.shape, KH, KW, pads, dilation, workspace)
-    else:
-        dcol = _buffer(workspace, "dcol", (C, KH, KW, N, OH, OW), dout)
-        xp.matmul(w_g.transpose(0, 2, 1), dout_g, out=dcol.reshape(G, -1, N * OH * OW))
-        dx_t = xp.zeros((C, N, H, W), dtype=dout.dtype)  # fresh: the caller may keep dx
-        _col2im_add(dx_t, dcol, stride, (PT, PL), dilation)
-    return dx_t.transpose(1, 0, 2, 3), dw, db
+    # stride 1, and a padded grid at most twice the output: col2im on the grid (see _col2im_shifted)
+    on_grid = input_grad and tuple(stride) == (1, 1) and Hp * Wp <= 2 * OH * OW
+    dout_t = dout.transpose(1, 0, 2, 3)  # (OC, N, OH, OW): laid out so when dout is laid out like conv2d's out
+    dw = xp.zeros((G, OCg, Kg), dtype=dout.dtype)
+    dx_t = None
+    if input_grad:  # fresh: the caller may keep dx. col2im by taps adds into it; on the grid writes all of it
+        dx_t = (xp.empty if on_grid else xp.zeros)((C, N, H, W), dtype=dout.dtype)
+    for n0, n1 in _blocks(N, C * KH * KW * (Hp * Wp if on_grid else OH * OW)):
+        d = dout_t[:, n0:n1]
+        if not d.flags.c_contiguous:  # copy the block into scratch
+            d = _buffer(workspace, "dout", d.shape, dout)
+            d[...] = dout_t[:, n0:n1]
+        d_g = d.reshape(G, OCg, -1)
+        col = _im2col_fast(x[n0:n1], KH, KW, OH, OW, stride, pads, dilation, workspace)
+        dw += d_g @ col.reshape(G, Kg, -1).transpose(0, 2, 1)
+        if on_grid:
+            _col2im_shifted(dx_t[:, n0:n1], d, w_g, KH, KW, pads, dilation, workspace)
+        elif input_grad:
+            dcol = _buffer(workspace, "dcol", (C, KH, KW, n1 - n0, OH, OW), dout)
+            xp.matmul(w_g.transpose(0, 2, 1), d_g, out=dcol.reshape(G, Kg, -1))
+            _col2im_add(dx_t[:, n0:n1], dcol, stride, (PT, PL), dilation)
+    db = dout_t.sum(axis=(1, 2, 3)) if has_bias else None
+    return (None if dx_t is None else dx_t.transpose(1, 0, 2, 3)), dw.reshape(w_shape), db
 
 
-def _col2im_shifted(dout_t, w_g, x_shape, KH, KW, pads, dilation, workspace):
-    """dx_t (C, N, H, W) for a stride-1 convolution, by col2im on the padded grid.
+def _col2im_shifted(dx_t, dout_t, w_g, KH, KW, pads, dilation, workspace):
+    """Write dx_t (C, n, H, W) of a stride-1 convolution from dout_t (OC, n, OH, OW), by col2im
+    on the padded grid.
 
-    Lay every image's padded grid (Hp x Wp) end to end in one row per channel, of L = N*Hp*Wp
+    Lay the n images' padded grids (Hp x Wp) end to end in one row per channel, of L = n*Hp*Wp
     cells. An output pixel p (counted on that grid) reads input cell p + off(i, j), off = i*DH*Wp
     + j*DW, for tap (i, j). So if dcol is computed at every grid cell (dout is zero at the cells
     that are no output pixel), each tap's share of dx is ONE contiguous add of a (C, L) block at
-    offset off, instead of N*C*OH strided runs of OW values. The cost: dcol's product runs over
+    offset off, instead of n*C*OH strided runs of OW values. The cost: dcol's product runs over
     Hp*Wp cells per image instead of OH*OW (the caller takes this path only when that is at most
     twice as many). Every cell of the scratch buffers is written here before it is read.
     """
     xp = get_array_module(dout_t)
-    G, OCg, _ = w_g.shape
-    OC, N, OH, OW = dout_t.shape
-    C, H, W = x_shape[1], x_shape[2], x_shape[3]
+    G, OCg, Kg = w_g.shape
+    OC, n, OH, OW = dout_t.shape
+    C, _, H, W = dx_t.shape
     (PT, PB), (PL, PR) = pads
     Hp, Wp = PT + H + PB, PL + W + PR
-    L, last = N * Hp * Wp, dilation[0] * (KH - 1) * Wp + dilation[1] * (KW - 1)
-    grid = _buffer(workspace, "dout_grid", (OC, N, Hp, Wp), dout_t)  # dout on the grid, zeros elsewhere
+    L, last = n * Hp * Wp, dilation[0] * (KH - 1) * Wp + dilation[1] * (KW - 1)
+    grid = _buffer(workspace, "dout_grid", (OC, n, Hp, Wp), dout_t)  # dout on the grid, zeros elsewhere
     grid[:, :, OH:], grid[:, :, :OH, OW:] = 0, 0
     grid[:, :, :OH, :OW] = dout_t
-    dcol = _buffer(workspace, "dcol", (G, C // G * KH * KW, L), dout_t)
+    dcol = _buffer(workspace, "dcol", (G, Kg, L), dout_t)
     xp.matmul(w_g.transpose(0, 2, 1), grid.reshape(G, OCg, L), out=dcol)
     dcol = dcol.reshape(C, KH, KW, L)
     dpad = _buffer(workspace, "dxpad", (C, L + last), dout_t)  # the padded dx, one row per channel
-
-    def add(c0, c1):
-        dpad[c0:c1] = 0
-        for i in range(KH):
-            for j in range(KW):
-                off = i * dilation[0] * Wp + j * dilation[1]
-                dpad[c0:c1, off:off + L] += dcol[c0:c1, i, j]
-    parallel.split(add, C, dcol, min_size=parallel.MIN_COPY)
-    dx_t = xp.empty((C, N, H, W), dtype=dout_t.dtype)  # fresh: the caller may keep dx
-    dx_t[...] = dpad[:, :L].reshape(C, N, Hp, Wp)[:, :, PT:PT + H, PL:PL + W]
-    return dx_t
+    dpad[...] = 0
+    for i in range(KH):
+        for j in range(KW):
+            off = i * dilation[0] * Wp + j * dilation[1]
+            dpad[:, off:off + L] += dcol[:, i, j]
+    dx_t[...] = dpad[:, :L].reshape(C, n, Hp, Wp)[:, :, PT:PT + H, PL:PL + W]
 
 
 def conv2d_naive(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):

@@ -24,7 +24,10 @@ from concurrent.futures import ThreadPoolExecutor
 MIN_COPY = 1 << 20
 MIN_COMPUTE = 1 << 16
 
-_state = {"threads": max(1, min(os.cpu_count() or 1, 8)), "pool": None, "pid": None}
+# One thread (no cutting) unless asked: on the 2-core machine measured, a second thread lost time in
+# every training and inference step (OpenBLAS's threads keep spinning on the other core after each
+# product, so the two fight for it; see the README's "Threads"). Where it pays, set_num_threads(n).
+_state = {"threads": 1, "pool": None, "pid": None}
 _local = threading.local()  # .inside: this thread is running a part
 
 
