@@ -21,7 +21,6 @@ from _common import (RESULTS, describe, fmt_seconds, import_torch, interleaved, 
                      table, write_json)
 
 import minicnn
-from minicnn.ops import conv as conv_module
 
 CASES = [
     {"name": "depthwise 3x3 (MobileNet block)", "input": (32, 64, 32, 32), "impls": ("plain", "fast"),
