@@ -25,11 +25,11 @@ loop of G im2col calls and G products would do the same arithmetic, but a depthw
 (G = C, up to hundreds of groups) would then pay the call overhead G times per step.
 
 Two implementations of the same math, selected by minicnn.set_impl (or impl= per call):
-    'plain'  im2col / col2im as written above: a zero-padded copy of x, fresh buffers every call.
-    'fast'   the same slices, but no padded copy (each tap copies only the pixels that fall
-             inside the image; the rest of col stays zero), and, when the caller passes a
-             Workspace (Conv2d does), col and the backward's temporaries are reused from
-             call to call instead of being allocated (and page-faulted in) every step.
+    'plain'  im2col / col2im as written above: a zero-padded copy of x, fresh buffers every call,
+             and the cache keeps col for the backward. Read this one first.
+    'fast'   (at the end of this file) the same slices and products, image block by image block
+             in reused scratch buffers; the cache keeps x and the backward makes col again, so
+             no col outlives its call; a stride-1 col2im runs on the padded grid.
 
 padding_mode 'reflect', 'replicate' and 'circular' (torch's Conv2d) are not a convolution's
 business: the layer pads with pad2d below (its own forward/backward pair) and convolves with no padding.
@@ -285,6 +285,58 @@ def _fold_axis(d, axis, before, after, mode):
         dx[at(n - before, n)] += head
         dx[at(0, after)] += tail
     return dx
+
+
+# -- the definition, one output value at a time -------------------------------------------
+
+
+def conv2d_naive(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
+    """conv2d by the definition, one output value at a time. Same shapes as conv2d.
+
+    out[n, o, p, q] = b[o] + sum_{c,i,j} w[o, c, i, j] * xpad[n, g*C/G + c, p*SH + i*DH, q*SW + j*DW],
+    g = o // (OC/G) the group of output channel o, c over its C/G input channels.
+    Kept as the teaching reference and the benchmark baseline: it is very slow.
+    """
+    xp = get_array_module(x)
+    (SH, SW), pads, (DH, DW), G = _check_conv_args(x, w, b, stride, padding, dilation, groups, "conv2d_naive")
+    N = x.shape[0]
+    OC, Cg, KH, KW = w.shape
+    OH, OW = _output_hw(x.shape, KH, KW, (SH, SW), pads, (DH, DW), "conv2d_naive")
+    xpad = xp.pad(x, ((0, 0), (0, 0)) + pads)
+    out = xp.zeros((N, OC, OH, OW), dtype=x.dtype)
+    for n in range(N):
+        for o in range(OC):
+            g = o // (OC // G)
+            for p in range(OH):
+                for q in range(OW):
+                    window = xpad[n, g * Cg:(g + 1) * Cg, p * SH:p * SH + DH * (KH - 1) + 1:DH,
+                                  q * SW:q * SW + DW * (KW - 1) + 1:DW]
+                    out[n, o, p, q] = (window * w[o]).sum() + (b[o] if b is not None else 0)
+    return out, (x, w, b is not None, (SH, SW), pads, (DH, DW), G)
+
+
+def conv2d_naive_backward(dout, cache):
+    """Gradients of conv2d_naive by the same loops: each output value sends dout back to
+    the window it read (dx) and to the weights it used (dw)."""
+    x, w, has_bias, (SH, SW), pads, (DH, DW), G = cache
+    xp = get_array_module(x)
+    N, OC, OH, OW = dout.shape
+    _, Cg, KH, KW = w.shape
+    xpad = xp.pad(x, ((0, 0), (0, 0)) + pads)
+    dxpad = xp.zeros_like(xpad)
+    dw = xp.zeros_like(w)
+    for n in range(N):
+        for o in range(OC):
+            channels = slice(o // (OC // G) * Cg, (o // (OC // G) + 1) * Cg)
+            for p in range(OH):
+                for q in range(OW):
+                    rows = slice(p * SH, p * SH + DH * (KH - 1) + 1, DH)
+                    cols = slice(q * SW, q * SW + DW * (KW - 1) + 1, DW)
+                    dw[o] += dout[n, o, p, q] * xpad[n, channels, rows, cols]
+                    dxpad[n, channels, rows, cols] += dout[n, o, p, q] * w[o]
+    db = dout.sum(axis=(0, 2, 3)) if has_bias else None
+    (PT, _), (PL, _) = pads
+    return dxpad[:, :, PT:PT + x.shape[2], PL:PL + x.shape[3]], dw, db
 
 
 # -- the fast path ----------------------------------------------------------------------
@@ -545,52 +597,3 @@ def _col2im_shifted(dx_t, dout_t, w_g, KH, KW, pads, dilation, workspace):
             off = i * dilation[0] * Wp + j * dilation[1]
             dpad[:, off:off + L] += dcol[:, i, j]
     dx_t[...] = dpad[:, :L].reshape(C, n, Hp, Wp)[:, :, PT:PT + H, PL:PL + W]
-
-
-def conv2d_naive(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
-    """conv2d by the definition, one output value at a time. Same shapes as conv2d.
-
-    out[n, o, p, q] = b[o] + sum_{c,i,j} w[o, c, i, j] * xpad[n, g*C/G + c, p*SH + i*DH, q*SW + j*DW],
-    g = o // (OC/G) the group of output channel o, c over its C/G input channels.
-    Kept as the teaching reference and the benchmark baseline: it is very slow.
-    """
-    xp = get_array_module(x)
-    (SH, SW), pads, (DH, DW), G = _check_conv_args(x, w, b, stride, padding, dilation, groups, "conv2d_naive")
-    N = x.shape[0]
-    OC, Cg, KH, KW = w.shape
-    OH, OW = _output_hw(x.shape, KH, KW, (SH, SW), pads, (DH, DW), "conv2d_naive")
-    xpad = xp.pad(x, ((0, 0), (0, 0)) + pads)
-    out = xp.zeros((N, OC, OH, OW), dtype=x.dtype)
-    for n in range(N):
-        for o in range(OC):
-            g = o // (OC // G)
-            for p in range(OH):
-                for q in range(OW):
-                    window = xpad[n, g * Cg:(g + 1) * Cg, p * SH:p * SH + DH * (KH - 1) + 1:DH,
-                                  q * SW:q * SW + DW * (KW - 1) + 1:DW]
-                    out[n, o, p, q] = (window * w[o]).sum() + (b[o] if b is not None else 0)
-    return out, (x, w, b is not None, (SH, SW), pads, (DH, DW), G)
-
-
-def conv2d_naive_backward(dout, cache):
-    """Gradients of conv2d_naive by the same loops: each output value sends dout back to
-    the window it read (dx) and to the weights it used (dw)."""
-    x, w, has_bias, (SH, SW), pads, (DH, DW), G = cache
-    xp = get_array_module(x)
-    N, OC, OH, OW = dout.shape
-    _, Cg, KH, KW = w.shape
-    xpad = xp.pad(x, ((0, 0), (0, 0)) + pads)
-    dxpad = xp.zeros_like(xpad)
-    dw = xp.zeros_like(w)
-    for n in range(N):
-        for o in range(OC):
-            channels = slice(o // (OC // G) * Cg, (o // (OC // G) + 1) * Cg)
-            for p in range(OH):
-                for q in range(OW):
-                    rows = slice(p * SH, p * SH + DH * (KH - 1) + 1, DH)
-                    cols = slice(q * SW, q * SW + DW * (KW - 1) + 1, DW)
-                    dw[o] += dout[n, o, p, q] * xpad[n, channels, rows, cols]
-                    dxpad[n, channels, rows, cols] += dout[n, o, p, q] * w[o]
-    db = dout.sum(axis=(0, 2, 3)) if has_bias else None
-    (PT, _), (PL, _) = pads
-    return dxpad[:, :, PT:PT + x.shape[2], PL:PL + x.shape[3]], dw, db
