@@ -7,7 +7,7 @@ for any Module, custom forward included; trace() also follows the tape's nodes t
 backward(). They are inspections: the model's mode (of every module), parameter gradients,
 and minicnn's random generator are left exactly as they were, and a forward of the model
 still waiting for its backward is not disturbed: each forward's caches live in its own graph,
-and a Conv2d's im2col workspace lends a buffer to one live cache at a time (ops.conv.Workspace).
+and no cache holds a scratch buffer (a Conv2d's cache keeps its input; ops.conv.scratch).
 """
 
 import builtins
