@@ -265,7 +265,7 @@ def test_two_forwards_then_two_backwards_in_either_order_accumulate_torchs_gradi
     ours, theirs = built()
     rng = np.random.default_rng(5)
     warmed_up(ours, rng, [(4, 6, 6), (4, 6, 6)])
-    (x1, y1), (x2, y2) = batch(rng, 4, 6, 6), batch(rng, 4, 6, 6)  # one key: only the lease keeps their cols apart
+    (x1, y1), (x2, y2) = batch(rng, 4, 6, 6), batch(rng, 4, 6, 6)  # same sizes: each cache keeps its own x
     for lib, net, tensor in ((nn, ours, minicnn.tensor), (T, theirs, torch.tensor)):
         loss1 = lib.CrossEntropyLoss()(net(tensor(x1)), tensor(y1))
         loss2 = lib.CrossEntropyLoss()(net(tensor(x2)), tensor(y2))
@@ -424,7 +424,10 @@ def test_frozen_parameters_get_no_gradient_and_are_not_stepped_like_torch(make_o
 
 
 def layer_buffer_bytes(net):
-    return sum(m._workspace.nbytes() for m in net.modules() if isinstance(m, nn.Conv2d))
+    """Bytes of arrays a layer holds beyond its parameters and buffers (none: convolutions use scratch)."""
+    known = {id(a.array) for a in list(net.parameters()) + list(net.buffers())}
+    return sum(v.nbytes for m in net.modules() for v in vars(m).values()
+               if hasattr(v, "nbytes") and hasattr(v, "dtype") and id(v) not in known)
 
 
 def test_no_layer_keeps_a_buffer_the_scratch_does_not_grow_with_the_batch_and_the_graph_keeps_x_not_col(monkeypatch):

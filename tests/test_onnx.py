@@ -216,54 +216,8 @@ needs_torch = pytest.mark.skipif(torch is None, reason="torch is not installed: 
 
 def torch_resnet20():
     """minicnn.models.resnet20 written in torch (akamaster/pytorch_resnet_cifar10's code)."""
-    tnn, tF = torch.nn, torch.nn.functional
-
-    class PadShortcut(tnn.Module):
-        def __init__(self, pad):
-            super().__init__()
-            self.pad = pad
-
-        def forward(self, x):
-            return tF.pad(x[:, :, ::2, ::2], (0, 0, 0, 0, self.pad, self.pad), "constant", 0)
-
-    class BasicBlock(tnn.Module):
-        def __init__(self, in_planes, planes, stride=1):
-            super().__init__()
-            self.conv1 = tnn.Conv2d(in_planes, planes, 3, stride, 1, bias=False)
-            self.bn1 = tnn.BatchNorm2d(planes)
-            self.conv2 = tnn.Conv2d(planes, planes, 3, 1, 1, bias=False)
-            self.bn2 = tnn.BatchNorm2d(planes)
-            self.shortcut = tnn.Sequential()
-            if stride != 1 or in_planes != planes:
-                self.shortcut = PadShortcut((planes - in_planes) // 2)
-
-        def forward(self, x):
-            out = torch.relu(self.bn1(self.conv1(x)))
-            return torch.relu(self.bn2(self.conv2(out)) + self.shortcut(x))
-
-    class ResNet(tnn.Module):
-        def __init__(self, num_classes=10):
-            super().__init__()
-            self.in_planes = 16
-            self.conv1 = tnn.Conv2d(3, 16, 3, 1, 1, bias=False)
-            self.bn1 = tnn.BatchNorm2d(16)
-            self.layer1, self.layer2, self.layer3 = (self._make_layer(p, s) for p, s in ((16, 1), (32, 2), (64, 2)))
-            self.linear = tnn.Linear(64, num_classes)
-
-        def _make_layer(self, planes, stride):
-            layers = []
-            for s in [stride, 1, 1]:
-                layers.append(BasicBlock(self.in_planes, planes, s))
-                self.in_planes = planes
-            return tnn.Sequential(*layers)
-
-        def forward(self, x):
-            out = torch.relu(self.bn1(self.conv1(x)))
-            out = self.layer3(self.layer2(self.layer1(out)))
-            out = tF.avg_pool2d(out, out.size()[3])
-            return self.linear(out.view(out.size(0), -1))
-
-    return ResNet()
+    from torch_twins import TorchResNet  # imports torch: only once torch is known to be there
+    return TorchResNet()
 
 
 def torch_twin(model):

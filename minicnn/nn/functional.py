@@ -12,7 +12,7 @@ accepted where torch takes Tensors and are wrapped (they do not require a gradie
 import functools
 
 from .. import ops
-from ..autograd import is_grad_enabled, record
+from ..autograd import record
 from ..ops import tensor as T
 from ..ops import pool as _pool, upsample as _upsample
 from ..ops import conv as _conv, conv_transpose as _conv_transpose
@@ -45,17 +45,15 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     return record(out, backward, cache, (input, weight, bias), "conv2d")
 
 
-def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1,
-                     _workspace=None):
+def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
     """input (N, C_in, H, W), weight (C_in, C_out/groups, KH, KW), bias (C_out,) -> (N, C_out, OH, OW).
 
     OH = (H - 1)*SH - 2*PH + DH*(KH - 1) + OPH + 1. The adjoint of conv2d: its forward is conv2d's
     input gradient, col2im(W^T @ x) (see minicnn.ops.conv_transpose). Arguments in torch's order.
     """
     input, weight, bias = _t(input), _t(weight), _t(bias)
-    # (no cache holds a workspace buffer here: each is used only within one call)
     out, cache = _conv_transpose.conv_transpose2d(input.array, weight.array, _arr(bias), stride, padding,
-                                                  output_padding, groups, dilation, workspace=_workspace)
+                                                  output_padding, groups, dilation)
     backward = functools.partial(_conv_transpose.conv_transpose2d_backward, input_grad=input.requires_grad)
     return record(out, backward, cache, (input, weight, bias), "conv_transpose2d")
 

@@ -10,7 +10,7 @@ import numpy as np
 
 from ..backend import get_array_module, get_xp
 from ..ops.checks import pair
-from ..ops.conv import PADDING_MODES, Workspace, check_groups, conv_padding
+from ..ops.conv import PADDING_MODES, check_groups, conv_padding
 from ..ops.conv_transpose import conv_transpose_output_size
 from .._tensor import Tensor, as_tensor
 from . import describe
@@ -95,7 +95,6 @@ class _Conv(_Layer):
         # kaiming_uniform_(a=sqrt(5)) with fan_in = weight.shape[1] * KH * KW, as torch: for
         # ConvTranspose2d that is C_out/groups * KH * KW (torch's choice, kept for the same weights' scale)
         init.torch_default_(self.weight, self.bias)
-        self._workspace = Workspace()  # ConvTranspose2d's backward col, reused from step to step (ops.conv.Workspace)
 
     def _check_channels(self, x):
         if x.shape[1] != self.in_channels:
@@ -246,7 +245,7 @@ class ConvTranspose2d(_Conv):
     def _transposed(self, x, output_padding):
         self._check_channels(x)
         return self._run(F.conv_transpose2d, x, self.weight, self.bias, self.stride, self.padding, output_padding,
-                         self.groups, self.dilation, _workspace=self._workspace if self.training else None)
+                         self.groups, self.dilation)
 
     def _output_padding(self, x, output_size):
         """self.output_padding, or the one that gives output_size ((OH, OW), or the whole shape), as torch."""

@@ -388,18 +388,9 @@ class Workspace:
             self._buffers[key] = flat = xp.empty(max(nbytes, 1), dtype=xp.uint8)
         return flat[:nbytes].view(like.dtype).reshape(shape)
 
-    def lease(self, role, key, shape, like, zero=False):
-        """A _Lease on a buffer that one cache holds past the call (ConvTranspose2d's backward col):
-        the one that came back under the same key (which includes what decides its zeros), else a new one."""
-        xp = get_array_module(like)
-        key = (tuple(shape), like.dtype, xp.__name__) + tuple(key)
-        held = self._buffers.pop(("lease", role), None)
-        array = held[1] if held is not None and held[0] == key else (xp.zeros if zero else xp.empty)(shape, like.dtype)
-        return _Lease(self, role, key, array)
-
     def nbytes(self):
         """Bytes held while no call is running."""
-        return sum(a[1].nbytes if isinstance(a, tuple) else a.nbytes for a in self._buffers.values())
+        return sum(a.nbytes for a in self._buffers.values())
 
     def clear(self):
         """Give every buffer back (the next call allocates again)."""
@@ -407,18 +398,6 @@ class Workspace:
 
     def __deepcopy__(self, memo):
         return Workspace()  # a copy of a layer starts with its own, empty workspace
-
-
-class _Lease:
-    """A workspace buffer held by one cache; returned to the workspace when that cache is dropped."""
-
-    __slots__ = ("workspace", "role", "key", "array")
-
-    def __init__(self, workspace, role, key, array):
-        self.workspace, self.role, self.key, self.array = workspace, role, key, array
-
-    def __del__(self):
-        self.workspace._buffers[("lease", self.role)] = (self.key, self.array)
 
 
 _threads = threading.local()

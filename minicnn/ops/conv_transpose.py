@@ -23,8 +23,8 @@ comes from group g of the input, all groups in one batched matmul.
 Two implementations, as for conv2d (minicnn.set_impl, or impl= per call):
     'plain'  col2im into the full, uncropped output, then the crop; im2col of a zero-extended dy.
     'fast'   the same slices, but each tap adds only the pixels that land inside the cropped
-             output (and im2col reads only those), so there is no full-size copy; with a Workspace
-             the backward's col is reused from call to call.
+             output (and im2col reads only those), so there is no full-size copy; the
+             temporaries are scratch buffers (ops.conv.scratch), used only within one call.
 """
 
 from ..backend import get_array_module
@@ -116,19 +116,13 @@ def conv_transpose2d_backward(dout, cache, input_grad=True):
     input_grad=False skips dx (None), as for conv2d.
     """
     x_g, x_shape, w, has_bias, stride, padding, _, dilation, G, impl, workspace = cache
-    xp = get_array_module(dout)
     N, C_in, H, W = x_shape
     _, Cg_out, KH, KW = w.shape
-    lease = None  # a workspace col, held only while this call runs
     if impl == "plain":
         full = _uncrop(dout, padding, _full_hw(x_shape, KH, KW, stride, dilation))
         col = im2col(full, KH, KW, stride, (0, 0), dilation)
-    else:
-        # Which cells of col stay zero depends on the geometry and on OH, OW: all in the key.
-        shape = (Cg_out * G, KH, KW, N, H, W)
-        if workspace is not None:
-            lease = workspace.lease("col_t", (stride, padding, dilation, dout.shape[2:]), shape, dout, zero=True)
-        col = lease.array if lease is not None else xp.zeros(shape, dtype=dout.dtype)
+    else:  # a scratch col, used only within this call; _im2col_into writes every cell of it
+        col = _buffer(workspace, "col", (Cg_out * G, KH, KW, N, H, W), dout)
         _im2col_into(col, dout, stride, padding, dilation)
     col_g = col.reshape(G, Cg_out * KH * KW, N * H * W)
     dw = (x_g @ col_g.transpose(0, 2, 1)).reshape(w.shape)
