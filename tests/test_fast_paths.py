@@ -18,7 +18,6 @@ import minicnn.ops as F
 from minicnn import nn
 from minicnn.backend import to_numpy
 from minicnn.ops import conv as conv_module
-from minicnn.ops import pool as pool_module
 from minicnn.ops import impl as impl_module
 
 TOL = {np.float64: dict(rtol=1e-10, atol=1e-10), np.float32: dict(rtol=1e-4, atol=1e-5)}

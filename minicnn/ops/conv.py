@@ -364,7 +364,8 @@ class Workspace:
     """Scratch buffers for one thread's calls, so that a training step does not allocate (and
     page-fault in) a fresh im2col buffer for every convolution.
 
-    One flat buffer per role ('col', 'dcol', 'dout'), grown to the largest size asked for; get()
+    One flat buffer per role ('col', 'xpad', 'dout', 'dcol', 'dout_grid', 'dxpad'), grown to the
+    largest size asked for; get()
     hands out a view of its first bytes in the shape and dtype asked for. What decides the
     contents of a view: nothing from before. Every caller writes each cell it later reads, within
     the one call that asked for it, and keeps no reference once that call returns (nothing
@@ -397,7 +398,7 @@ class Workspace:
         self._buffers.clear()
 
     def __deepcopy__(self, memo):
-        return Workspace()  # a copy of a layer starts with its own, empty workspace
+        return Workspace()  # a copy holds nothing worth copying: it starts empty
 
 
 _threads = threading.local()
