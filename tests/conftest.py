@@ -59,6 +59,15 @@ def backend(request):
 
 
 @pytest.fixture(autouse=True)
+def _thread_count_after_each_test():
+    """A test that sets minicnn's thread count never leaks it into the next."""
+    before = minicnn.get_num_threads()
+    yield
+    if minicnn.get_num_threads() != before:
+        minicnn.set_num_threads(before)
+
+
+@pytest.fixture(autouse=True)
 def _numpy_backend_after_each_test():
     """A test that switches backends (or fails half-way) never leaks its choice into the next."""
     yield

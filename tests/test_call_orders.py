@@ -432,7 +432,9 @@ def layer_buffer_bytes(net):
 
 def test_no_layer_keeps_a_buffer_the_scratch_does_not_grow_with_the_batch_and_the_graph_keeps_x_not_col(monkeypatch):
     """The fast conv works image block by image block (ops.conv.CHUNK values of col at most, or one
-    image's): its scratch is the same after 1,000 images as after as many as fill one block."""
+    image's): its scratch is the same after 1,000 images as after as many as fill one block.
+    (On one thread: with more, each thread has a scratch of its own, as test_parallel checks.)"""
+    minicnn.set_num_threads(1)
     monkeypatch.setattr(conv_module, "CHUNK", 25 * 28 * 28 * 20)  # 20 images of LeNet-5's first conv a block
     minicnn.manual_seed(0)
     net = models.lenet5()

@@ -22,14 +22,16 @@ from minicnn.ops import conv as conv_module
 from minicnn.ops import parallel
 from minicnn.ops import impl as impl_module
 
+RUN_PARTS = parallel._run_parts  # the real ones, for tests that watch them through a wrapper
+IM2COL = conv_module._im2col_fast
+
 
 @pytest.fixture
 def cut_everything(monkeypatch):
     """Make even tiny jobs worth cutting, so the tests reach the threaded code on small arrays."""
     monkeypatch.setattr(parallel, "MIN_COPY", 1)
     monkeypatch.setattr(parallel, "MIN_COMPUTE", 1)
-    yield
-    minicnn.set_num_threads(2)
+    monkeypatch.setattr(parallel, "MIN_PRODUCT", 1)
 
 
 @given(n=st.integers(0, 40), threads=st.integers(1, 5))
@@ -121,31 +123,89 @@ def test_fast_tanh_and_relu_give_the_plain_bits_in_every_layout(threads, layout,
 
 
 @given(N=st.integers(1, 6), C=st.integers(1, 3), H=st.integers(3, 7), W=st.integers(3, 7), K=st.integers(1, 3),
-       stride=st.integers(1, 2), padding=st.integers(0, 2), per_block=st.integers(1, 3))
-@settings(max_examples=30, deadline=None)
-def test_a_convolution_in_image_blocks_equals_the_plain_one(N, C, H, W, K, stride, padding, per_block):
-    """The fast conv runs image block by image block (ops.conv.CHUNK values of col a block): a
-    block of 1-3 images gives the plain path's output and gradients, as one block does. (Not the same
-    bits: BLAS may sum a product of another size in another order.)"""
+       stride=st.integers(1, 2), padding=st.integers(0, 2), per_block=st.integers(1, 3), threads=st.integers(1, 3))
+@settings(max_examples=40, deadline=None)
+def test_a_convolution_in_image_blocks_on_threads_equals_the_plain_one(N, C, H, W, K, stride, padding, per_block,
+                                                                        threads, cut_everything, monkeypatch):
+    """The fast conv runs image block by image block (ops.conv.CHUNK values of col a block), the
+    blocks cut over threads: blocks of 1-3 images on 1-3 threads give the plain path's output and
+    gradients, as one block does. (Not the same bits: BLAS may sum a product of another size in
+    another order, and each thread sums its own blocks' dW.) Every thread that should work does."""
     rng = np.random.default_rng(N * 100 + H * 10 + W)
     x = rng.standard_normal((N, C, H, W))
     w, b = rng.standard_normal((4, C, K, K)), rng.standard_normal(4)
     OH, OW = (H + 2 * padding - K) // stride + 1, (W + 2 * padding - K) // stride + 1
     assume(OH >= 1 and OW >= 1)
+    minicnn.set_num_threads(threads)
+    workers = set()
+
+    def watched(*args):
+        workers.add(threading.get_ident())
+        return IM2COL(*args)
+    monkeypatch.setattr(conv_module, "_im2col_fast", watched)
     old = conv_module.CHUNK
     results = {}
     try:
         for blocked in (False, True):
             conv_module.CHUNK = C * K * K * OH * OW * per_block if blocked else 1 << 40
+            workers.clear()
             out, cache = ops.conv2d(x, w, b, stride, padding, impl="fast")
             dout = np.random.default_rng(1).standard_normal(out.shape)
             results[blocked] = (out,) + ops.conv2d_backward(dout, cache)
+            assert len(workers) == min(threads, N)  # forward and backward, on as many threads as there are parts
     finally:
         conv_module.CHUNK = old
     want_out, want_cache = ops.conv2d(x, w, b, stride, padding, impl="plain")
     want = (want_out,) + ops.conv2d_backward(dout, want_cache)
     for got in results.values():
         for g, p in zip(got, want):
+            np.testing.assert_allclose(g, p, rtol=1e-12, atol=1e-12)
+
+
+def test_a_convolution_given_a_workspace_runs_on_the_calling_thread_alone(cut_everything, monkeypatch):
+    """A Workspace handed in is one thread's buffers: the blocks then do not go to other threads."""
+    minicnn.set_num_threads(3)
+    workers = set()
+
+    def watched(*args):
+        workers.add(threading.get_ident())
+        return IM2COL(*args)
+    monkeypatch.setattr(conv_module, "_im2col_fast", watched)
+    x = np.random.default_rng(2).standard_normal((6, 2, 5, 5))
+    w = np.random.default_rng(3).standard_normal((3, 2, 3, 3))
+    out, cache = ops.conv2d(x, w, padding=1, workspace=conv_module.Workspace())
+    dx, dw, _ = ops.conv2d_backward(np.ones_like(out), cache)
+    assert workers == {threading.get_ident()}
+    want, want_cache = ops.conv2d(x, w, padding=1, impl="plain")
+    want_dx, want_dw, _ = ops.conv2d_backward(np.ones_like(out), want_cache)
+    for got, ref in ((out, want), (dx, want_dx), (dw, want_dw)):
+        np.testing.assert_allclose(got, ref, rtol=1e-12, atol=1e-12)
+
+
+@given(N=st.integers(1, 9), IN=st.integers(1, 12), OUT=st.integers(1, 9), bias=st.booleans(),
+       threads=st.integers(2, 3))
+@settings(max_examples=30, deadline=None)
+def test_linear_cut_over_threads_equals_the_whole_products(N, IN, OUT, bias, threads, cut_everything, monkeypatch):
+    """The fast Linear cuts out and dx by rows (images) and dw by output features: the plain numbers,
+    and the job really went to the threads when there were two rows to cut."""
+    minicnn.set_num_threads(threads)
+    cuts = []
+    monkeypatch.setattr(parallel, "_run_parts", lambda fn, bounds: (cuts.append(len(bounds) - 1),
+                                                                   RUN_PARTS(fn, bounds)))
+    rng = np.random.default_rng(N * 100 + IN * 10 + OUT)
+    x, w, b = rng.standard_normal((N, IN)), rng.standard_normal((OUT, IN)), rng.standard_normal(OUT)
+    b = b if bias else None
+    out, cache = ops.linear(x, w, b)
+    dout = rng.standard_normal(out.shape)
+    got = (out,) + ops.linear_backward(dout, cache)
+    assert len(cuts) == ((N >= 2) * (2 + (OUT >= 2)))  # forward, dx (rows); dw (features); one image: none
+    with minicnn.set_impl("plain"):
+        want_out, want_cache = ops.linear(x, w, b)
+        want = (want_out,) + ops.linear_backward(dout, want_cache)
+    for g, p in zip(got, want):
+        if p is None:
+            assert g is None
+        else:
             np.testing.assert_allclose(g, p, rtol=1e-12, atol=1e-12)
 
 
@@ -212,18 +272,99 @@ def test_a_forked_child_gets_threads_of_its_own(cut_everything):
     assert queue.get(timeout=5) == pytest.approx(want, rel=1e-6)
 
 
-def test_training_with_two_threads_matches_one_thread_bit_for_bit(cut_everything):
+def lenet_training(threads, steps=2):
+    minicnn.set_num_threads(threads)
+    minicnn.manual_seed(0)
+    net = models.lenet5()
+    opt = optim.SGD(net.parameters(), lr=0.05, momentum=0.9)
+    x = np.random.default_rng(6).random((16, 1, 28, 28), dtype=np.float32)
+    for _ in range(steps):
+        opt.zero_grad()
+        nn.CrossEntropyLoss()(net(x), np.arange(16) % 10).backward()
+        opt.step()
+    return [p.detach().numpy().copy() for p in net.parameters()]
+
+
+def test_training_on_threads_is_the_same_from_run_to_run_and_matches_one_thread(cut_everything):
+    """On a given number of threads the numbers are the same in every run (each thread sums its own
+    blocks, and the sums are added in thread order); another number of threads sums dW in another
+    order, so it agrees to float rounding."""
+    one, two, two_again, three = (lenet_training(t) for t in (1, 2, 2, 3))
+    for a, b, c, d in zip(one, two, two_again, three):
+        np.testing.assert_array_equal(b, c)
+        np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(d, a, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("make", [
+    lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9, weight_decay=0.01),
+    lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9, nesterov=True, maximize=True),
+    lambda ps: optim.Adam(ps, lr=0.01, weight_decay=0.01, amsgrad=True),
+    lambda ps: optim.AdamW(ps, lr=0.01),
+], ids=["sgd", "sgd-nesterov-maximize", "adam-amsgrad", "adamw"])
+def test_an_optimizer_step_cut_over_threads_gives_the_bits_of_one_thread(make, cut_everything, monkeypatch):
+    """The update is element by element: cut over 3 threads it changes no bit, step after step,
+    and the cut really happens (every big parameter goes to the threads)."""
+    cuts = []
+    monkeypatch.setattr(parallel, "_run_parts", lambda fn, bounds: (cuts.append(len(bounds) - 1),
+                                                                   RUN_PARTS(fn, bounds)))
     results = []
-    for threads in (1, 2):
+    for threads in (1, 3):
         minicnn.set_num_threads(threads)
-        minicnn.manual_seed(0)
-        net = models.lenet5()
-        opt = optim.SGD(net.parameters(), lr=0.05, momentum=0.9)
-        x = np.random.default_rng(6).random((16, 1, 28, 28), dtype=np.float32)
-        for _ in range(2):
-            opt.zero_grad()
-            nn.CrossEntropyLoss()(net(x), np.arange(16) % 10).backward()
+        rng = np.random.default_rng(8)
+        params = [nn.Parameter(rng.standard_normal((50, 20)).astype(np.float32)),
+                  nn.Parameter(rng.standard_normal(7).astype(np.float32))]
+        opt = make(params)
+        for step in range(3):
+            for p in params:
+                p.grad = minicnn.tensor(rng.standard_normal(p.shape).astype(np.float32))
             opt.step()
-        results.append([p.detach().numpy().copy() for p in net.parameters()])
+        results.append([p.detach().numpy().copy() for p in params])
+    assert cuts == [3] * 6  # 2 parameters x 3 steps, on 3 threads
     for a, b in zip(*results):
         np.testing.assert_array_equal(a, b)
+
+
+def numpy_blas_threads():
+    from threadpoolctl import threadpool_info
+    home = os.path.dirname(os.path.dirname(np.__file__))
+    own = [i["num_threads"] for i in threadpool_info()
+           if i["user_api"] == "blas" and i["filepath"].startswith(os.path.join(home, "numpy"))]
+    return own or [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+
+
+def test_numpy_s_blas_runs_on_one_thread_while_minicnn_cuts_and_gets_its_threads_back():
+    """Each of minicnn's threads runs products on one core: NumPy's BLAS is told to use one thread
+    while minicnn uses several, and gets back the number it had when minicnn goes to one thread."""
+    pytest.importorskip("threadpoolctl", reason="threadpoolctl (optional) is what talks to BLAS")
+    minicnn.set_num_threads(1)
+    before = numpy_blas_threads()
+    assert before, "threadpoolctl sees no BLAS in NumPy"
+    minicnn.set_num_threads(2)
+    assert numpy_blas_threads() == [1] * len(before)
+    minicnn.set_num_threads(1)
+    assert numpy_blas_threads() == before
+
+
+def test_two_program_threads_that_convolve_at_once_get_their_own_results(cut_everything):
+    """Two threads of a program run convolutions at the same time: one of them gets minicnn's
+    workers, the other runs its parts itself; each gets the numbers it would get alone."""
+    minicnn.set_num_threads(2)
+    rng = np.random.default_rng(9)
+    xs = [rng.standard_normal((8, 3, 9, 9)) for _ in range(2)]
+    w = rng.standard_normal((4, 3, 3, 3))
+    alone = [ops.conv2d_backward(np.ones((8, 4, 9, 9)), ops.conv2d(x, w, padding=1)[1]) for x in xs]
+    got = [None, None]
+
+    def work(i):
+        for _ in range(20):
+            got[i] = ops.conv2d_backward(np.ones((8, 4, 9, 9)), ops.conv2d(xs[i], w, padding=1)[1])
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for g, a in zip(got, alone):
+        for gg, aa in zip(g, a):
+            if aa is not None:
+                np.testing.assert_allclose(gg, aa, rtol=1e-12, atol=1e-12)

@@ -40,6 +40,7 @@ import numbers
 import threading
 
 from ..backend import get_array_module
+from . import parallel
 from .checks import check_same_dtype, pair
 from .impl import choose
 
@@ -354,10 +355,17 @@ def conv2d_naive_backward(dout, cache):
 CHUNK = 1 << 20  # values of col per image block (4 MiB of float32): peak memory under torch's, no slower than bigger blocks
 
 
-def _blocks(N, per_image):
-    """Image ranges (n0, n1) covering range(N), each with at most CHUNK values of col (one image at least)."""
-    n = max(1, min(N, CHUNK // max(per_image, 1)))
-    return [(n0, min(N, n0 + n)) for n0 in range(0, N, n)]
+def _blocks(N, per_image, k=1):
+    """Image ranges (n0, n1) covering range(N), of about equal sizes, each with at most CHUNK values
+    of col (one image at least), and at least k of them (one per thread that will run them)."""
+    count = min(N, max(k, -(-N * per_image // CHUNK)))
+    return [(N * i // count, N * (i + 1) // count) for i in range(count)]
+
+
+def _on_threads(N, macs, like, workspace):
+    """How many threads a convolution of `macs` multiply-adds over N images runs its blocks on
+    (ops.parallel); one when the caller hands in a workspace (one thread's buffers)."""
+    return 1 if workspace is not None else parallel.parts(N, macs, like, parallel.MIN_PRODUCT)
 
 
 class Workspace:
@@ -494,24 +502,32 @@ def _im2col_fast(x, KH, KW, OH, OW, stride, pads, dilation, workspace):
 
 
 def _conv2d_fast(x, w, b, OH, OW, stride, pads, dilation, G, workspace):
-    """conv2d's out (OC, N, OH, OW), block of images by block: out[:, n0:n1] = W @ im2col(x[n0:n1])."""
+    """conv2d's out (OC, N, OH, OW), block of images by block: out[:, n0:n1] = W @ im2col(x[n0:n1]).
+    The blocks are cut over threads: each writes its own images of out."""
     xp = get_array_module(x)
     N, C = x.shape[:2]
     OC, _, KH, KW = w.shape
     w_g = w.reshape(G, OC // G, -1)
     out = xp.empty((OC, N, OH, OW), dtype=x.dtype)
-    for n0, n1 in _blocks(N, C * KH * KW * OH * OW):
-        col = _im2col_fast(x[n0:n1], KH, KW, OH, OW, stride, pads, dilation, workspace)
-        part = out[:, n0:n1].reshape(G, OC // G, (n1 - n0) * OH * OW)  # a view (rows N*OH*OW apart)
-        xp.matmul(w_g, col.reshape(G, -1, col.shape[1]), out=part)
-        if b is not None:
-            part += b.reshape(G, OC // G, 1)
+    k = _on_threads(N, N * OC * OH * OW * (C // G) * KH * KW, x, workspace)
+    blocks = _blocks(N, C * KH * KW * OH * OW, k)
+
+    def run(first, last):  # blocks[first:last], on one thread
+        for n0, n1 in blocks[first:last]:
+            col = _im2col_fast(x[n0:n1], KH, KW, OH, OW, stride, pads, dilation, workspace)
+            part = out[:, n0:n1].reshape(G, OC // G, (n1 - n0) * OH * OW)  # a view (rows N*OH*OW apart)
+            xp.matmul(w_g, col.reshape(G, -1, col.shape[1]), out=part)
+            if b is not None:
+                part += b.reshape(G, OC // G, 1)
+    parallel.split(run, len(blocks), x, k=k)
     return out
 
 
 def _conv2d_backward_fast(dout, x, w_g, w_shape, has_bias, stride, pads, dilation, workspace, input_grad):
     """conv2d_backward's formulas, block of images by block, with col made again from x:
-    dW = sum over blocks of dout_block @ col_block^T, and dx[block] = col2im(W^T @ dout_block)."""
+    dW = sum over blocks of dout_block @ col_block^T, and dx[block] = col2im(W^T @ dout_block).
+    The blocks are cut over threads: each writes its own images of dx and sums its own blocks' dW
+    and db; those sums are added in thread order (the same order in every run)."""
     xp = get_array_module(dout)
     G, OCg, Kg = w_g.shape
     OC, _, KH, KW = w_shape
@@ -523,25 +539,39 @@ def _conv2d_backward_fast(dout, x, w_g, w_shape, has_bias, stride, pads, dilatio
     # with groups its product is G small ones, slower than the taps: measured on depthwise layers)
     on_grid = input_grad and G == 1 and tuple(stride) == (1, 1) and Hp * Wp <= 2 * OH * OW
     dout_t = dout.transpose(1, 0, 2, 3)  # (OC, N, OH, OW): laid out so when dout is laid out like conv2d's out
-    dw = xp.zeros((G, OCg, Kg), dtype=dout.dtype)
     dx_t = None
     if input_grad:  # fresh: the caller may keep dx. col2im by taps adds into it; on the grid writes all of it
         dx_t = (xp.empty if on_grid else xp.zeros)((C, N, H, W), dtype=dout.dtype)
-    for n0, n1 in _blocks(N, C * KH * KW * (Hp * Wp if on_grid else OH * OW)):
-        d = dout_t[:, n0:n1]
-        if not d.flags.c_contiguous:  # copy the block into scratch
-            d = _buffer(workspace, "dout", d.shape, dout)
-            d[...] = dout_t[:, n0:n1]
-        d_g = d.reshape(G, OCg, -1)
-        col = _im2col_fast(x[n0:n1], KH, KW, OH, OW, stride, pads, dilation, workspace)
-        dw += d_g @ col.reshape(G, Kg, -1).transpose(0, 2, 1)
-        if on_grid:
-            _col2im_shifted(dx_t[:, n0:n1], d, w_g, KH, KW, pads, dilation, workspace)
-        elif input_grad:
-            dcol = _buffer(workspace, "dcol", (C, KH, KW, n1 - n0, OH, OW), dout)
-            xp.matmul(w_g.transpose(0, 2, 1), d_g, out=dcol.reshape(G, Kg, -1))
-            _col2im_add(dx_t[:, n0:n1], dcol, stride, (PT, PL), dilation)
-    db = dout_t.sum(axis=(1, 2, 3)) if has_bias else None
+    k = _on_threads(N, N * OC * OH * OW * Kg * (2 if input_grad else 1), x, workspace)
+    blocks = _blocks(N, C * KH * KW * (Hp * Wp if on_grid else OH * OW), k)
+    sums = {}  # first block of a thread's run -> (its dW, its db)
+
+    def run(first, last):  # blocks[first:last], on one thread
+        dw = xp.zeros((G, OCg, Kg), dtype=dout.dtype)
+        db = xp.zeros(OC, dtype=dout.dtype) if has_bias else None
+        for n0, n1 in blocks[first:last]:
+            d = dout_t[:, n0:n1]
+            if not d.flags.c_contiguous:  # copy the block into scratch
+                d = _buffer(workspace, "dout", d.shape, dout)
+                d[...] = dout_t[:, n0:n1]
+            d_g = d.reshape(G, OCg, -1)
+            col = _im2col_fast(x[n0:n1], KH, KW, OH, OW, stride, pads, dilation, workspace)
+            dw += d_g @ col.reshape(G, Kg, -1).transpose(0, 2, 1)
+            if has_bias:
+                db += d.reshape(OC, -1).sum(axis=1)
+            if on_grid:
+                _col2im_shifted(dx_t[:, n0:n1], d, w_g, KH, KW, pads, dilation, workspace)
+            elif input_grad:
+                dcol = _buffer(workspace, "dcol", (C, KH, KW, n1 - n0, OH, OW), dout)
+                xp.matmul(w_g.transpose(0, 2, 1), d_g, out=dcol.reshape(G, Kg, -1))
+                _col2im_add(dx_t[:, n0:n1], dcol, stride, (PT, PL), dilation)
+        sums[first] = dw, db
+    parallel.split(run, len(blocks), x, k=k)
+    dw, db = sums.pop(0)
+    for first in sorted(sums):
+        dw += sums[first][0]
+        if has_bias:
+            db += sums[first][1]
     return (None if dx_t is None else dx_t.transpose(1, 0, 2, 3)), dw.reshape(w_shape), db
 
 

@@ -1,79 +1,136 @@
 """Work cut over the batch and run on threads, for the fast paths only.
 
-NumPy lets go of Python's lock (the GIL) inside copies and ufuncs, so the two halves of one
-big copy, or of one np.tanh, run on two cores at once with plain threads and no new
-dependency. The matrix products need none of this: NumPy's BLAS already uses every core.
+NumPy lets go of Python's lock (the GIL) inside copies, ufuncs and matrix products, so the two
+halves of one convolution, one product or one np.tanh run on two cores at once with plain threads.
 
     split(fn, n, like)   calls fn(start, stop) on the parts of range(n), the parts on threads
 
 fn must write only its own part of the result (rows start:stop of some axis), so the parts never
-touch the same memory; then the result does not depend on how many parts there were.
+touch the same memory. A part that sums (a convolution's dW) returns its own sum and the caller adds
+them in order: the result is the same from run to run, and within float rounding of another thread count.
+
+While the parts run, NumPy's BLAS runs each product on one thread (through threadpoolctl, optional):
+each core then runs one part, instead of two BLAS threads per product fighting the other part for
+the cores (OpenBLAS's threads spin for a while after each product). Without threadpoolctl that
+cannot be arranged, so minicnn then uses one thread unless set_num_threads asks for more.
 
 Small jobs are not cut (handing a part to a thread costs some tens of microseconds), nor
 arrays on the GPU (CuPy runs them there, asynchronously), nor work inside a part (no nesting).
-The number of threads is torch's: minicnn.set_num_threads(n) / minicnn.get_num_threads().
+The number of threads is torch's: minicnn.set_num_threads(n) / minicnn.get_num_threads(); the
+default is one per core this process may run on.
 """
 
 import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
 
-# A job smaller than this (in elements of its biggest array) runs on one thread. Copies are bound by
-# memory, and two threads share its bandwidth: they gain only on big ones. Ufuncs that compute (tanh)
-# gain from a smaller size on. Measured on 2 cores, float32 (benchmarks/layer_bench.py).
-MIN_COPY = 1 << 20
-MIN_COMPUTE = 1 << 16
+# A job smaller than this (in elements of its biggest array, or multiply-adds for a product) runs on one
+# thread. Copies are bound by memory, and two threads share its bandwidth: they gain only on bigger ones.
+# Ufuncs that compute (tanh) and products gain from a smaller size on. Measured on 2 cores, float32.
+MIN_COPY = 1 << 17
+MIN_COMPUTE = 1 << 15
+MIN_PRODUCT = 1 << 20
 
-# One thread (no cutting) unless asked: on the 2-core machine measured, a second thread lost time in
-# every training and inference step (OpenBLAS's threads keep spinning on the other core after each
-# product, so the two fight for it; see the README's "Threads"). Where it pays, set_num_threads(n).
-_state = {"threads": 1, "pool": None, "pid": None}
+
+def _blas():
+    """threadpoolctl's controllers of NumPy's own BLAS (not torch's), or None without threadpoolctl."""
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:
+        return None
+    import numpy
+    found = ThreadpoolController().select(user_api="blas").lib_controllers
+    home = os.path.dirname(os.path.dirname(os.path.abspath(numpy.__file__)))  # site-packages
+    own = [c for c in found if os.path.abspath(c.filepath or "").startswith(os.path.join(home, "numpy"))]
+    return own or found  # a NumPy built on the system's BLAS: that one
+
+
+def _cores():
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+_state = {"threads": None, "pool": None, "pid": None, "blas": None, "blas_threads": None}
 _local = threading.local()  # .inside: this thread is running a part
 
 
+def _blas_controllers():
+    if _state["blas"] is None:
+        _state["blas"] = _blas() or []
+    return _state["blas"]
+
+
 def set_num_threads(n):
-    """How many threads the fast paths may use (torch.set_num_threads). 1 turns the cutting off."""
+    """How many threads the fast paths may use (torch.set_num_threads). 1 turns the cutting off and
+    gives NumPy's BLAS back the threads it had."""
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"set_num_threads: expected a positive int, got {n!r}")
-    _state["threads"] = n
     _shutdown()
+    _use_threads(n)
 
 
 def get_num_threads():
-    """How many threads the fast paths may use (torch.get_num_threads)."""
+    """How many threads the fast paths may use (torch.get_num_threads). Default: one per core, or 1
+    without threadpoolctl (see the module's docstring)."""
+    if _state["threads"] is None:
+        _use_threads(_cores() if _blas_controllers() else 1)
     return _state["threads"]
+
+
+def _use_threads(n):
+    """n threads for minicnn; NumPy's BLAS on one thread while n > 1 (minicnn cuts the products
+    itself), and on the threads it had before when n = 1."""
+    if _state["blas_threads"] is None:
+        _state["blas_threads"] = [c.get_num_threads() for c in _blas_controllers()]
+    for c, before in zip(_blas_controllers(), _state["blas_threads"]):
+        c.set_num_threads(1 if n > 1 else before)
+    _state["threads"] = n
 
 
 def parts(n, size, like, min_size=None):
     """How many parts to cut a job of n rows into: size is its element count, like one of its arrays."""
     min_size = MIN_COMPUTE if min_size is None else min_size
-    if _state["threads"] < 2 or n < 2 or size < min_size or getattr(_local, "inside", False):
+    if n < 2 or size < min_size or getattr(_local, "inside", False):
         return 1
     if type(like).__module__.split(".")[0] != "numpy":
         return 1
-    return min(_state["threads"], n)
+    return min(get_num_threads(), n)
 
 
-def split(fn, n, like, size=None, min_size=None):
+def split(fn, n, like, size=None, min_size=None, k=None):
     """fn(start, stop) for the parts of range(n); this thread runs the first part, the pool the rest.
 
     size: the job's element count (default: like.size); min_size: the smallest job worth cutting
-    (MIN_COPY, or MIN_COMPUTE when None). Every part has finished when split returns, and an error raised in
-    any part is raised here.
+    (MIN_COMPUTE when None); k: the number of parts, when the caller has asked parts() already.
+    Every part has finished when split returns, and an error raised in any part is raised here.
     """
-    k = parts(n, like.size if size is None else size, like, min_size)
+    if k is None:
+        k = parts(n, like.size if size is None else size, like, min_size)
     if k == 1:
         fn(0, n)
         return
-    bounds = [n * p // k for p in range(k + 1)]
-    futures = [_pool().submit(_part, fn, bounds[p], bounds[p + 1]) for p in range(1, k)]
+    if not _busy.acquire(blocking=False):  # another thread of the program is splitting: run inline
+        fn(0, n)
+        return
+    try:
+        _run_parts(fn, [n * p // k for p in range(k + 1)])
+    finally:
+        _busy.release()
+
+
+def _run_parts(fn, bounds):
+    workers = _workers(len(bounds) - 2)
+    for p, worker in enumerate(workers, start=1):
+        worker.start(fn, bounds[p], bounds[p + 1])
+    errors = []
     try:
         _part(fn, bounds[0], bounds[1])
-    finally:
-        for f in futures:  # wait for all before any error goes up: no part may outlive the call
-            f.exception()
-    for f in futures:
-        f.result()
+    except BaseException as e:
+        errors.append(e)
+    errors += [e for e in (w.wait() for w in workers) if e is not None]  # no part outlives the call
+    if errors:
+        raise errors[0]
 
 
 def _part(fn, start, stop):
@@ -84,18 +141,67 @@ def _part(fn, start, stop):
         _local.inside = False
 
 
-def _pool():
-    # A forked child (a DataLoader worker) inherits the pool object but not its threads: make a new one.
-    if _state["pool"] is None or _state["pid"] != os.getpid():
-        _state["pool"] = ThreadPoolExecutor(_state["threads"] - 1, thread_name_prefix="minicnn")
-        _state["pid"] = os.getpid()
-    return _state["pool"]
+class _Worker:
+    """A thread that runs one part at a time: start() hands it a part, wait() waits for its end and
+    returns its error (or None). Two locks pass the turn (go, done): a lighter hand-off than a thread
+    pool's queue and futures (25 against 62 microseconds a round trip, measured here)."""
+
+    def __init__(self):
+        self.go, self.done = threading.Lock(), threading.Lock()
+        self.go.acquire()
+        self.done.acquire()
+        self.job = self.error = None
+        self.thread = threading.Thread(target=self._loop, name="minicnn", daemon=True)
+        self.thread.start()
+
+    def _loop(self):
+        while True:
+            self.go.acquire()
+            job, self.job = self.job, None
+            if job is None:  # stop()
+                return
+            try:
+                _part(*job)
+            except BaseException as e:
+                self.error = e
+            self.done.release()
+
+    def start(self, fn, start, stop):
+        self.error, self.job = None, (fn, start, stop)
+        self.go.release()
+
+    def wait(self):
+        self.done.acquire()
+        error, self.error = self.error, None
+        return error
+
+    def stop(self):
+        self.job = None
+        self.go.release()
+        self.thread.join()
+
+
+_busy = threading.Lock()  # held while a split hands parts to the workers
+
+
+def _workers(count):
+    """count workers of this process. A forked child (a DataLoader worker) inherits the list but not
+    the threads: it makes its own."""
+    if _state["pid"] != os.getpid():
+        _state["pool"], _state["pid"] = [], os.getpid()
+    pool = _state["pool"]
+    while len(pool) < count:
+        pool.append(_Worker())
+    return pool[:count]
 
 
 def _shutdown():
-    if _state["pool"] is not None and _state["pid"] == os.getpid():
-        _state["pool"].shutdown(wait=True)
-    _state["pool"] = None
+    with _busy:  # not while a split runs
+        if _state["pool"] and _state["pid"] == os.getpid():
+            for worker in _state["pool"]:
+                worker.stop()
+        _state["pool"] = None
+        _state["pid"] = None
 
 
 def _flat(a):

@@ -1,6 +1,7 @@
 """Adam (Kingma & Ba) and AdamW (Loshchilov & Hutter), as torch.optim.Adam and torch.optim.AdamW."""
 
 from ..backend import get_array_module
+from ..ops import parallel
 from .._tensor import Tensor
 from .optimizer import Optimizer, _check_number
 
@@ -40,7 +41,6 @@ class Adam(Optimizer):
         # Python floats: a NumPy float64 scalar (from a schedule) would turn float32 arithmetic into float64
         lr, eps, weight_decay = float(group["lr"]), float(group["eps"]), float(group["weight_decay"])
         beta1, beta2 = (float(b) for b in group["betas"])
-        g = -grad if group["maximize"] else grad
         state = self.state[p]
         if not state:
             state["step"] = 0
@@ -50,22 +50,33 @@ class Adam(Optimizer):
             state["max_exp_avg_sq"] = Tensor._wrap(xp.zeros_like(p.array))
         state["step"] += 1
         t = state["step"]
-        if weight_decay != 0:
-            if group["decoupled_weight_decay"]:
-                p.array *= 1 - lr * weight_decay
-            else:
-                g = g + weight_decay * p.array
-        m, v = state["exp_avg"].array, state["exp_avg_sq"].array
-        _lerp_(m, g, 1 - beta1)  # m = b1 * m + (1 - b1) * g, computed as torch's lerp_ does
-        v *= beta2
-        v += (1 - beta2) * g * g
+        arrays = [p.array, grad, state["exp_avg"].array, state["exp_avg_sq"].array]
         if group["amsgrad"]:
-            v_max = state["max_exp_avg_sq"].array
-            xp.maximum(v_max, v, out=v_max)
-            v = v_max
-        step_size = lr / (1 - beta1 ** t)
-        denom = xp.sqrt(v) / (1 - beta2 ** t) ** 0.5 + eps
-        p.array += (-step_size) * m / denom
+            arrays.append(state["max_exp_avg_sq"].array)
+        options = dict(lr=lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay, t=t,
+                       maximize=group["maximize"], decoupled=group["decoupled_weight_decay"])
+        # the same formulas on parts of the arrays, on threads for a big parameter (the same bits either way)
+        parallel.elementwise(lambda *parts: _adam_step(*parts, **options), *arrays)
+
+
+def _adam_step(p, grad, m, v, v_max=None, *, lr, beta1, beta2, eps, weight_decay, t, maximize, decoupled):
+    """One Adam step, in place on the arrays p, m, v (and v_max, with amsgrad) from the gradient grad."""
+    xp = get_array_module(p)
+    g = -grad if maximize else grad
+    if weight_decay != 0:
+        if decoupled:
+            p *= 1 - lr * weight_decay
+        else:
+            g = g + weight_decay * p
+    _lerp_(m, g, 1 - beta1)  # m = b1 * m + (1 - b1) * g, computed as torch's lerp_ does
+    v *= beta2
+    v += (1 - beta2) * g * g
+    if v_max is not None:
+        xp.maximum(v_max, v, out=v_max)
+        v = v_max
+    step_size = lr / (1 - beta1 ** t)
+    denom = xp.sqrt(v) / (1 - beta2 ** t) ** 0.5 + eps
+    p += (-step_size) * m / denom
 
 
 class AdamW(Adam):

@@ -1,5 +1,7 @@
 """SGD: stochastic gradient descent with momentum, dampening, weight decay and Nesterov, as torch.optim.SGD."""
 
+from ..backend import get_array_module
+from ..ops import parallel
 from .._tensor import Tensor
 from .optimizer import Optimizer, _check_number
 
@@ -32,17 +34,31 @@ class SGD(Optimizer):
         # Python floats: a NumPy float64 scalar (from a schedule) would turn float32 arithmetic into float64
         lr, momentum, dampening, weight_decay = (float(group[k]) for k in ("lr", "momentum", "dampening",
                                                                            "weight_decay"))
-        g = -grad if group["maximize"] else grad
-        if weight_decay != 0:
-            g = g + weight_decay * p.array
+        arrays = [p.array, grad]
+        first = False
         if momentum != 0:
             state = self.state[p]
-            if state.get("momentum_buffer") is None:
-                state["momentum_buffer"] = Tensor._wrap(g.copy())  # a copy: g may be the gradient array itself
-            else:
-                buf = state["momentum_buffer"].array
-                buf *= momentum
-                buf += (1 - dampening) * g
-            buf = state["momentum_buffer"].array
-            g = g + momentum * buf if group["nesterov"] else buf
-        p.array -= lr * g
+            first = state.get("momentum_buffer") is None
+            if first:
+                state["momentum_buffer"] = Tensor._wrap(get_array_module(grad).empty_like(p.array))
+            arrays.append(state["momentum_buffer"].array)
+        options = dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay, first=first,
+                       nesterov=group["nesterov"], maximize=group["maximize"])
+        # the same formulas on parts of the arrays, on threads for a big parameter (the same bits either way)
+        parallel.elementwise(lambda *parts: _sgd_step(*parts, **options), *arrays)
+
+
+def _sgd_step(p, grad, buf=None, *, lr, momentum, dampening, weight_decay, first, nesterov, maximize):
+    """One SGD step, in place on the arrays p (and the momentum buffer buf) from the gradient grad.
+    first: buf holds nothing yet (it starts as g)."""
+    g = -grad if maximize else grad
+    if weight_decay != 0:
+        g = g + weight_decay * p
+    if buf is not None:
+        if first:
+            buf[...] = g
+        else:
+            buf *= momentum
+            buf += (1 - dampening) * g
+        g = g + momentum * buf if nesterov else buf
+    p -= lr * g
