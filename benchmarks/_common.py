@@ -113,7 +113,10 @@ def gemm_gflop_per_s(matmul, n=1024, sync=None, to_array=None, repeats=5, block_
 
 
 def import_torch(threads=2):
-    """torch with `threads` intra-op threads, or None (and a note) when it is not installed."""
+    """torch with `threads` intra-op threads, or None (and a note) when it is not installed; minicnn
+    gets the same number (minicnn.set_num_threads), so the two libraries use the same cores."""
+    import minicnn
+    minicnn.set_num_threads(threads)
     try:
         import torch
     except ImportError:
@@ -123,16 +126,8 @@ def import_torch(threads=2):
     return torch
 
 
-def limit_blas_threads(n):
-    """Run NumPy's BLAS on n threads (None: leave it as it is). Needs threadpoolctl."""
-    if n is None:
-        return None
-    from threadpoolctl import threadpool_limits
-    return threadpool_limits(limits=n, user_api="blas")  # applied now, for the whole process
-
-
 def machine_info(torch=None):
-    """What the numbers depend on: CPU, cores, numpy and its BLAS kernel, torch."""
+    """What the numbers depend on: CPU, cores, numpy and its BLAS kernel, torch, the threads of each."""
     info = {"python": platform.python_version(), "numpy": np.__version__, "cpu": platform.processor() or "?",
             "cores": os.cpu_count()}
     try:
@@ -153,6 +148,8 @@ def machine_info(torch=None):
                                                "OMP_NUM_THREADS") if k in os.environ}
     if hasattr(os, "getloadavg"):  # other work on the machine: the figures are only as quiet as it was
         info["load_average_at_start"] = [round(v, 2) for v in os.getloadavg()]
+    import minicnn
+    info["minicnn_threads"] = minicnn.get_num_threads()
     if torch is not None:
         info["torch"] = torch.__version__
         info["torch_threads"] = torch.get_num_threads()
@@ -166,7 +163,8 @@ def describe(info):
         blas = "; ".join(f"{b['internal_api']} {b['version']} kernel {b['architecture']}, {b['num_threads']} threads"
                          for b in blas) or "no BLAS found by threadpoolctl"
     lines = [f"machine: {info['cpu']}, {info['cores']} cores; python {info['python']}",
-             f"numpy {info['numpy']} with {blas}",
+             f"numpy {info['numpy']} with {blas}; minicnn {info['minicnn_threads']} threads"
+             + (" (BLAS on one thread while minicnn cuts the work)" if info["minicnn_threads"] > 1 else ""),
              f"torch {info['torch']}, {info['torch_threads']} threads" if "torch" in info else "torch: not installed"]
     if "gpu" in info:
         lines.append(f"gpu: {info['gpu']}")

@@ -25,7 +25,7 @@ import os
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from _common import (RESULTS, describe, draw, fmt_seconds, import_torch, interleaved, limit_blas_threads,
+from _common import (RESULTS, describe, draw, fmt_seconds, import_torch, interleaved,
                      machine_info, table, write_json)
 
 import minicnn.ops as F
@@ -156,14 +156,11 @@ def main():
     parser.add_argument("--json", default=os.path.join(RESULTS, "conv_bench.json"), help="where to write the results")
     parser.add_argument("--png", default=os.path.join(RESULTS, "conv_bench.png"),
                         help="the chart (forward + backward); the forward chart goes beside it")
-    parser.add_argument("--threads", type=int, default=2, help="torch's intra-op threads (default 2)")
-    parser.add_argument("--blas-threads", type=int, default=None,
-                        help="NumPy's BLAS threads (default: as configured, usually one per core)")
+    parser.add_argument("--threads", type=int, default=2, help="threads for each library: torch.set_num_threads and minicnn.set_num_threads (default 2)")
     args = parser.parse_args()
     naive_batch, rounds, block = (1, 3, 0.1) if args.quick else (4, 9, 0.3) if args.full else (1, 5, 0.15)
 
     torch = import_torch(args.threads)
-    limit = limit_blas_threads(args.blas_threads)  # noqa: F841 (kept for the whole run)
     info = machine_info(torch)
     print(describe(info))
     methods = [("naive", numpy_method(F.conv2d_naive, F.conv2d_naive_backward)),

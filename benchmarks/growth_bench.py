@@ -49,7 +49,7 @@ import os
 
 import numpy as np
 
-from _common import (RESULTS, describe, fmt_seconds, import_torch, interleaved, limit_blas_threads, machine_info,
+from _common import (RESULTS, describe, fmt_seconds, import_torch, interleaved, machine_info,
                      step_flops, table, write_json)
 
 import minicnn
@@ -253,16 +253,12 @@ def main():
                         help=f"batches {QUICK_BATCHES}, sizes {QUICK_SIZES}, 2 rounds of short blocks")
     parser.add_argument("--json", default=os.path.join(RESULTS, "growth_bench.json"), help="where to write the results")
     parser.add_argument("--png", default=os.path.join(RESULTS, "growth_bench.png"), help="the chart")
-    parser.add_argument("--threads", type=int, default=2, help="torch's intra-op threads (default 2)")
-    parser.add_argument("--blas-threads", type=int, default=None,
-                        help="NumPy's BLAS threads (default: as configured, usually one per core)")
+    parser.add_argument("--threads", type=int, default=2, help="threads for each library: torch.set_num_threads and minicnn.set_num_threads (default 2)")
     args = parser.parse_args()
     torch = import_torch(args.threads)
     if torch is None:
         raise SystemExit("growth_bench compares minicnn with torch: install torch (pip install torch)")
-    limit = limit_blas_threads(args.blas_threads)  # applied now, and kept for the whole run
     info = machine_info(torch)
-    info["blas_threads_limit"] = None if limit is None else args.blas_threads
     print(describe(info))
     batches, sizes = (QUICK_BATCHES, QUICK_SIZES) if args.quick else (BATCHES, SIZES)
     rounds, block = (2, 0.05) if args.quick else (5, 0.2)

@@ -17,7 +17,7 @@ library (minicnn.nn or torch.nn); `impls` names the minicnn paths to time (None:
 import argparse
 import os
 
-from _common import (RESULTS, describe, fmt_seconds, import_torch, interleaved, limit_blas_threads, machine_info,
+from _common import (RESULTS, describe, fmt_seconds, import_torch, interleaved, machine_info,
                      table, write_json)
 
 import minicnn
@@ -86,14 +86,11 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer rounds, shorter blocks")
     parser.add_argument("--json", default=os.path.join(RESULTS, "layer_bench.json"), help="where to write the results")
-    parser.add_argument("--threads", type=int, default=2, help="torch's intra-op threads (default 2)")
-    parser.add_argument("--blas-threads", type=int, default=None,
-                        help="NumPy's BLAS threads (default: as configured, usually one per core)")
+    parser.add_argument("--threads", type=int, default=2, help="threads for each library: torch.set_num_threads and minicnn.set_num_threads (default 2)")
     args = parser.parse_args()
     rounds, block = (3, 0.1) if args.quick else (7, 0.2)
 
     torch = import_torch(args.threads)
-    limit = limit_blas_threads(args.blas_threads)  # noqa: F841 (kept for the whole run)
     info = machine_info(torch)
     print(describe(info))
     default_impl = minicnn.get_impl()

@@ -61,7 +61,7 @@ import tracemalloc
 import numpy as np
 
 from _common import (PAUSE, RESULTS, describe, draw, fmt_seconds, gemm_gflop_per_s, import_torch, interleaved,
-                     limit_blas_threads, machine_info, step_flops, table, write_json)
+                     machine_info, step_flops, table, write_json)
 
 import minicnn
 from minicnn import models, nn, ops, optim
@@ -143,8 +143,13 @@ def gemm_rates(torch, backend, threads):
     """The machine's float32 matrix-product rate in GFLOP/s (1024 x 1024, _common.gemm_gflop_per_s):
     {'numpy': ..., 'torch': ...} on the CPU (torch with `threads` threads, as in the timing), or
     {'cupy': ..., 'torch': ...} on the GPU. The first key is minicnn's own array library."""
-    if backend == "numpy":
-        rates = {"numpy": gemm_gflop_per_s(np.matmul)}
+    if backend == "numpy":  # the machine's rate: NumPy's BLAS on all its threads (as minicnn on one thread has it)
+        threads = minicnn.get_num_threads()
+        minicnn.set_num_threads(1)
+        try:
+            rates = {"numpy": gemm_gflop_per_s(np.matmul)}
+        finally:
+            minicnn.set_num_threads(threads)
     else:
         import cupy
         rates = {"cupy": gemm_gflop_per_s(cupy.matmul, to_array=cupy.asarray, sync=device_sync(backend))}
@@ -467,9 +472,7 @@ def main():
                         help="where to write the results (default benchmarks/results/train_bench.json, "
                              "train_bench_cupy.json with --backend cupy)")
     parser.add_argument("--png", default=None, help="the chart (default beside the JSON, .png)")
-    parser.add_argument("--threads", type=int, default=2, help="torch's intra-op threads (default 2)")
-    parser.add_argument("--blas-threads", type=int, default=None,
-                        help="NumPy's BLAS threads (default: as configured, usually one per core)")
+    parser.add_argument("--threads", type=int, default=2, help="threads for each library: torch.set_num_threads and minicnn.set_num_threads (default 2)")
     parser.add_argument("--no-plain", action="store_true", help="skip minicnn's plain (unoptimised) path")
     parser.add_argument("--rss-worker", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -493,9 +496,7 @@ def main():
         else:  # float32 against float32: no TF32 in torch's convolutions or products (CuPy uses none by default)
             torch.backends.cuda.matmul.allow_tf32 = False
             torch.backends.cudnn.allow_tf32 = False
-    limit = limit_blas_threads(args.blas_threads)  # applied now, and kept for the whole run
     info = machine_info(torch)
-    info["blas_threads_limit"] = None if limit is None else args.blas_threads
     info["backend"] = args.backend
     if gpu:
         info["gpu"] = gpu_name()

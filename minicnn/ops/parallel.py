@@ -6,26 +6,35 @@ halves of one convolution, one product or one np.tanh run on two cores at once w
     split(fn, n, like)   calls fn(start, stop) on the parts of range(n), the parts on threads
 
 fn must write only its own part of the result (rows start:stop of some axis), so the parts never
-touch the same memory. A part that sums (a convolution's dW) returns its own sum and the caller adds
-them in order: the result is the same from run to run, and within float rounding of another thread count.
+touch the same memory. A part that sums (a convolution's dW over its images) keeps its own sum, and
+the caller adds the parts' sums in order: the numbers are the same in every run on a given number
+of threads, and agree to float rounding with another number of threads.
 
-While the parts run, NumPy's BLAS runs each product on one thread (through threadpoolctl, optional):
-each core then runs one part, instead of two BLAS threads per product fighting the other part for
-the cores (OpenBLAS's threads spin for a while after each product). Without threadpoolctl that
-cannot be arranged, so minicnn then uses one thread unless set_num_threads asks for more.
+What runs on the threads (the fast paths): conv2d's image blocks (forward and backward), Linear's
+products, tanh and relu, pooling, and the optimizers' updates of big parameters. Everything else
+runs on the calling thread.
 
-Small jobs are not cut (handing a part to a thread costs some tens of microseconds), nor
-arrays on the GPU (CuPy runs them there, asynchronously), nor work inside a part (no nesting).
-The number of threads is torch's: minicnn.set_num_threads(n) / minicnn.get_num_threads(); the
-default is one per core this process may run on.
+BLAS: while minicnn uses more than one thread, NumPy's BLAS runs each product on one thread
+(minicnn tells it so through threadpoolctl, an optional package: pip install minicnn[fast]). Each
+core then runs one part. Left to itself, OpenBLAS would run every product on all cores and keep
+its threads spinning for a while after each, fighting the other part for the cores (measured:
+that made two threads slower than one). set_num_threads(1) gives BLAS back the threads it had.
+Without threadpoolctl minicnn cannot do this, so it then uses one thread unless told otherwise.
+
+Small jobs are not cut (handing a part to a thread costs about 25 microseconds here, and the parts'
+Python code takes turns on the GIL), nor arrays on the GPU (CuPy runs them there, asynchronously),
+nor work inside a part (no nesting), nor the work of a second program thread while one is cutting
+(it runs whole on its own thread). The number of threads is torch's: minicnn.set_num_threads(n) /
+minicnn.get_num_threads(); the default is one per core this process may run on.
 """
 
 import os
 import threading
 
-# A job smaller than this (in elements of its biggest array, or multiply-adds for a product) runs on one
-# thread. Copies are bound by memory, and two threads share its bandwidth: they gain only on bigger ones.
-# Ufuncs that compute (tanh) and products gain from a smaller size on. Measured on 2 cores, float32.
+# A job smaller than this runs on one thread: MIN_COPY and MIN_COMPUTE count elements of its biggest
+# array (copies are bound by memory, which two threads share; ufuncs that compute, like tanh, gain
+# sooner), MIN_PRODUCT multiply-adds. Chosen from whole training steps on 2 cores, float32 (LeNet-5 at
+# batch 64 and 256, the CIFAR CNN; one process): all three 4x lower lost 4-16%, 4x higher was even or slower.
 MIN_COPY = 1 << 17
 MIN_COMPUTE = 1 << 15
 MIN_PRODUCT = 1 << 20
