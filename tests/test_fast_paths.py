@@ -18,6 +18,7 @@ import minicnn.ops as F
 from minicnn import nn
 from minicnn.backend import to_numpy
 from minicnn.ops import conv as conv_module
+from minicnn.ops import parallel
 from minicnn.ops import impl as impl_module
 
 TOL = {np.float64: dict(rtol=1e-10, atol=1e-10), np.float32: dict(rtol=1e-4, atol=1e-5)}
@@ -209,16 +210,26 @@ def test_two_live_conv2d_caches_never_share_a_buffer(workspace):
 
 @pytest.mark.parametrize("padding", [0, 1, 2])
 @pytest.mark.parametrize("stride", [1, 2])  # stride 1: col2im on the padded grid; stride 2: by taps
-def test_a_scratch_buffer_holds_nothing_a_result_depends_on(padding, stride):
+@pytest.mark.parametrize("threads", [1, 3])  # 1: a workspace handed in; 3: each thread's own scratch
+def test_a_scratch_buffer_holds_nothing_a_result_depends_on(padding, stride, threads, monkeypatch):
     """Every cell of a scratch view is written by the call that reads it, and nothing returned is a
-    view of scratch: NaN written over every scratch buffer before and after each call changes nothing."""
+    view of scratch: NaN written over every scratch buffer before and after each call changes nothing
+    (on 3 threads: over the scratch of every thread that runs image blocks)."""
     rng = np.random.default_rng(2)
     x, w, b = rng.standard_normal((3, 2, 5, 6)), rng.standard_normal((4, 2, 3, 3)), rng.standard_normal(4)
-    workspace = conv_module.Workspace()
+    workspace = conv_module.Workspace() if threads == 1 else None
+    minicnn.set_num_threads(threads)
+    monkeypatch.setattr(parallel, "MIN_PRODUCT", 1)  # cut even this small convolution
+
+    def poison_one(space):
+        for role in ("col", "dcol", "dout", "xpad", "dout_grid", "dxpad"):
+            space.get(role, (10_000,), x)[...] = np.nan
 
     def poison():
-        for role in ("col", "dcol", "dout", "xpad", "dout_grid", "dxpad"):
-            workspace.get(role, (10_000,), x)[...] = np.nan
+        if workspace is not None:
+            poison_one(workspace)
+        else:  # one part per thread: each poisons the scratch of the thread it runs on
+            parallel.split(lambda i, j: poison_one(conv_module.scratch()), threads, x, k=threads)
     poison()
     out, cache = F.conv2d(x, w, b, stride, padding, impl="fast", workspace=workspace)
     assert cache[3] is x  # the cache keeps x, not col
