@@ -75,6 +75,36 @@ def test_split_raises_a_part_s_error_after_every_part_has_finished(cut_everythin
         parallel.split(late, 3, np.zeros(3))
 
 
+def test_a_split_interrupted_while_waiting_leaves_no_worker_that_a_later_split_would_misread(cut_everything,
+                                                                                             monkeypatch):
+    """Ctrl-C while the caller waits for a worker: the worker still ends its part later, so its 'done'
+    must not be taken for the end of a part of the next split. The next splits run every part once
+    and return only when all have ended."""
+    minicnn.set_num_threads(2)
+    real_wait = parallel._Worker.wait
+    interrupted = []
+
+    def wait_interrupted(self):
+        if not interrupted:
+            interrupted.append(True)
+            raise KeyboardInterrupt
+        return real_wait(self)
+    monkeypatch.setattr(parallel._Worker, "wait", wait_interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        parallel.split(lambda i, j: time.sleep(0.2 if i else 0), 2, np.zeros(2))
+    for _ in range(3):
+        done = np.zeros(2, dtype=int)
+
+        def part(i, j):
+            time.sleep(0.1 if i else 0)  # the worker's part ends last
+            done[i:j] += 1
+        parallel.split(part, 2, np.zeros(2))
+        assert done.tolist() == [1, 1]
+    time.sleep(0.3)  # the abandoned worker has ended its part and stopped
+    assert all(w.thread.is_alive() for w in parallel._state["pool"])
+    assert sum(t.name == "minicnn" for t in threading.enumerate()) == len(parallel._state["pool"]) == 1
+
+
 def test_a_part_that_cuts_again_runs_inline_not_on_a_pool_it_would_wait_for(cut_everything):
     minicnn.set_num_threads(2)
     inner = []

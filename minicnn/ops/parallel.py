@@ -137,9 +137,25 @@ def _run_parts(fn, bounds):
         _part(fn, bounds[0], bounds[1])
     except BaseException as e:
         errors.append(e)
-    errors += [e for e in (w.wait() for w in workers) if e is not None]  # no part outlives the call
+    try:
+        errors += [e for e in (w.wait() for w in workers) if e is not None]  # no part outlives the call
+    except BaseException:  # interrupted while waiting (Ctrl-C): a worker may still be running its part
+        _abandon(workers)
+        raise
     if errors:
         raise errors[0]
+
+
+def _abandon(workers):
+    """Take workers out of the pool and tell each to stop after its part: a worker whose end nobody
+    waited for must never serve a later split (its 'done' would be read as the end of a new part)."""
+    _state["pool"] = [w for w in _state["pool"] if w not in workers]
+    for w in workers:
+        w.job = None
+        try:
+            w.go.release()
+        except RuntimeError:  # it has not taken its turn yet: it will, find no job, and stop
+            pass
 
 
 def _part(fn, start, stop):
@@ -191,6 +207,17 @@ class _Worker:
 
 
 _busy = threading.Lock()  # held while a split hands parts to the workers
+
+
+def _after_fork_in_child():
+    """A forked child (a DataLoader worker) has none of the parent's threads: new lock, no workers."""
+    global _busy
+    _busy = threading.Lock()
+    _state["pool"], _state["pid"] = None, None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _workers(count):
