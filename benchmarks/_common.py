@@ -112,11 +112,17 @@ def gemm_gflop_per_s(matmul, n=1024, sync=None, to_array=None, repeats=5, block_
     return 2 * n ** 3 / best / 1e9
 
 
-def import_torch(threads=2):
-    """torch with `threads` intra-op threads, or None (and a note) when it is not installed; minicnn
-    gets the same number (minicnn.set_num_threads), so the two libraries use the same cores."""
+def use_threads(threads=2):
+    """minicnn on `threads` threads (minicnn.set_num_threads), and torch, when installed, on as many
+    intra-op threads; returns torch, or None (and a note) when it is not installed."""
     import minicnn
     minicnn.set_num_threads(threads)
+    return import_torch(threads)
+
+
+def import_torch(threads=2):
+    """torch with `threads` intra-op threads, or None (and a note) when it is not installed. It leaves
+    minicnn's threads as they are (a process that measures torch alone sees torch alone)."""
     try:
         import torch
     except ImportError:

@@ -25,7 +25,7 @@ import os
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from _common import (RESULTS, describe, draw, fmt_seconds, import_torch, interleaved,
+from _common import (RESULTS, describe, draw, fmt_seconds, use_threads, interleaved,
                      machine_info, table, write_json)
 
 import minicnn.ops as F
@@ -160,7 +160,7 @@ def main():
     args = parser.parse_args()
     naive_batch, rounds, block = (1, 3, 0.1) if args.quick else (4, 9, 0.3) if args.full else (1, 5, 0.15)
 
-    torch = import_torch(args.threads)
+    torch = use_threads(args.threads)
     info = machine_info(torch)
     print(describe(info))
     methods = [("naive", numpy_method(F.conv2d_naive, F.conv2d_naive_backward)),

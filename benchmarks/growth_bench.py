@@ -49,7 +49,7 @@ import os
 
 import numpy as np
 
-from _common import (RESULTS, describe, fmt_seconds, import_torch, interleaved, machine_info,
+from _common import (RESULTS, describe, fmt_seconds, use_threads, interleaved, machine_info,
                      step_flops, table, write_json)
 
 import minicnn
@@ -255,7 +255,7 @@ def main():
     parser.add_argument("--png", default=os.path.join(RESULTS, "growth_bench.png"), help="the chart")
     parser.add_argument("--threads", type=int, default=2, help="threads for each library: torch.set_num_threads and minicnn.set_num_threads (default 2)")
     args = parser.parse_args()
-    torch = import_torch(args.threads)
+    torch = use_threads(args.threads)
     if torch is None:
         raise SystemExit("growth_bench compares minicnn with torch: install torch (pip install torch)")
     info = machine_info(torch)

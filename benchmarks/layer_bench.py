@@ -17,7 +17,7 @@ library (minicnn.nn or torch.nn); `impls` names the minicnn paths to time (None:
 import argparse
 import os
 
-from _common import (RESULTS, describe, fmt_seconds, import_torch, interleaved, machine_info,
+from _common import (RESULTS, describe, fmt_seconds, use_threads, interleaved, machine_info,
                      table, write_json)
 
 import minicnn
@@ -90,7 +90,7 @@ def main():
     args = parser.parse_args()
     rounds, block = (3, 0.1) if args.quick else (7, 0.2)
 
-    torch = import_torch(args.threads)
+    torch = use_threads(args.threads)
     info = machine_info(torch)
     print(describe(info))
     default_impl = minicnn.get_impl()

@@ -61,7 +61,7 @@ import tracemalloc
 import numpy as np
 
 from _common import (PAUSE, RESULTS, describe, draw, fmt_seconds, gemm_gflop_per_s, import_torch, interleaved,
-                     machine_info, step_flops, table, write_json)
+                     machine_info, step_flops, table, use_threads, write_json)
 
 import minicnn
 from minicnn import models, nn, ops, optim
@@ -403,7 +403,8 @@ def rss_worker(lib, name, B):
         torch = import_torch(2)
         state = {k: v.numpy() for k, v in torch_twin(torch, name).state_dict().items()}
         _, train, infer = torch_steps(torch, name, x, y, state)
-    else:
+    else:  # minicnn on 2 threads too, as timed (torch's process above leaves minicnn's threads alone)
+        minicnn.set_num_threads(2)
         _, train, infer = minicnn_steps(name, x, y, lib.split()[-1])
     step = train if kind == "train" else infer
     try:
@@ -488,7 +489,7 @@ def main():
     png_path = args.png or os.path.splitext(json_path)[0] + ".png"
     rounds, block = (3, 0.15) if args.quick else (11, 0.3) if args.full else (7, 0.2)
 
-    torch = import_torch(args.threads)
+    torch = use_threads(args.threads)
     if torch is not None and gpu:
         if not torch.cuda.is_available():
             print(f"note: torch {torch.__version__} sees no CUDA device; its columns are left out")

@@ -249,17 +249,25 @@ def _flat(a):
 
 
 def elementwise(fn, out, *inputs):
-    """fn(out_part, *input_parts) on matching parts of arrays of one shape, on threads.
+    """fn(out_part, *input_parts) on matching parts of arrays of one shape, on threads. fn may write
+into any of them (an optimizer updates its state in place; a work array can be one of the inputs).
 
     The parts are runs of memory, so an array laid out as (C, N, H, W) behind an (N, C, H, W)
     view is cut as well as a plain one. When the arrays are not laid out alike (or are small, or on
     the GPU), fn runs once on the whole arrays.
     """
-    if parts(out.size, out.size, out) > 1 and all(a.shape == out.shape for a in inputs):
+    if parts(out.size, out.size, out) > 1:
         flats = [_flat(a) for a in (out,) + inputs]
-        same_order = all(a.strides == out.strides for a in inputs)
+        same_order = _alike(out, inputs)  # strides in proportion to the item sizes (a bool mask beside float32)
         if same_order and all(f is not None for f in flats):
             split(lambda i, j: fn(*(f[i:j] for f in flats)), out.size, out)
             return out
     fn(out, *inputs)
     return out
+
+
+def _alike(out, inputs):
+    """Arrays of one shape, laid out alike: strides in proportion to the item sizes."""
+    return all(a.shape == out.shape and all(sa * out.itemsize == so * a.itemsize for sa, so in zip(a.strides, out.strides))
+               for a in inputs)
+

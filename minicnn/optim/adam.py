@@ -50,7 +50,8 @@ class Adam(Optimizer):
             state["max_exp_avg_sq"] = Tensor._wrap(xp.zeros_like(p.array))
         state["step"] += 1
         t = state["step"]
-        arrays = [p.array, grad, state["exp_avg"].array, state["exp_avg_sq"].array]
+        work = [xp.empty_like(p.array) for _ in range(2)]  # made here, whole: a part on a thread allocates nothing
+        arrays = [p.array, grad, state["exp_avg"].array, state["exp_avg_sq"].array] + work
         if group["amsgrad"]:
             arrays.append(state["max_exp_avg_sq"].array)
         options = dict(lr=lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay, t=t,
@@ -59,8 +60,10 @@ class Adam(Optimizer):
         parallel.elementwise(lambda *parts: _adam_step(*parts, **options), *arrays)
 
 
-def _adam_step(p, grad, m, v, v_max=None, *, lr, beta1, beta2, eps, weight_decay, t, maximize, decoupled):
-    """One Adam step, in place on the arrays p, m, v (and v_max, with amsgrad) from the gradient grad."""
+def _adam_step(p, grad, m, v, a, b, v_max=None, *, lr, beta1, beta2, eps, weight_decay, t, maximize, decoupled):
+    """One Adam step, in place on the arrays p, m, v (and v_max, with amsgrad) from the gradient grad.
+    a and b are work arrays of p's shape: each line below is one formula of the class docstring,
+    computed in place in the order torch computes it (so the bits are torch's)."""
     xp = get_array_module(p)
     g = -grad if maximize else grad
     if weight_decay != 0:
@@ -68,15 +71,15 @@ def _adam_step(p, grad, m, v, v_max=None, *, lr, beta1, beta2, eps, weight_decay
             p *= 1 - lr * weight_decay
         else:
             g = g + weight_decay * p
-    _lerp_(m, g, 1 - beta1)  # m = b1 * m + (1 - b1) * g, computed as torch's lerp_ does
-    v *= beta2
-    v += (1 - beta2) * g * g
+    _lerp_(m, g, 1 - beta1, a)               # m = b1 * m + (1 - b1) * g, as torch's lerp_ computes it
+    v *= beta2                               # v = b2 * v + (1 - b2) * g^2
+    v += xp.multiply(xp.multiply(g, 1 - beta2, out=a), g, out=a)
     if v_max is not None:
         xp.maximum(v_max, v, out=v_max)
         v = v_max
     step_size = lr / (1 - beta1 ** t)
-    denom = xp.sqrt(v) / (1 - beta2 ** t) ** 0.5 + eps
-    p += (-step_size) * m / denom
+    denom = xp.add(xp.divide(xp.sqrt(v, out=a), (1 - beta2 ** t) ** 0.5, out=a), eps, out=a)
+    p += xp.divide(xp.multiply(m, -step_size, out=b), denom, out=b)
 
 
 class AdamW(Adam):
@@ -94,10 +97,14 @@ class AdamW(Adam):
             group["decoupled_weight_decay"] = True
 
 
-def _lerp_(start, end, weight):
+def _lerp_(start, end, weight, work):
     """start += weight * (end - start), in place, in the form torch's lerp_ uses for this weight
-    (from the nearer end, so that weight 0 gives start and weight 1 gives end exactly)."""
+    (from the nearer end, so that weight 0 gives start and weight 1 gives end exactly); work: an
+    array of start's shape for the difference."""
+    diff = get_array_module(start).subtract(end, start, out=work)
     if abs(weight) < 0.5:
-        start += weight * (end - start)
+        diff *= weight
+        start += diff
     else:
-        start[...] = end - (end - start) * (1 - weight)
+        diff *= 1 - weight
+        get_array_module(start).subtract(end, diff, out=start)
