@@ -37,7 +37,7 @@ import threading
 # batch 64 and 256, the CIFAR CNN; one process): all three 4x lower lost 4-16%, 4x higher was even or slower.
 MIN_COPY = 1 << 17
 MIN_COMPUTE = 1 << 15
-MIN_PRODUCT = 1 << 20
+MIN_PRODUCT = 1 << 22
 
 
 def _blas():
