@@ -131,3 +131,15 @@ def test_growth_small_cnn_agrees_with_torch(size):
 def test_growth_conv_flops_by_hand():
     # (2, 16, 8, 8) with 3x3 padding 1 -> (2, 32, 8, 8); 16*9 products per output; 3 products (out, dW, dx)
     assert growth_bench.conv_flops(2, 8) == 2 * 3 * (2 * 32 * 8 * 8) * 16 * 9
+
+
+def test_threads_bench_times_both_libraries_on_1_and_n_threads_in_one_process():
+    import threads_bench
+    before = minicnn.get_num_threads()
+    try:
+        t = threads_bench.measure("lenet5", (1, 28, 28), 4, 2, torch, rounds=1, block=0.001)
+    finally:
+        minicnn.set_num_threads(before)
+    assert sorted(t) == sorted((lib, n, kind) for lib in ("minicnn", "torch") for n in (1, 2)
+                               for kind in ("train", "infer"))
+    assert all(math.isfinite(v) and v > 0 for v in t.values())

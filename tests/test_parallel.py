@@ -398,3 +398,22 @@ def test_two_program_threads_that_convolve_at_once_get_their_own_results(cut_eve
         for gg, aa in zip(g, a):
             if aa is not None:
                 np.testing.assert_allclose(gg, aa, rtol=1e-12, atol=1e-12)
+
+
+def test_without_threadpoolctl_minicnn_stays_on_one_thread_unless_asked(monkeypatch):
+    """No threadpoolctl: minicnn cannot tell BLAS to stand aside, so by default it does not cut
+    (one thread, BLAS as it is); asked for more, it cuts all the same."""
+    minicnn.set_num_threads(1)  # BLAS as it was
+    monkeypatch.setitem(parallel._state, "blas", [])  # what _blas_controllers() finds without threadpoolctl
+    monkeypatch.setitem(parallel._state, "threads", None)  # no choice made yet
+    assert minicnn.get_num_threads() == 1
+    assert parallel.parts(100, 1 << 30, np.zeros(1)) == 1
+    minicnn.set_num_threads(2)
+    assert parallel.parts(100, 1 << 30, np.zeros(1)) == 2
+
+
+def test_the_default_is_one_thread_per_core_when_blas_can_be_told(monkeypatch):
+    pytest.importorskip("threadpoolctl", reason="threadpoolctl (optional) is what talks to BLAS")
+    minicnn.set_num_threads(1)
+    monkeypatch.setitem(parallel._state, "threads", None)
+    assert minicnn.get_num_threads() == parallel._cores() >= 1
