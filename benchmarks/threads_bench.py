@@ -19,7 +19,6 @@ import argparse
 import os
 import sys
 
-
 from _common import RESULTS, describe, import_torch, interleaved, machine_info, table, write_json
 
 import minicnn
