@@ -34,7 +34,7 @@ import threading
 # A job smaller than this runs on one thread: MIN_COPY and MIN_COMPUTE count elements of its biggest
 # array (copies are bound by memory, which two threads share; ufuncs that compute, like tanh, gain
 # sooner), MIN_PRODUCT multiply-adds. Chosen from whole steps on 2 cores, float32, in one process
-# (benchmarks/threads_bench.py): with sizes 4-8x lower, LeNet-5 at batch 16 ran 10% slower on two
+# (benchmarks/threads_bench.py): with sizes 4-8x lower, LeNet-5 at batch 16 ran 10-40% slower on two
 # threads than on one (a part handed to the other core costs 0.1-0.3 ms here, waking it included).
 MIN_COPY = 1 << 18
 MIN_COMPUTE = 1 << 17
