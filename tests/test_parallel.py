@@ -417,3 +417,33 @@ def test_the_default_is_one_thread_per_core_when_blas_can_be_told(monkeypatch):
     minicnn.set_num_threads(1)
     monkeypatch.setitem(parallel._state, "threads", None)
     assert minicnn.get_num_threads() == parallel._cores() >= 1
+
+
+@given(N=st.integers(1, 4), C=st.integers(1, 5), H=st.integers(1, 5), W=st.integers(1, 5), affine=st.booleans(),
+       cnhw=st.booleans(), threads=st.integers(2, 3))
+@settings(max_examples=30, deadline=None)
+def test_batch_norm_cut_over_channels_equals_the_whole_call(N, C, H, W, affine, cnhw, threads, cut_everything,
+                                                            monkeypatch):
+    """Training-mode batch norm cut over channels (each thread its own channels' statistics and
+    values) gives the plain path's output, statistics and gradients, and the cut really happens
+    when there are two channels to cut."""
+    assume(N * H * W > 1)  # one value per channel: var 0, inv_std 1/sqrt(eps) amplifies rounding
+    minicnn.set_num_threads(threads)
+    cuts = []
+    monkeypatch.setattr(parallel, "_run_parts", lambda fn, bounds: (cuts.append(len(bounds) - 1),
+                                                                   RUN_PARTS(fn, bounds)))
+    rng = np.random.default_rng(N * 1000 + C * 100 + H * 10 + W)
+    x = rng.standard_normal((C, N, H, W)).transpose(1, 0, 2, 3) if cnhw else rng.standard_normal((N, C, H, W))
+    gamma, beta = (rng.standard_normal(C), rng.standard_normal(C)) if affine else (None, None)
+    dout = rng.standard_normal((N, C, H, W))
+    out, cache = ops.norm.batch_norm(x, gamma, beta)
+    got = (out, cache.mean, cache.var) + ops.norm.batch_norm_backward(dout, cache)
+    assert len(cuts) == (2 if C >= 2 else 0)  # forward and backward
+    with minicnn.set_impl("plain"):
+        want_out, want_cache = ops.norm.batch_norm(x, gamma, beta)
+        want = (want_out, want_cache.mean, want_cache.var) + ops.norm.batch_norm_backward(dout, want_cache)
+    for g, p in zip(got, want):
+        if p is None:
+            assert g is None
+        else:
+            np.testing.assert_allclose(g, p, rtol=1e-10, atol=1e-12)

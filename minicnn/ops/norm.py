@@ -25,6 +25,8 @@ of values in a group, mean and var depend on every x of the group, and
 from collections import namedtuple
 
 from ..backend import get_array_module
+from . import parallel
+from .impl import choose
 
 
 def _standardize(x, axes, eps):
@@ -85,6 +87,8 @@ def batch_norm(x, gamma=None, beta=None, eps=1e-5):
     biased variance over the M = N * L (or N * H * W) values of each channel.
     """
     axes = _batch_axes(x, "batch_norm")
+    if choose(None, "batch_norm") == "fast" and _threads(x) > 1:
+        return _batch_norm_fast(x, gamma, beta, eps, axes)
     xhat, inv_std, mean, var = _standardize(x, axes, eps)
     out = _affine(xhat, gamma, beta, _channel_shape(x))
     return out, BatchNormCache(xhat, gamma, inv_std, beta is not None, axes, mean.reshape(-1), var.reshape(-1))
@@ -98,6 +102,8 @@ def batch_norm_backward(dout, cache):
 
     whose two sums are exactly dbeta and dgamma: the backward costs two reductions."""
     xhat, gamma, inv_std, has_beta, axes = cache[:5]
+    if choose(None, "batch_norm") == "fast" and _threads(xhat) > 1 and dout.shape == xhat.shape:
+        return _batch_norm_backward_fast(dout, xhat, gamma, inv_std, has_beta, axes)
     shape = inv_std.shape
     M = xhat.size // xhat.shape[1]
     sum_dy = dout.sum(axis=axes)
@@ -125,6 +131,62 @@ def batch_norm_inference_backward(dout, cache):
     xhat, gamma, inv_std, has_beta, axes = cache
     dx = dout * inv_std if gamma is None else dout * (gamma.reshape(inv_std.shape) * inv_std)
     return (dx, *_affine_grads(dout, xhat, gamma, has_beta, axes))
+
+
+# -- batch normalisation's fast path: the same formulas, channel by channel on threads (ops.parallel) --
+# A channel's statistics use its own values only, so the thread that takes channels c0:c1 computes
+# for them what the whole call would, operation for operation, and writes only their part of each
+# result. (Agreeing to float rounding, not bit for bit: NumPy may sum a slice of channels in another
+# order than the whole array.) Its temporaries are parts of arrays made here, whole.
+
+
+def _threads(x):
+    return parallel.parts(x.shape[1], x.size, x) if x.ndim >= 2 else 1
+
+
+def _batch_norm_fast(x, gamma, beta, eps, axes):
+    xp = get_array_module(x)
+    shape = _channel_shape(x)
+    xhat, out = xp.empty_like(x), xp.empty_like(x)
+    mean, var, inv_std = (xp.empty(shape, dtype=x.dtype) for _ in range(3))
+
+    def channels(c0, c1):
+        c = (slice(None), slice(c0, c1))
+        m = x[c].mean(axis=axes, keepdims=True)
+        xc = xp.subtract(x[c], m, out=xhat[c])
+        v = xp.multiply(xc, xc, out=out[c]).mean(axis=axes, keepdims=True)  # out[c] as scratch for xc^2
+        i = 1 / xp.sqrt(v + eps)
+        xc *= i  # xhat
+        if gamma is not None:
+            xp.multiply(xc, gamma[c0:c1].reshape(m.shape), out=out[c])
+        else:
+            out[c] = xc
+        if beta is not None:
+            out[c] += beta[c0:c1].reshape(m.shape)
+        mean[c], var[c], inv_std[c] = m, v, i
+    parallel.split(channels, x.shape[1], x, k=_threads(x))
+    return out, BatchNormCache(xhat, gamma, inv_std, beta is not None, axes, mean.reshape(-1), var.reshape(-1))
+
+
+def _batch_norm_backward_fast(dout, xhat, gamma, inv_std, has_beta, axes):
+    xp = get_array_module(xhat)
+    M = xhat.size // xhat.shape[1]
+    dx, work = xp.empty_like(dout), xp.empty_like(dout)
+    sum_dy, sum_dy_xhat = (xp.empty(xhat.shape[1], dtype=dout.dtype) for _ in range(2))
+
+    def channels(c0, c1):
+        c = (slice(None), slice(c0, c1))
+        d, xh, o = dout[c], xhat[c], dx[c]
+        sum_dy[c0:c1] = d.sum(axis=axes)
+        sum_dy_xhat[c0:c1] = xp.multiply(d, xh, out=o).sum(axis=axes)  # o as scratch for dy * xhat
+        part = inv_std[c]
+        scale = part / M if gamma is None else gamma[c0:c1].reshape(part.shape) * part / M
+        xp.multiply(M, d, out=o)                                       # dx = scale * (M * dy - sum(dy)
+        o -= sum_dy[c0:c1].reshape(part.shape)                         #      - xhat * sum(dy * xhat))
+        o -= xp.multiply(xh, sum_dy_xhat[c0:c1].reshape(part.shape), out=work[c])
+        o *= scale
+    parallel.split(channels, xhat.shape[1], xhat, k=_threads(xhat))
+    return dx, (sum_dy_xhat if gamma is not None else None), (sum_dy if has_beta else None)
 
 
 # -- group and layer normalisation --------------------------------------------------------------
