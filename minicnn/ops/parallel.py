@@ -11,8 +11,8 @@ the caller adds the parts' sums in order: the numbers are the same in every run 
 of threads, and agree to float rounding with another number of threads.
 
 What runs on the threads (the fast paths): conv2d's image blocks (forward and backward), Linear's
-products, tanh and relu, pooling, and the optimizers' updates of big parameters. Everything else
-runs on the calling thread.
+products, batch norm's channels (training mode), tanh and relu, pooling, and the optimizers'
+updates of big parameters. Everything else runs on the calling thread.
 
 BLAS: while minicnn uses more than one thread, NumPy's BLAS runs each product on one thread
 (minicnn tells it so through threadpoolctl, an optional package: pip install minicnn[fast]). Each
