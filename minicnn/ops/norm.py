@@ -102,7 +102,8 @@ def batch_norm_backward(dout, cache):
 
     whose two sums are exactly dbeta and dgamma: the backward costs two reductions."""
     xhat, gamma, inv_std, has_beta, axes = cache[:5]
-    if choose(None, "batch_norm") == "fast" and _threads(xhat) > 1 and dout.shape == xhat.shape:
+    if choose(None, "batch_norm") == "fast" and _threads(xhat) > 1 and dout.shape == xhat.shape \
+            and dout.dtype == xhat.dtype:
         return _batch_norm_backward_fast(dout, xhat, gamma, inv_std, has_beta, axes)
     shape = inv_std.shape
     M = xhat.size // xhat.shape[1]
