@@ -899,7 +899,7 @@ def _nested_tensors_to_lists(data):
 
 
 def _as_tensor_operand(value):
-    """value (a Tensor, an array or a number) as a Tensor for arithmetic with `like`."""
+    """(operand, is_number): a Tensor as it is, an array as a Tensor, a number left as it is (weak)."""
     if isinstance(value, Tensor):
         return value, False
     if isinstance(value, (numbers.Number, np.generic)):

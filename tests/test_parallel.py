@@ -447,3 +447,33 @@ def test_batch_norm_cut_over_channels_equals_the_whole_call(N, C, H, W, affine, 
             assert g is None
         else:
             np.testing.assert_allclose(g, p, rtol=1e-10, atol=1e-12)
+
+
+def test_batch_norm_on_threads_matches_torch_at_a_real_size(monkeypatch):
+    """A ResNet-sized batch norm (the default thresholds cut it on 2 threads) against torch: output
+    and every gradient, float32."""
+    torch = pytest.importorskip("torch")
+    minicnn.set_num_threads(2)
+    cuts = []
+    monkeypatch.setattr(parallel, "_run_parts", lambda fn, bounds: (cuts.append(len(bounds) - 1),
+                                                                   RUN_PARTS(fn, bounds)))
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal((16, 8, 32, 32)).astype(np.float32)  # 131,072 values: MIN_COMPUTE
+    layer = nn.BatchNorm2d(8)
+    layer.weight.data = minicnn.tensor(rng.standard_normal(8).astype(np.float32))
+    xt = minicnn.tensor(x, requires_grad=True)
+    out = layer(xt)
+    dout = rng.standard_normal(out.shape).astype(np.float32)
+    out.backward(minicnn.tensor(dout))
+    assert cuts == [2, 2]  # forward and backward, each on both threads
+    tl = torch.nn.BatchNorm2d(8)
+    with torch.no_grad():
+        tl.weight.copy_(torch.from_numpy(layer.weight.detach().numpy()))
+    tx = torch.from_numpy(x).requires_grad_()
+    tout = tl(tx)
+    tout.backward(torch.from_numpy(dout))
+    np.testing.assert_allclose(out.detach().numpy(), tout.detach().numpy(), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(xt.grad.numpy(), tx.grad.numpy(), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(layer.weight.grad.numpy(), tl.weight.grad.numpy(), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(layer.bias.grad.numpy(), tl.bias.grad.numpy(), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(layer.running_var.numpy(), tl.running_var.numpy(), rtol=1e-5, atol=1e-6)

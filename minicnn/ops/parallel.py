@@ -61,7 +61,7 @@ def _cores():
         return os.cpu_count() or 1
 
 
-_state = {"threads": None, "pool": None, "pid": None, "blas": None, "blas_threads": None}
+_state = {"threads": None, "pool": None, "blas": None, "blas_threads": None}
 _local = threading.local()  # .inside: this thread is running a part
 
 
@@ -214,7 +214,7 @@ def _after_fork_in_child():
     """A forked child (a DataLoader worker) has none of the parent's threads: new lock, no workers."""
     global _busy
     _busy = threading.Lock()
-    _state["pool"], _state["pid"] = None, None
+    _state["pool"] = None
 
 
 if hasattr(os, "register_at_fork"):
@@ -222,10 +222,9 @@ if hasattr(os, "register_at_fork"):
 
 
 def _workers(count):
-    """count workers of this process. A forked child (a DataLoader worker) inherits the list but not
-    the threads: it makes its own."""
-    if _state["pid"] != os.getpid():
-        _state["pool"], _state["pid"] = [], os.getpid()
+    """count workers of this process, made when first asked for."""
+    if _state["pool"] is None:
+        _state["pool"] = []
     pool = _state["pool"]
     while len(pool) < count:
         pool.append(_Worker())
@@ -234,11 +233,9 @@ def _workers(count):
 
 def _shutdown():
     with _busy:  # not while a split runs
-        if _state["pool"] and _state["pid"] == os.getpid():
-            for worker in _state["pool"]:
-                worker.stop()
+        for worker in _state["pool"] or ():
+            worker.stop()
         _state["pool"] = None
-        _state["pid"] = None
 
 
 def _flat(a):

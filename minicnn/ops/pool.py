@@ -29,6 +29,7 @@ from .checks import pair
 from .conv import _tap
 from .impl import choose as _choose
 
+
 def _check_4d(x, where):
     if x.ndim != 4:
         raise ValueError(f"{where}: expected input of shape (N, C, H, W), got shape {tuple(x.shape)}")
