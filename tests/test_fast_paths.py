@@ -18,6 +18,7 @@ import minicnn.ops as F
 from minicnn import nn
 from minicnn.backend import to_numpy
 from minicnn.ops import conv as conv_module
+from minicnn.ops import conv_rows
 from minicnn.ops import parallel
 from minicnn.ops import impl as impl_module
 
@@ -209,20 +210,30 @@ def test_two_live_conv2d_caches_never_share_a_buffer(workspace):
 
 
 @pytest.mark.parametrize("padding", [0, 1, 2])
-@pytest.mark.parametrize("stride", [1, 2])  # stride 1: col2im on the padded grid; stride 2: by taps
+@pytest.mark.parametrize("stride", [1, 2])  # stride 1: col2im on the padded grid or the rows; stride 2: by taps
 @pytest.mark.parametrize("threads", [1, 3])  # 1: a workspace handed in; 3: each thread's own scratch
-def test_a_scratch_buffer_holds_nothing_a_result_depends_on(padding, stride, threads, monkeypatch):
+@pytest.mark.parametrize("rows", [False, True])  # stride 1 in ops.conv_rows's layout, or not
+def test_a_scratch_buffer_holds_nothing_a_result_depends_on(padding, stride, threads, rows, monkeypatch):
     """Every cell of a scratch view is written by the call that reads it, and nothing returned is a
     view of scratch: NaN written over every scratch buffer before and after each call changes nothing
-    (on 3 threads: over the scratch of every thread that runs image blocks)."""
+    (on 3 threads: over the scratch of every thread that runs image blocks). In the row layout dW
+    never came out non-finite (which would have had it computed again by the taps, hiding a leak)."""
     rng = np.random.default_rng(2)
     x, w, b = rng.standard_normal((3, 2, 5, 6)), rng.standard_normal((4, 2, 3, 3)), rng.standard_normal(4)
     workspace = conv_module.Workspace() if threads == 1 else None
     minicnn.set_num_threads(threads)
     monkeypatch.setattr(parallel, "MIN_PRODUCT", 1)  # cut even this small convolution
+    monkeypatch.setattr(conv_rows, "ROWS_WIDTH", 1 << 60 if rows else 0)
+    row_dws = []
+    real_dw_rows = conv_rows.dw_rows
+
+    def dw_rows(*args):
+        row_dws.append(real_dw_rows(*args))
+        return row_dws[-1]
+    monkeypatch.setattr(conv_rows, "dw_rows", dw_rows)
 
     def poison_one(space):
-        for role in ("col", "dcol", "dout", "xpad", "dout_grid", "dxpad"):
+        for role in ("col", "dcol", "dout", "xpad", "dout_grid", "dxpad", "dout_rows"):
             space.get(role, (10_000,), x)[...] = np.nan
 
     def poison():
@@ -242,6 +253,8 @@ def test_a_scratch_buffer_holds_nothing_a_result_depends_on(padding, stride, thr
     for got, kept, want in zip((out, dx, dw, db), results, (want_out,) + F.conv2d_backward(dout, want_cache)):
         np.testing.assert_array_equal(got, kept)  # the poison after the call did not reach the results
         np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    assert len(row_dws) == (threads if rows and stride == 1 else 0)  # one block a thread
+    assert all(np.isfinite(d).all() for d in row_dws)
 
 
 def test_one_workspace_shared_by_convolutions_of_different_padding_keeps_each_result_right():

@@ -19,11 +19,25 @@ from hypothesis import strategies as st
 import minicnn
 from minicnn import models, nn, ops, optim
 from minicnn.ops import conv as conv_module
+from minicnn.ops import conv_rows
 from minicnn.ops import parallel
 from minicnn.ops import impl as impl_module
 
 RUN_PARTS = parallel._run_parts  # the real ones, for tests that watch them through a wrapper
-IM2COL = conv_module._im2col_fast
+IM2COL, IM2COL_ROWS = conv_module._im2col_fast, conv_rows.im2col_rows
+
+
+def watch_im2col(monkeypatch, workers):
+    """Record in workers the thread of every im2col, in either layout (ops.conv's or ops.conv_rows's)."""
+    def watched(*args, **kwargs):
+        workers.add(threading.get_ident())
+        return IM2COL(*args, **kwargs)
+
+    def watched_rows(*args, **kwargs):
+        workers.add(threading.get_ident())
+        return IM2COL_ROWS(*args, **kwargs)
+    monkeypatch.setattr(conv_module, "_im2col_fast", watched)
+    monkeypatch.setattr(conv_rows, "im2col_rows", watched_rows)
 
 
 @pytest.fixture
@@ -153,13 +167,15 @@ def test_fast_tanh_and_relu_give_the_plain_bits_in_every_layout(threads, layout,
 
 
 @given(N=st.integers(1, 6), C=st.integers(1, 3), H=st.integers(3, 7), W=st.integers(3, 7), K=st.integers(1, 3),
-       stride=st.integers(1, 2), padding=st.integers(0, 2), per_block=st.integers(1, 3), threads=st.integers(1, 3))
-@settings(max_examples=40, deadline=None)
+       stride=st.integers(1, 2), padding=st.integers(0, 2), per_block=st.integers(1, 3), threads=st.integers(1, 3),
+       rows=st.booleans())
+@settings(max_examples=60, deadline=None)
 def test_a_convolution_in_image_blocks_on_threads_equals_the_plain_one(N, C, H, W, K, stride, padding, per_block,
-                                                                        threads, cut_everything, monkeypatch):
+                                                                        threads, rows, cut_everything, monkeypatch):
     """The fast conv runs image block by image block (ops.conv.CHUNK values of col a block), the
     blocks cut over threads: blocks of 1-3 images on 1-3 threads give the plain path's output and
-    gradients, as one block does. (Not the same bits: BLAS may sum a product of another size in
+    gradients, as one block does, in either layout of col (rows: ops.conv_rows's, wherever it
+    applies; else ops.conv's taps). (Not the same bits: BLAS may sum a product of another size in
     another order, and each thread sums its own blocks' dW.) Every thread that should work does."""
     rng = np.random.default_rng(N * 100 + H * 10 + W)
     x = rng.standard_normal((N, C, H, W))
@@ -167,17 +183,14 @@ def test_a_convolution_in_image_blocks_on_threads_equals_the_plain_one(N, C, H, 
     OH, OW = (H + 2 * padding - K) // stride + 1, (W + 2 * padding - K) // stride + 1
     assume(OH >= 1 and OW >= 1)
     minicnn.set_num_threads(threads)
+    monkeypatch.setattr(conv_rows, "ROWS_WIDTH", 1 << 60 if rows else 0)
     workers = set()
-
-    def watched(*args):
-        workers.add(threading.get_ident())
-        return IM2COL(*args)
-    monkeypatch.setattr(conv_module, "_im2col_fast", watched)
+    watch_im2col(monkeypatch, workers)
     old = conv_module.CHUNK
     results = {}
     try:
         for blocked in (False, True):
-            conv_module.CHUNK = C * K * K * OH * OW * per_block if blocked else 1 << 40
+            conv_module.CHUNK = C * K * K * OH * (W + 2 * padding) * per_block if blocked else 1 << 40
             workers.clear()
             out, cache = ops.conv2d(x, w, b, stride, padding, impl="fast")
             dout = np.random.default_rng(1).standard_normal(out.shape)
@@ -196,11 +209,7 @@ def test_a_convolution_given_a_workspace_runs_on_the_calling_thread_alone(cut_ev
     """A Workspace handed in is one thread's buffers: the blocks then do not go to other threads."""
     minicnn.set_num_threads(3)
     workers = set()
-
-    def watched(*args):
-        workers.add(threading.get_ident())
-        return IM2COL(*args)
-    monkeypatch.setattr(conv_module, "_im2col_fast", watched)
+    watch_im2col(monkeypatch, workers)
     x = np.random.default_rng(2).standard_normal((6, 2, 5, 5))
     w = np.random.default_rng(3).standard_normal((3, 2, 3, 3))
     out, cache = ops.conv2d(x, w, padding=1, workspace=conv_module.Workspace())

@@ -40,7 +40,7 @@ import numbers
 import threading
 
 from ..backend import get_array_module
-from . import parallel
+from . import conv_rows, parallel
 from .checks import check_same_dtype, pair
 from .impl import choose
 
@@ -358,7 +358,8 @@ CHUNK = 1 << 20  # values of col per image block (4 MiB of float32): peak memory
 def _blocks(N, per_image, k=1):
     """Image ranges (n0, n1) covering range(N), of about equal sizes, each with at most CHUNK values
     of col (one image at least), and at least k of them (one per thread that will run them)."""
-    count = min(N, max(k, -(-N * per_image // CHUNK)))
+    per_block = max(1, CHUNK // per_image)  # the most images a block may hold
+    count = min(N, max(k, -(-N // per_block)))
     return [(N * i // count, N * (i + 1) // count) for i in range(count)]
 
 
@@ -372,7 +373,7 @@ class Workspace:
     """Scratch buffers for one thread's calls, so that a training step does not allocate (and
     page-fault in) a fresh im2col buffer for every convolution.
 
-    One flat buffer per role ('col', 'xpad', 'dout', 'dcol', 'dout_grid', 'dxpad'), grown to the
+    One flat buffer per role ('col', 'xpad', 'dout', 'dcol', 'dout_grid', 'dxpad', 'dout_rows'), grown to the
     largest size asked for; get()
     hands out a view of its first bytes in the shape and dtype asked for. What decides the
     contents of a view: nothing from before. Every caller writes each cell it later reads, within
@@ -510,11 +511,18 @@ def _conv2d_fast(x, w, b, OH, OW, stride, pads, dilation, G, workspace):
     w_g = w.reshape(G, OC // G, -1)
     out = xp.empty((OC, N, OH, OW), dtype=x.dtype)
     k = _on_threads(N, N * OC * OH * OW * (C // G) * KH * KW, x, workspace)
-    blocks = _blocks(N, C * KH * KW * OH * OW, k)
+    Wp = pads[1][0] + x.shape[3] + pads[1][1]
+    rows = conv_rows.rows_pay(xp.__name__, stride, pads, OC, OW, Wp)  # stride 1, narrow: see conv_rows
+    blocks = _blocks(N, C * KH * KW * OH * (Wp if rows else OW), k)
 
     def run(first, last):  # blocks[first:last], on one thread
+        ws = workspace if workspace is not None else scratch()
         for n0, n1 in blocks[first:last]:
-            col = _im2col_fast(x[n0:n1], KH, KW, OH, OW, stride, pads, dilation, workspace)
+            if rows:
+                conv_rows.conv_rows(out[:, n0:n1], x[n0:n1].transpose(1, 0, 2, 3), w_g, KH, KW, pads, dilation,
+                                    ws.get, b)
+                continue
+            col = _im2col_fast(x[n0:n1], KH, KW, OH, OW, stride, pads, dilation, ws)
             part = out[:, n0:n1].reshape(G, OC // G, (n1 - n0) * OH * OW)  # a view (rows N*OH*OW apart)
             xp.matmul(w_g, col.reshape(G, -1, col.shape[1]), out=part)
             if b is not None:
@@ -535,36 +543,60 @@ def _conv2d_backward_fast(dout, x, w_g, w_shape, has_bias, stride, pads, dilatio
     OH, OW = dout.shape[2:]
     (PT, PB), (PL, PR) = pads
     Hp, Wp = PT + H + PB, PL + W + PR
-    # stride 1, no groups, a padded grid at most twice the output: col2im on the grid (see _col2im_shifted;
+    # stride 1, narrow images: dW and dx in conv_rows's layout, dx as the full correlation of dout with w
+    rows_dw = conv_rows.rows_pay(xp.__name__, stride, pads, OC, OW, Wp)
+    wf, full = None, None
+    if input_grad and G == 1 and tuple(stride) == (1, 1):
+        wf, full = conv_rows.full_correlation(w_g.reshape(w_shape), pads, dilation)
+    Wf = None if full is None else full[1][0] + OW + full[1][1]  # dout's padded width
+    # (not where OC > C: dout's col then has more rows than x's; LeNet-5's 6 -> 16 took 2x as long that way)
+    rows_dx = full is not None and OC <= C and conv_rows.rows_pay(xp.__name__, stride, full, C, W, Wf)
+    # else stride 1, no groups, a padded grid at most twice the output: col2im on the grid (see _col2im_shifted;
     # with groups its product is G small ones, slower than the taps: measured on depthwise layers)
-    on_grid = input_grad and G == 1 and tuple(stride) == (1, 1) and Hp * Wp <= 2 * OH * OW
+    on_grid = input_grad and not rows_dx and G == 1 and tuple(stride) == (1, 1) and Hp * Wp <= 2 * OH * OW
     dout_t = dout.transpose(1, 0, 2, 3)  # (OC, N, OH, OW): laid out so when dout is laid out like conv2d's out
     dx_t = None
-    if input_grad:  # fresh: the caller may keep dx. col2im by taps adds into it; on the grid writes all of it
-        dx_t = (xp.empty if on_grid else xp.zeros)((C, N, H, W), dtype=dout.dtype)
+    if input_grad:  # fresh: the caller may keep dx. col2im by taps adds into it; the others write all of it
+        dx_t = (xp.empty if on_grid or rows_dx else xp.zeros)((C, N, H, W), dtype=dout.dtype)
     k = _on_threads(N, N * OC * OH * OW * Kg * (2 if input_grad else 1), x, workspace)
-    blocks = _blocks(N, C * KH * KW * (Hp * Wp if on_grid else OH * OW), k)
+    per_image = max(C * KH * KW * OH * (Wp if rows_dw else OW),  # the most values of col and dcol one image needs
+                    OC * KH * KW * H * Wf if rows_dx else 0, C * KH * KW * Hp * Wp if on_grid else 0)
+    blocks = _blocks(N, per_image, k)
     sums = {}  # first block of a thread's run -> (its dW, its db)
 
     def run(first, last):  # blocks[first:last], on one thread
+        ws = workspace if workspace is not None else scratch()
         dw = xp.zeros((G, OCg, Kg), dtype=dout.dtype)
         db = xp.zeros(OC, dtype=dout.dtype) if has_bias else None
         for n0, n1 in blocks[first:last]:
             d = dout_t[:, n0:n1]
             if not d.flags.c_contiguous:  # copy the block into scratch
-                d = _buffer(workspace, "dout", d.shape, dout)
+                d = ws.get("dout", d.shape, dout)
                 d[...] = dout_t[:, n0:n1]
             d_g = d.reshape(G, OCg, -1)
-            col = _im2col_fast(x[n0:n1], KH, KW, OH, OW, stride, pads, dilation, workspace)
-            dw += d_g @ col.reshape(G, Kg, -1).transpose(0, 2, 1)
+            if rows_dw:
+                dw += conv_rows.dw_rows(d, x[n0:n1].transpose(1, 0, 2, 3), w_shape, pads, dilation, ws.get, G)
+            else:
+                col = _im2col_fast(x[n0:n1], KH, KW, OH, OW, stride, pads, dilation, ws)
+                dw += d_g @ col.reshape(G, Kg, -1).transpose(0, 2, 1)
             if has_bias:
                 db += d.reshape(OC, -1).sum(axis=1)
-            if on_grid:
-                _col2im_shifted(dx_t[:, n0:n1], d, w_g, KH, KW, pads, dilation, workspace)
+            if rows_dx:
+                conv_rows.conv_rows(dx_t[:, n0:n1], d, wf, KH, KW, full, dilation, ws.get,
+                                    roles=("dout_grid", "dcol", "dxpad"))
+            elif on_grid:
+                _col2im_shifted(dx_t[:, n0:n1], d, w_g, KH, KW, pads, dilation, ws)
             elif input_grad:
-                dcol = _buffer(workspace, "dcol", (C, KH, KW, n1 - n0, OH, OW), dout)
+                dcol = ws.get("dcol", (C, KH, KW, n1 - n0, OH, OW), dout)
                 xp.matmul(w_g.transpose(0, 2, 1), d_g, out=dcol.reshape(G, Kg, -1))
                 _col2im_add(dx_t[:, n0:n1], dcol, stride, (PT, PL), dilation)
+        if rows_dw and not xp.isfinite(dw).all():  # an inf or NaN input met a dropped column: see conv_rows
+            dw[...] = 0
+            for n0, n1 in blocks[first:last]:
+                d = ws.get("dout", dout_t[:, n0:n1].shape, dout)
+                d[...] = dout_t[:, n0:n1]
+                col = _im2col_fast(x[n0:n1], KH, KW, OH, OW, stride, pads, dilation, ws)
+                dw += d.reshape(G, OCg, -1) @ col.reshape(G, Kg, -1).transpose(0, 2, 1)
         sums[first] = dw, db
     parallel.split(run, len(blocks), x, k=k)
     dw, db = sums.pop(0)
