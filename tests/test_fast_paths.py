@@ -331,6 +331,28 @@ def test_avg_pool2d_fast_equals_plain_and_torch(c, count_include_pad):
 
 
 @pytest.mark.parametrize("kind", ["max", "avg"])
+@pytest.mark.parametrize("kernel, stride, size", [(2, 2, 28), (2, 2, 10), (3, 3, 9), (2, 3, 8), (3, 2, 7)])
+def test_a_pool_backward_writes_every_cell_of_a_gradient_it_does_not_zero_first(kind, kernel, stride, size, monkeypatch):
+    """Where the windows tile x, the fast backward takes dx from empty_like, not zeros_like, and
+    writes each cell: NaN in every fresh empty array changes nothing (fresh pages are zeros, so a
+    cell left unwritten would pass unseen without the poison). The other geometries start from
+    zeros: same check."""
+    real = np.empty_like
+
+    def poisoned(*args, **kwargs):
+        a = real(*args, **kwargs)
+        a.fill(np.nan if a.dtype.kind == "f" else 1)  # max pooling's masks too: they must be written as well
+        return a
+    monkeypatch.setattr(np, "empty_like", poisoned)
+    x = np.random.default_rng(size).standard_normal((3, 2, size, size))
+    forward, backward = {"max": (F.max_pool2d, F.max_pool2d_backward), "avg": (F.avg_pool2d, F.avg_pool2d_backward)}[kind]
+    out, cache = forward(x, kernel, stride, impl="fast")
+    dout = np.random.default_rng(1).standard_normal(out.shape)
+    want = backward(dout, forward(x, kernel, stride, impl="plain")[1])
+    np.testing.assert_allclose(backward(dout, cache), want, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("kind", ["max", "avg"])
 @settings(max_examples=20)
 @given(pool_geometries())
 def test_one_pooling_layer_matches_torch_on_every_call_while_n_h_and_w_change(kind, c):

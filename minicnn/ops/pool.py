@@ -306,11 +306,17 @@ def avg_pool2d_backward(dout, cache):
     xp = get_array_module(dout)
     impl, x, divisor, g = cache
     share = dout / divisor
-    dxpad = xp.zeros_like(x) if g.padded_hw == x.shape[2:] else xp.zeros(x.shape[:2] + g.padded_hw, x.dtype)
     if impl == "plain":
+        dxpad = xp.zeros_like(x) if g.padded_hw == x.shape[2:] else xp.zeros(x.shape[:2] + g.padded_hw, x.dtype)
         for dx_k in _windows(dxpad, g):
             dx_k += share  # dx_k is a view: this adds into dxpad
         return _unpadded(dxpad, x.shape, g)
+    (KH, KW), (OH, OW) = g.kernel, g.out_hw
+    if g.padded_hw == x.shape[2:]:  # no padding: laid out like x; when windows tile x, every cell is written below
+        tiled = _disjoint(g) and (OH * KH, OW * KW) == g.padded_hw
+        dxpad = (xp.empty_like if tiled else xp.zeros_like)(x)
+    else:
+        dxpad = xp.zeros(x.shape[:2] + g.padded_hw, x.dtype)
 
     def part(n0, n1):  # images n0:n1, on one thread (ops.parallel)
         for dx_k in _windows(dxpad[n0:n1], g):
