@@ -29,7 +29,6 @@ from _common import (RESULTS, describe, draw, fmt_seconds, use_threads, interlea
                      machine_info, table, write_json)
 
 import minicnn.ops as F
-from minicnn.ops import conv as conv_module
 
 # name, batch, in channels, out channels, input size, kernel, padding  (stride 1)
 SHAPES = [
@@ -118,10 +117,8 @@ def numpy_method(forward, backward):
 
 def im2col_method(impl):
     def make(x, w, b, padding, dout):
-        workspace = conv_module.Workspace() if impl == "fast" else None  # held from call to call, as Conv2d does
-
-        def fwd():
-            return F.conv2d(x, w, b, 1, padding, impl=impl, workspace=workspace)
+        def fwd():  # the fast path on each thread's own scratch, cut over the threads, as Conv2d runs it
+            return F.conv2d(x, w, b, 1, padding, impl=impl)
 
         def fwd_bwd():
             out, cache = fwd()

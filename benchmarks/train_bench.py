@@ -66,7 +66,6 @@ from _common import (PAUSE, RESULTS, describe, draw, fmt_seconds, gemm_gflop_per
 import minicnn
 from minicnn import models, nn, ops, optim
 from minicnn.backend import BackendError, to_device, to_numpy
-from minicnn.ops import conv as conv_module
 
 CONFIGS = [("LeNet-5", "lenet5", (1, 28, 28), (16, 64, 256)), ("CIFAR CNN", "cifar_cnn", (3, 32, 32), (100,)),
            ("ResNet-20", "resnet20", (3, 32, 32), (128,))]
@@ -312,7 +311,6 @@ def by_hand_step(name, x, y, backend="numpy"):
         net.to(device_name(backend))
         x, y, wrap = to_device(x), to_device(y), minicnn.as_tensor
     opt = make_optimizer(optim, name, net.parameters())
-    workspaces = {id(layer): conv_module.Workspace() for layer in net if isinstance(layer, nn.Conv2d)}
     pairs = {nn.Tanh: (ops.tanh, ops.tanh_backward), nn.ReLU: (ops.relu, ops.relu_backward),
              nn.Flatten: (ops.flatten, ops.flatten_backward)}
 
@@ -323,8 +321,9 @@ def by_hand_step(name, x, y, backend="numpy"):
         h, caches = x, []
         for layer in net:
             if isinstance(layer, nn.Conv2d):
-                h, c = ops.conv2d(h, layer.weight.array, layer.bias.array, layer.stride, layer.padding,
-                                  workspace=workspaces[id(layer)])
+                # each thread's own scratch, as Conv2d uses (a workspace= handed in would keep the
+                # convolution on this one thread: the two steps would then differ by more than the tape)
+                h, c = ops.conv2d(h, layer.weight.array, layer.bias.array, layer.stride, layer.padding)
             elif isinstance(layer, nn.Linear):
                 h, c = ops.linear(h, layer.weight.array, layer.bias.array)
             elif isinstance(layer, nn.AvgPool2d):

@@ -143,3 +143,35 @@ def test_threads_bench_times_both_libraries_on_1_and_n_threads_in_one_process():
     assert sorted(t) == sorted((lib, n, kind) for lib in ("minicnn", "torch") for n in (1, 2)
                                for kind in ("train", "infer"))
     assert all(math.isfinite(v) and v > 0 for v in t.values())
+
+
+def test_the_by_hand_step_and_conv_bench_run_the_fast_conv_on_the_threads_as_conv2d_does(monkeypatch):
+    """A workspace= handed to conv2d keeps it on the calling thread; the by-hand step and
+    conv_bench's fast method once passed one, so they timed minicnn's convolutions on one thread
+    beside torch on two (the by-hand step came out slower than the tape's). Both now cut them."""
+    import threading
+
+    import conv_bench
+    from minicnn.ops import conv as conv_module
+    from minicnn.ops import parallel
+    real, seen = conv_module._im2col_fast, set()
+
+    def watched(*args):
+        seen.add(threading.get_ident())
+        return real(*args)
+    monkeypatch.setattr(conv_module, "_im2col_fast", watched)
+    monkeypatch.setattr(parallel, "MIN_PRODUCT", 1)
+    before = minicnn.get_num_threads()
+    minicnn.set_num_threads(2)
+    try:
+        x, y = train_bench.batch((1, 28, 28), 8)
+        train_bench.by_hand_step("lenet5", x, y)()
+        assert len(seen) == 2, "the by-hand step ran its convolutions on one thread"
+        seen.clear()
+        rng = np.random.default_rng(0)
+        xc, w, b = rng.standard_normal((4, 2, 12, 12)), rng.standard_normal((3, 2, 3, 3)), rng.standard_normal(3)
+        fwd, fwd_bwd = conv_bench.im2col_method("fast")(xc, w, b, 1, np.ones((4, 3, 12, 12)))
+        fwd_bwd()
+        assert len(seen) == 2, "conv_bench's fast method ran its convolutions on one thread"
+    finally:
+        minicnn.set_num_threads(before)
