@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as TF
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import minicnn
@@ -19,6 +19,7 @@ from minicnn import nn
 from minicnn.backend import to_numpy
 from minicnn.ops import conv as conv_module
 from minicnn.ops import conv_rows
+from minicnn.ops import pool as pool_module
 from minicnn.ops import parallel
 from minicnn.ops import impl as impl_module
 
@@ -309,6 +310,59 @@ def test_max_pool2d_fast_equals_plain_and_torch_even_with_ties(c):
         dx_fast = F.max_pool2d_backward(dout, cache_fast)
         close(dx_fast, F.max_pool2d_backward(dout, cache_plain), c["dtype"])
         close(dx_fast, t_dx, c["dtype"])  # torch, too, sends a tie's gradient to the first maximum only
+
+
+@settings(max_examples=80)
+@given(pool_geometries(), st.sampled_from(["finite", "nan", "-inf", "int"]), st.integers(1, 2), st.booleans())
+def test_max_pool2d_without_winners_gives_the_same_maxima_and_refuses_a_backward(c, kind, dilation, ceil_mode):
+    """winners=False (inference) computes the maxima alone, rows then columns: the same values as
+    with the winners and as torch's (any kernel, stride, padding, dilation, ceil_mode), NaN
+    propagating, -inf windows and integers too, laid out like x; the cache then refuses a backward
+    and return_indices with a message naming what to do."""
+    rng = np.random.default_rng(c["seed"])
+    (KH, KW), (PH, PW) = c["kernel"], c["padding"]
+    assume(all(H + 2 * PH > dilation * (KH - 1) and W + 2 * PW > dilation * (KW - 1) for _, _, H, W in c["sizes"]))
+    args = (c["kernel"], c["stride"], c["padding"], dilation, ceil_mode)
+    for size in c["sizes"]:
+        x = pool_input(c, size, rng)
+        if kind == "nan":
+            x[tuple(rng.integers(0, n) for n in x.shape)] = np.nan
+        elif kind == "-inf":
+            x[..., :2, :] = -np.inf
+        elif kind == "int":
+            x = (x * 10).astype(np.int32)
+        got, cache = F.max_pool2d(x, *args, impl="fast", winners=False)
+        want, _ = F.max_pool2d(x, *args, impl="fast")
+        np.testing.assert_array_equal(got, want)
+        assert got.dtype == x.dtype and got.strides == want.strides
+        if kind != "int":
+            np.testing.assert_array_equal(got, TF.max_pool2d(torch.from_numpy(np.ascontiguousarray(x)), *args).numpy())
+        with pytest.raises(ValueError, match=r"max_pool2d: its backward needs the winner.*winners=True"):
+            F.max_pool2d_backward(np.ones_like(got), cache)
+        with pytest.raises(ValueError, match=r"max_pool2d: return_indices needs the winner.*winners=True"):
+            pool_module.max_pool2d_indices(cache)
+
+
+def test_the_functional_max_pool_keeps_winners_exactly_where_a_backward_or_indices_can_follow(monkeypatch):
+    """F.max_pool2d (and nn.MaxPool2d) ask for the winners when the input requires a gradient and
+    grad mode is on, or when return_indices asks; an inference pass under no_grad does without."""
+    import minicnn.nn.functional as NF
+    asked = []
+    real = pool_module.max_pool2d
+    monkeypatch.setattr(F, "max_pool2d", lambda *a, winners=True, **k: asked.append(winners) or real(*a, winners=winners, **k))
+    x = minicnn.randn(2, 3, 8, 8, requires_grad=True)
+    out = NF.max_pool2d(x, 2)
+    out.sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy().sum(axis=(2, 3)), np.full((2, 3), 16.0))
+    with minicnn.no_grad():
+        NF.max_pool2d(x, 2)
+        _, indices = NF.max_pool2d(x, 2, return_indices=True)
+    NF.max_pool2d(x.detach(), 2)
+    layer = nn.MaxPool2d(2).eval()
+    with minicnn.no_grad():
+        layer(x)
+    assert asked == [True, False, True, False, False]
+    assert indices.shape == (2, 3, 4, 4)
 
 
 @settings(max_examples=60)

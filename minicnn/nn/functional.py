@@ -12,7 +12,7 @@ accepted where torch takes Tensors and are wrapped (they do not require a gradie
 import functools
 
 from .. import ops
-from ..autograd import record
+from ..autograd import is_grad_enabled, record
 from ..ops import tensor as T
 from ..ops import pool as _pool, upsample as _upsample
 from ..ops import conv as _conv, conv_transpose as _conv_transpose
@@ -91,7 +91,9 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
     input = _t(input)
     if input.ndim == 3:
         return _batched(max_pool2d, input, kernel_size, stride, padding, dilation, ceil_mode, return_indices)
-    out, cache = ops.max_pool2d(input.array, kernel_size, stride, padding, dilation, ceil_mode)
+    # the winners cost about half the pass: skip them where no backward and no indices will ask
+    winners = return_indices or (input.requires_grad and is_grad_enabled())
+    out, cache = ops.max_pool2d(input.array, kernel_size, stride, padding, dilation, ceil_mode, winners=winners)
     out = record(out, ops.max_pool2d_backward, cache, (input,), "max_pool2d")
     return (out, Tensor._wrap(_pool.max_pool2d_indices(cache))) if return_indices else out
 

@@ -15,7 +15,8 @@ Two implementations of the same math, selected by minicnn.set_impl (or impl= per
              there is no padding, the winning tap of each max window kept as a uint8 so the
              backward never reads x again, non-overlapping windows written without
              read-add, and gradients laid out in memory like the input (NCHW or, after
-             conv2d, CNHW), so the next backward needs no transpose copy.
+             conv2d, CNHW), so the next backward needs no transpose copy; with
+             winners=False (inference: no backward to come) the maxima alone.
 
 Also here: adaptive pooling (OH x OW bins over any input size, torch's bin edges), global pooling,
 and max_unpool2d, which puts max pooling's winners back in place (from return_indices).
@@ -120,18 +121,20 @@ def _windows(xpad, g):
     return [xpad[(Ellipsis, *_tap(i, j, *g.out_hw, g.stride, g.dilation))] for i in range(KH) for j in range(KW)]
 
 
-def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, impl=None):
+def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, impl=None, winners=True):
     """Maximum over each KH x KW window (taps DH, DW apart): x (N, C, H, W) -> out (N, C, OH, OW).
 
     Padding is -inf (the lowest integer for integer input), so a padded cell never wins, even
     when every input is negative. The cache keeps which tap won in each window: the first one on
     ties; a NaN wins, and then the last NaN of the window (torch's rule: NaN propagates).
     max_pool2d_indices(cache) gives torch's return_indices.
+    winners=False: the fast path computes the maxima alone (for inference: no backward and no
+    indices will be asked for), and its cache refuses both; the plain path ignores it.
     """
     xp = get_array_module(x)
     g = _pool_args(x, kernel_size, stride, padding, dilation, ceil_mode, "max_pool2d")
     if _choose(impl, "max_pool2d") == "fast":
-        return _max_pool2d_fast(x, g)
+        return _max_pool2d_fast(x, g) if winners else _max_pool2d_values(x, g)
     out = None
     for k, window in enumerate(_windows(_padded(x, g, _lowest(x)), g)):
         if out is None:
@@ -146,6 +149,7 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=Fal
 
 def max_pool2d_backward(dout, cache):
     """dx: each window's dout goes to the input cell that won it, summed where windows overlap."""
+    _no_winners(cache, "its backward")
     if cache[0] == "fast":
         return _max_pool2d_backward_fast(dout, cache)
     xp = get_array_module(dout)
@@ -174,6 +178,7 @@ def _winner_inside(argmax, out, x, g):
 def max_pool2d_indices(cache):
     """torch's return_indices: where each window's maximum lies in its input plane, as an index
     into the flattened H*W plane of its (n, c). (N, C, OH, OW) int64."""
+    _no_winners(cache, "return_indices")
     xp = get_array_module(cache[2])
     _, x, argmax, g = cache
     W = (x if cache[0] == "plain" else x.shape)[3]
@@ -211,6 +216,41 @@ def _max_pool2d_fast(x, g, nan_aware=False):
         # some window held a NaN: its output is NaN already; the winning tap needs torch's rule
         return _max_pool2d_fast(x, g, nan_aware=True)
     return out, ("fast", x, _winner_inside(argmax, out, x, g), g)
+
+
+def _max_pool2d_values(x, g):
+    """The maxima alone, for a call whose caller will take no backward and no indices. A maximum
+    is separable: first over each window's KH rows, whole padded rows at a time (contiguous
+    reads), then over its KW columns of that: (KH - 1) + (KW - 1) passes instead of KH*KW - 1
+    over strided windows. NaN propagates through both (xp.maximum)."""
+    xp = get_array_module(x)
+    xpad = _padded(x, g, _lowest(x)) if g.padded_hw != x.shape[2:] else x
+    (KH, KW), (OH, OW), (SH, SW), (DH, DW) = g.kernel, g.out_hw, g.stride, g.dilation
+    rows = [xpad[:, :, i * DH:i * DH + SH * (OH - 1) + 1:SH] for i in range(KH)]  # (N, C, OH, Wp) each
+    m = xp.empty_like(rows[0]) if KH > 1 else rows[0]  # laid out like x
+    cols = [m[..., j * DW:j * DW + SW * (OW - 1) + 1:SW] for j in range(KW)]  # (N, C, OH, OW) each
+    out = xp.empty_like(cols[0])
+
+    def running_max(views, o, n0, n1):  # o[n0:n1] = the maximum of views[k][n0:n1]
+        if len(views) == 1:
+            o[n0:n1] = views[0][n0:n1]
+            return
+        xp.maximum(views[0][n0:n1], views[1][n0:n1], out=o[n0:n1])
+        for view in views[2:]:
+            xp.maximum(o[n0:n1], view[n0:n1], out=o[n0:n1])
+
+    def part(n0, n1):  # images n0:n1, on one thread (ops.parallel)
+        if KH > 1:
+            running_max(rows, m, n0, n1)
+        running_max(cols, out, n0, n1)
+    parallel.split(part, x.shape[0], xpad, min_size=parallel.MIN_COPY)
+    return out, ("values", x.shape, None, g)
+
+
+def _no_winners(cache, what):
+    if cache[0] == "values":
+        raise ValueError(f"max_pool2d: {what} needs the winner of each window, and this call was made with "
+                         "winners=False (for inference); call ops.max_pool2d with winners=True")
 
 
 def _max_pool2d_backward_fast(dout, cache):
