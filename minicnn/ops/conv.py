@@ -512,7 +512,7 @@ def _conv2d_fast(x, w, b, OH, OW, stride, pads, dilation, G, workspace):
     out = xp.empty((OC, N, OH, OW), dtype=x.dtype)
     k = _on_threads(N, N * OC * OH * OW * (C // G) * KH * KW, x, workspace)
     Wp = pads[1][0] + x.shape[3] + pads[1][1]
-    rows = conv_rows.rows_pay(xp.__name__, stride, pads, OC, OW, Wp)  # stride 1, narrow: see conv_rows
+    rows = conv_rows.rows_pay(xp.__name__, stride, pads, OW, Wp)  # stride 1, narrow: see conv_rows
     blocks = _blocks(N, C * KH * KW * OH * (Wp if rows else OW), k)
 
     def run(first, last):  # blocks[first:last], on one thread
@@ -544,13 +544,13 @@ def _conv2d_backward_fast(dout, x, w_g, w_shape, has_bias, stride, pads, dilatio
     (PT, PB), (PL, PR) = pads
     Hp, Wp = PT + H + PB, PL + W + PR
     # stride 1, narrow images: dW and dx in conv_rows's layout, dx as the full correlation of dout with w
-    rows_dw = conv_rows.rows_pay(xp.__name__, stride, pads, OC, OW, Wp)
+    rows_dw = conv_rows.rows_pay(xp.__name__, stride, pads, OW, Wp)
     wf, full = None, None
     if input_grad and G == 1 and tuple(stride) == (1, 1):
         wf, full = conv_rows.full_correlation(w_g.reshape(w_shape), pads, dilation)
     Wf = None if full is None else full[1][0] + OW + full[1][1]  # dout's padded width
     # (not where OC > C: dout's col then has more rows than x's; LeNet-5's 6 -> 16 took 2x as long that way)
-    rows_dx = full is not None and OC <= C and conv_rows.rows_pay(xp.__name__, stride, full, C, W, Wf)
+    rows_dx = full is not None and OC <= C and conv_rows.rows_pay(xp.__name__, stride, full, W, Wf)
     # else stride 1, no groups, a padded grid at most twice the output: col2im on the grid (see _col2im_shifted;
     # with groups its product is G small ones, slower than the taps: measured on depthwise layers)
     on_grid = input_grad and not rows_dx and G == 1 and tuple(stride) == (1, 1) and Hp * Wp <= 2 * OH * OW

@@ -2,7 +2,7 @@
 
 conv.py's fast im2col copies, for each kernel tap (i, j), an OH x OW window of every image and
 channel: C*n*OH runs of OW values per tap. NumPy pays a fixed cost per run, so on ResNet-20's
-8- and 16-pixel-wide images the copy costs about as much as the product that follows it.
+8-pixel-wide images the copy costs about as much as the product that follows it.
 
 Here each image's padded grid (Hp x Wp) is one row of Hp*Wp cells, followed by DW*(KW-1) cells
 of slack. A stride-1 convolution's output pixel (p, q) reads cell (p + i*DH)*Wp + (q + j*DW) for
@@ -39,9 +39,9 @@ from ..backend import get_array_module
 ROWS_WIDTH = 8  # rows_pay's widest output: measured, see rows_pay
 
 
-def rows_pay(xp_name, stride, pads, out_channels, OW, Wp):
+def rows_pay(xp_name, stride, pads, OW, Wp):
     """Whether the row layout beats conv.py's im2col for a stride-1 convolution with OW output
-    columns out of Wp padded ones (out_channels: the rows of the product, kept for the record).
+    columns out of Wp padded ones.
     Measured on 2 threads, forward and backward of each layer alone, its image blocks as conv.py
     cuts them, in one process: 1.14-1.17x on ResNet-20's 8-pixel-wide stage; on wider images no
     steady gain (0.85-1.06x: LeNet-5's 28 and 10, ResNet-20's 16 and 32), where each run of OW
