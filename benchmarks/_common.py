@@ -24,9 +24,11 @@ PAUSE = 0.3  # seconds of quiet before each timed block
 
 def interleaved(fns, rounds, block_seconds, slow=0.5):
     """Median seconds per call of each fn (a dict name -> fn), timed in blocks that take turns
-    round by round, a pause before each, so that load from elsewhere hits them alike.
-    A fn whose first call after the warm-up takes `slow` seconds or more (the Python loops)
-    is not timed again: that call is its figure."""
+    round by round, a pause before each, so that load from elsewhere hits them alike. Every other
+    round runs them in the reverse order: on this machine the same code timed first and timed
+    second in a fixed order came out up to 13% apart (a memory-layout effect that follows the
+    order of the calls). A fn whose first call after the warm-up takes `slow` seconds or more
+    (the Python loops) is not timed again: that call is its figure."""
     calls, result = {}, {}
     for name, fn in fns.items():  # warm up, then size each block to about block_seconds
         fn()
@@ -39,8 +41,8 @@ def interleaved(fns, rounds, block_seconds, slow=0.5):
         else:
             calls[name] = max(1, int(block_seconds / max(once, 1e-6)))
     per_call = {name: [] for name in calls}
-    for _ in range(rounds):
-        for name in calls:
+    for r in range(rounds):
+        for name in (list(calls) if r % 2 == 0 else list(calls)[::-1]):
             time.sleep(PAUSE)
             t = time.perf_counter()
             for _ in range(calls[name]):

@@ -175,3 +175,16 @@ def test_the_by_hand_step_and_conv_bench_run_the_fast_conv_on_the_threads_as_con
         assert len(seen) == 2, "conv_bench's fast method ran its convolutions on one thread"
     finally:
         minicnn.set_num_threads(before)
+
+
+def test_interleaved_times_every_method_every_round_in_alternating_order(monkeypatch):
+    """Blocks take turns, and every other round in the reverse order (a fixed order biased one
+    position by up to 13% here); each figure is the median of its own blocks."""
+    monkeypatch.setattr(_common, "PAUSE", 0)
+    seen = []
+    fns = {name: (lambda name=name: seen.append(name)) for name in ("a", "b", "c")}
+    result = _common.interleaved(fns, rounds=4, block_seconds=0)
+    assert sorted(result) == ["a", "b", "c"] and all(v >= 0 for v in result.values())
+    timed = seen[6:]  # after the warm-up and sizing calls (two each, in dict order)
+    assert seen[:6] == ["a", "a", "b", "b", "c", "c"]
+    assert timed == ["a", "b", "c", "c", "b", "a", "a", "b", "c", "c", "b", "a"]
