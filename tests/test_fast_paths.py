@@ -313,12 +313,16 @@ def test_max_pool2d_fast_equals_plain_and_torch_even_with_ties(c):
 
 
 @settings(max_examples=80)
-@given(pool_geometries(), st.sampled_from(["finite", "nan", "-inf", "int"]), st.integers(1, 2), st.booleans())
-def test_max_pool2d_without_winners_gives_the_same_maxima_and_refuses_a_backward(c, kind, dilation, ceil_mode):
-    """winners=False (inference) computes the maxima alone, rows then columns: the same values as
-    with the winners and as torch's (any kernel, stride, padding, dilation, ceil_mode), NaN
-    propagating, -inf windows and integers too, laid out like x; the cache then refuses a backward
-    and return_indices with a message naming what to do."""
+@given(c=pool_geometries(), kind=st.sampled_from(["finite", "nan", "-inf", "int"]), dilation=st.integers(1, 2),
+       ceil_mode=st.booleans(), chunk=st.sampled_from([1, 40, 1 << 18]))
+def test_max_pool2d_without_winners_gives_the_same_maxima_and_refuses_a_backward(c, kind, dilation, ceil_mode, chunk,
+                                                                                   monkeypatch):
+    """winners=False (inference) computes the maxima alone, rows then columns, the row maxima a few
+    images at a time (chunk: pool.VALUES_CHUNK, from one image a time up): the same values as with
+    the winners and as torch's (any kernel, stride, padding, dilation, ceil_mode), NaN propagating,
+    -inf windows and integers too, laid out like x; the cache then refuses a backward and
+    return_indices with a message naming what to do."""
+    monkeypatch.setattr(pool_module, "VALUES_CHUNK", chunk)
     rng = np.random.default_rng(c["seed"])
     (KH, KW), (PH, PW) = c["kernel"], c["padding"]
     assume(all(H + 2 * PH > dilation * (KH - 1) and W + 2 * PW > dilation * (KW - 1) for _, _, H, W in c["sizes"]))

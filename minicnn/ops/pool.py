@@ -218,31 +218,39 @@ def _max_pool2d_fast(x, g, nan_aware=False):
     return out, ("fast", x, _winner_inside(argmax, out, x, g), g)
 
 
+VALUES_CHUNK = 1 << 18  # values of the row maxima held at a time by one thread (1 MiB of float32)
+
+
 def _max_pool2d_values(x, g):
     """The maxima alone, for a call whose caller will take no backward and no indices. A maximum
     is separable: first over each window's KH rows, whole padded rows at a time (contiguous
     reads), then over its KW columns of that: (KH - 1) + (KW - 1) passes instead of KH*KW - 1
-    over strided windows. NaN propagates through both (xp.maximum)."""
+    over strided windows. NaN propagates through both (xp.maximum). The row maxima are held a
+    few images at a time (VALUES_CHUNK values), so they add no more than that to the peak memory."""
     xp = get_array_module(x)
     xpad = _padded(x, g, _lowest(x)) if g.padded_hw != x.shape[2:] else x
     (KH, KW), (OH, OW), (SH, SW), (DH, DW) = g.kernel, g.out_hw, g.stride, g.dilation
     rows = [xpad[:, :, i * DH:i * DH + SH * (OH - 1) + 1:SH] for i in range(KH)]  # (N, C, OH, Wp) each
-    m = xp.empty_like(rows[0]) if KH > 1 else rows[0]  # laid out like x
-    cols = [m[..., j * DW:j * DW + SW * (OW - 1) + 1:SW] for j in range(KW)]  # (N, C, OH, OW) each
-    out = xp.empty_like(cols[0])
+    out = xp.empty_like(rows[0][..., ::SW][..., :OW])  # laid out like x
+    per_image = rows[0][0].size
+    step = max(1, VALUES_CHUNK // per_image)
 
-    def running_max(views, o, n0, n1):  # o[n0:n1] = the maximum of views[k][n0:n1]
+    def running_max(views, o):  # o = the maximum of the views
         if len(views) == 1:
-            o[n0:n1] = views[0][n0:n1]
+            o[...] = views[0]
             return
-        xp.maximum(views[0][n0:n1], views[1][n0:n1], out=o[n0:n1])
+        xp.maximum(views[0], views[1], out=o)
         for view in views[2:]:
-            xp.maximum(o[n0:n1], view[n0:n1], out=o[n0:n1])
+            xp.maximum(o, view, out=o)
 
-    def part(n0, n1):  # images n0:n1, on one thread (ops.parallel)
-        if KH > 1:
-            running_max(rows, m, n0, n1)
-        running_max(cols, out, n0, n1)
+    def part(n0, n1):  # images n0:n1, on one thread (ops.parallel), a few at a time
+        for a in range(n0, n1, step):
+            b = min(a + step, n1)
+            m = rows[0][a:b]
+            if KH > 1:
+                m = xp.empty_like(m)  # laid out like x
+                running_max([r[a:b] for r in rows], m)
+            running_max([m[..., j * DW:j * DW + SW * (OW - 1) + 1:SW] for j in range(KW)], out[a:b])
     parallel.split(part, x.shape[0], xpad, min_size=parallel.MIN_COPY)
     return out, ("values", x.shape, None, g)
 
