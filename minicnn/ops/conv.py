@@ -373,13 +373,13 @@ class Workspace:
     """Scratch buffers for one thread's calls, so that a training step does not allocate (and
     page-fault in) a fresh im2col buffer for every convolution.
 
-    One flat buffer per role ('col', 'xpad', 'dout', 'dcol', 'dout_grid', 'dxpad', 'dout_rows'), grown to the
-    largest size asked for; get()
-    hands out a view of its first bytes in the shape and dtype asked for. What decides the
-    contents of a view: nothing from before. Every caller writes each cell it later reads, within
-    the one call that asked for it, and keeps no reference once that call returns (nothing
-    returned to the caller is a view of scratch). Two roles never share memory, so one call may
-    hold a 'col' and a 'dcol' at once; calls do not nest, and each thread has its own Workspace.
+    One flat buffer per role ('col', 'xpad', 'dout', 'dcol', 'dout_grid', 'dxpad', 'dout_rows'),
+    grown to the largest size asked for; get() hands out a view of its first bytes in the shape and
+    dtype asked for. What decides the contents of a view: nothing from before. Every caller writes
+    each cell it later reads, within the one call that asked for it, and keeps no reference once
+    that call returns (nothing returned to the caller is a view of scratch). Two roles never share
+    memory, so one call may hold a 'col' and a 'dcol' at once; calls do not nest, and each thread
+    has its own Workspace.
     """
 
     def __init__(self):
@@ -564,21 +564,27 @@ def _conv2d_backward_fast(dout, x, w_g, w_shape, has_bias, stride, pads, dilatio
     blocks = _blocks(N, per_image, k)
     sums = {}  # first block of a thread's run -> (its dW, its db)
 
+    def block_dout(n0, n1, ws):  # dout's block (OC, n, OH, OW), contiguous: copied into scratch if it is not
+        d = dout_t[:, n0:n1]
+        if not d.flags.c_contiguous:
+            d = ws.get("dout", d.shape, dout)
+            d[...] = dout_t[:, n0:n1]
+        return d
+
+    def taps_dw(n0, n1, d, ws):  # the block's share of dW, through the taps' col
+        col = _im2col_fast(x[n0:n1], KH, KW, OH, OW, stride, pads, dilation, ws)
+        return d.reshape(G, OCg, -1) @ col.reshape(G, Kg, -1).transpose(0, 2, 1)
+
     def run(first, last):  # blocks[first:last], on one thread
         ws = workspace if workspace is not None else scratch()
         dw = xp.zeros((G, OCg, Kg), dtype=dout.dtype)
         db = xp.zeros(OC, dtype=dout.dtype) if has_bias else None
         for n0, n1 in blocks[first:last]:
-            d = dout_t[:, n0:n1]
-            if not d.flags.c_contiguous:  # copy the block into scratch
-                d = ws.get("dout", d.shape, dout)
-                d[...] = dout_t[:, n0:n1]
-            d_g = d.reshape(G, OCg, -1)
+            d = block_dout(n0, n1, ws)
             if rows_dw:
                 dw += conv_rows.dw_rows(d, x[n0:n1].transpose(1, 0, 2, 3), w_shape, pads, dilation, ws.get, G)
             else:
-                col = _im2col_fast(x[n0:n1], KH, KW, OH, OW, stride, pads, dilation, ws)
-                dw += d_g @ col.reshape(G, Kg, -1).transpose(0, 2, 1)
+                dw += taps_dw(n0, n1, d, ws)
             if has_bias:
                 db += d.reshape(OC, -1).sum(axis=1)
             if rows_dx:
@@ -588,15 +594,12 @@ def _conv2d_backward_fast(dout, x, w_g, w_shape, has_bias, stride, pads, dilatio
                 _col2im_shifted(dx_t[:, n0:n1], d, w_g, KH, KW, pads, dilation, ws)
             elif input_grad:
                 dcol = ws.get("dcol", (C, KH, KW, n1 - n0, OH, OW), dout)
-                xp.matmul(w_g.transpose(0, 2, 1), d_g, out=dcol.reshape(G, Kg, -1))
+                xp.matmul(w_g.transpose(0, 2, 1), d.reshape(G, OCg, -1), out=dcol.reshape(G, Kg, -1))
                 _col2im_add(dx_t[:, n0:n1], dcol, stride, (PT, PL), dilation)
         if rows_dw and not xp.isfinite(dw).all():  # an inf or NaN input met a dropped column: see conv_rows
             dw[...] = 0
             for n0, n1 in blocks[first:last]:
-                d = ws.get("dout", dout_t[:, n0:n1].shape, dout)
-                d[...] = dout_t[:, n0:n1]
-                col = _im2col_fast(x[n0:n1], KH, KW, OH, OW, stride, pads, dilation, ws)
-                dw += d.reshape(G, OCg, -1) @ col.reshape(G, Kg, -1).transpose(0, 2, 1)
+                dw += taps_dw(n0, n1, block_dout(n0, n1, ws), ws)
         sums[first] = dw, db
     parallel.split(run, len(blocks), x, k=k)
     dw, db = sums.pop(0)

@@ -268,4 +268,3 @@ def _alike(out, inputs):
     """Arrays of one shape, laid out alike: strides in proportion to the item sizes."""
     return all(a.shape == out.shape and all(sa * out.itemsize == so * a.itemsize for sa, so in zip(a.strides, out.strides))
                for a in inputs)
-

@@ -50,7 +50,7 @@ class Adam(Optimizer):
             state["max_exp_avg_sq"] = Tensor._wrap(xp.zeros_like(p.array))
         state["step"] += 1
         t = state["step"]
-        work = [xp.empty_like(p.array) for _ in range(2)]  # made here, whole: a part on a thread allocates nothing
+        work = [xp.empty_like(p.array) for _ in range(2)]  # made here, whole, not by each part on its thread
         arrays = [p.array, grad, state["exp_avg"].array, state["exp_avg_sq"].array] + work
         if group["amsgrad"]:
             arrays.append(state["max_exp_avg_sq"].array)
