@@ -13,16 +13,53 @@ ops module), applied through autograd.record. Dtypes follow torch: a Python numb
 tensor's dtype, and so does a 0-d tensor of the same kind (float32 * 0-d float64 is float32); an
 integer tensor meeting a float one becomes that float, and integer division gives float32; matmul
 refuses operands of two dtypes. Nothing else is promoted.
+
+Storage, views and the version counter
+--------------------------------------
+A Tensor's values live in its array. Several Tensors may share that memory, exactly where torch
+shares it:
+
+    views      slicing with ints, slices, None and ... (x[0], x[:, 1:3]), view, reshape (when the
+               layout allows, else a copy), permute, transpose, t, T, expand, squeeze, unsqueeze,
+               flatten: the NumPy view of the same memory. Advanced indexing (x[[0, 2]], x[mask]),
+               clone(), contiguous() of a non-contiguous tensor, and reshape where the layout does
+               not allow a view give fresh memory.
+    detach()   the same memory, cut from the tape; so is .data (minicnn shares .data's version
+               counter too, where torch gives .data a new one: a change through .data is then
+               caught by backward() instead of giving a silently wrong gradient)
+
+Every family of tensors sharing memory shares one version counter (`_counter`; `t._version`
+reads it). Every in-place change (`x += 1`, `x.add_()`, `x[0] = 5`, `x.copy_()`, an optimizer
+step, init) writes into the memory and bumps the counter. A node on the tape saves the counter
+of each input and output with its value at the call, so backward() can tell that a tensor its
+cache holds was changed since (autograd.py).
+
+An in-place change is recorded on the tape where a gradient can flow, as in torch:
+
+    x.add_(y)     on a non-view: x's node becomes the add's node (the old node stays behind it)
+    v.mul_(2)     on a view v of a base b: the new values are written into b's memory, and b gets
+                  a node `copy_slices` whose backward sends the view's part of b's gradient to
+                  the mul and the rest to b's old node; v's node is then "v's view of b's new node"
+    h[0] = w      is the in-place index_put: w gets the gradient of the cells it was written into,
+                  h's old values the gradient of the others
+
+A view remembers its base (`_base`) and how it was taken (`_steps`: slicing, permuting, ...).
+When the counter shows that the base changed since the view's node was made, the view's node is
+made again from the base's current node before it is used (so an old view sees the new graph).
+On a leaf that requires grad, or a view of one, an in-place change with recording on is an
+error, as in torch: do it under no_grad() (as optimizers and init do).
 """
 
 import builtins
+import functools
 import math
 import numbers
+import weakref
 
 import numpy as np
 
 from . import autograd
-from .autograd import record
+from .autograd import _root, record
 from .backend import BackendError, backend_name, default_rng, get_array_module, get_xp, is_cupy_array, to_numpy
 from .ops import activation as A
 from .ops import tensor as T
@@ -142,18 +179,26 @@ class Size(tuple):
         return f"minicnn.Size({list(self)})"
 
 
+class _Version:
+    """The version counter of one memory: every in-place write bumps `value`. `root` is the id of
+    the array that owns the memory, so that backward() can tell whether a cache holds it."""
+
+    __slots__ = ("value", "root", "shared")
+
+    def __init__(self, array):
+        self.value = 0
+        self.root = id(_root(array))
+        self.shared = False  # True once a view, detach() or an op's output shares the memory
+
+
 class Tensor:
     """An n-dimensional array with autograd. See the module docstring."""
 
     __array_priority__ = 1000  # numpy array (op) Tensor goes to Tensor's reflected operator
 
     def __init__(self, data, dtype=None, requires_grad=False):
-        self.array = _as_array(data, dtype)
-        self.requires_grad = False
-        self._node = None
-        self._version = 0
-        self._hooks = []
-        self.grad = None
+        array = _as_array(data, dtype)
+        _init(self, array)
         if requires_grad:
             self.requires_grad_(True)
 
@@ -163,8 +208,55 @@ class Tensor:
         if isinstance(array, np.generic):  # NumPy reduces to a scalar: hold a 0-d array, so in-place ops write into it
             array = np.asarray(array)
         t = object.__new__(Tensor)
-        t.array, t.requires_grad, t._node, t._version, t._hooks, t.grad = array, False, None, 0, [], None
+        _init(t, array)
         return t
+
+    # -- storage: version, views, refreshing a view's node --------------------------------------
+
+    @property
+    def _version(self):
+        """How many in-place changes this tensor's memory has had (shared with its views)."""
+        return self._counter.value
+
+    def _bump(self):
+        """Count one in-place change of the memory (every writer calls this after writing)."""
+        self._counter.value += 1
+
+    @property
+    def _base(self):
+        """The tensor this one is a view of (torch's ._base), or None."""
+        return self._view_base
+
+    @property
+    def requires_grad(self):
+        if self._view_base is not None and self._view_version != self._counter.value:
+            self._refresh()
+        return self._requires_grad
+
+    @requires_grad.setter
+    def requires_grad(self, value):
+        self.requires_grad_(value)
+
+    def _view_of(self, out, backward, cache, name, take):
+        """A Tensor for `out`, a view of this tensor's memory made by take(array): recorded as the op
+        (backward, cache, name), sharing the version counter, and remembering its base and steps."""
+        t = record(out, backward, cache, (self,), name)
+        t._counter = self._counter
+        self._counter.shared = True
+        base = self._view_base
+        t._view_base = base if base is not None else self
+        t._steps = self._steps + ((take, backward, cache, name),)
+        t._view_version = self._counter.value
+        t._grad_view = autograd.is_grad_enabled() and (base is None or self._grad_view)
+        return t
+
+    def _refresh(self):
+        """The base changed since this view's node was made: make it again, from the base's node now."""
+        self._view_version = self._counter.value
+        if not self._grad_view:
+            return
+        t = _replay(self._view_base, self._steps)
+        self._node, self._requires_grad = t._node, t._requires_grad
 
     # -- what it is ---------------------------------------------------------------------------
 
@@ -204,16 +296,18 @@ class Tensor:
 
     @property
     def is_leaf(self):
-        return self._node is None
+        return self.grad_fn is None
 
     @property
     def grad_fn(self):
+        if self._view_base is not None and self._view_version != self._counter.value:
+            self._refresh()
         return self._node
 
     @property
     def data(self):
-        """A Tensor sharing this one's array, outside the tape (changes to it are not tracked)."""
-        return Tensor._wrap(self.array)
+        """A Tensor sharing this one's memory and version counter, outside the tape."""
+        return self.detach()
 
     @data.setter
     def data(self, value):
@@ -225,6 +319,10 @@ class Tensor:
     @property
     def T(self):
         return self.permute(*range(self.ndim - 1, -1, -1))
+
+    @property
+    def mT(self):
+        return self.transpose(-2, -1)
 
     def __len__(self):
         if self.array.ndim == 0:
@@ -327,6 +425,8 @@ class Tensor:
         dtype = _dtype(dtype)
         if dtype == self.dtype:
             return self
+        if dtype.kind not in "fc":  # an integer or bool result has no gradient: the graph ends here (torch)
+            return Tensor._wrap(self.array.astype(dtype))
         return record(self.array.astype(dtype), _cast_back, self.dtype, (self,), "to")
 
     def float(self):
@@ -362,139 +462,380 @@ class Tensor:
     def requires_grad_(self, requires_grad=True):
         if requires_grad and self.array.dtype.kind not in "fc":
             raise RuntimeError(f"only Tensors of floating point dtype can require gradients, this one is {self.dtype}")
-        if not requires_grad and self._node is not None:
-            raise RuntimeError("you can only change requires_grad flags of leaf variables: use .detach()")
-        self.requires_grad = builtins.bool(requires_grad)
+        if self.grad_fn is not None:
+            if requires_grad:
+                return self
+            raise RuntimeError("you can only change requires_grad flags of leaf variables. If you want to use a "
+                               "computed variable in a subgraph that doesn't require differentiation use "
+                               "var_no_grad = var.detach().")
+        self._requires_grad = builtins.bool(requires_grad)
         return self
 
     def detach(self):
-        """The same array, cut from the tape."""
-        return Tensor._wrap(self.array)
+        """The same memory and version counter, cut from the tape."""
+        t = Tensor._wrap(self.array)
+        t._counter = self._counter
+        self._counter.shared = True
+        return t
 
     def detach_(self):
-        self._node, self.requires_grad = None, False
+        if self._view_base is not None:
+            raise RuntimeError("Can't detach views in-place. Use detach() instead.")
+        self._node, self._requires_grad = None, False
         return self
 
     def clone(self):
         return record(self.array.copy(), _identity_backward, None, (self,), "clone")
 
     def register_hook(self, hook):
-        """hook(grad) runs when a leaf's gradient arrives; it may return a replacement."""
-        if self._node is not None:
-            raise NotImplementedError("register_hook: minicnn supports hooks on leaf tensors only")
-        self._hooks.append(hook)
-        return hook
+        """hook(grad) runs once per backward() with the summed gradient of this tensor; it may return
+        a replacement. Returns a handle whose remove() takes the hook away."""
+        if not self.requires_grad:
+            raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
+        node = self.grad_fn
+        if node is None:
+            hooks = self._hooks
+        else:
+            if node.hooks is None:
+                node.hooks = []
+            hooks = node.hooks
+        hooks.append(hook)
+        return _HookHandle(hooks, hook)
 
     def retain_grad(self):
-        raise NotImplementedError("retain_grad: minicnn fills .grad for leaf tensors only")
+        """Keep this non-leaf tensor's gradient in .grad after backward() (a no-op on a leaf)."""
+        if not self.requires_grad:
+            raise RuntimeError("can't retain_grad on Tensor that has requires_grad=False")
+        if self.grad_fn is None or getattr(self, "_retains", False):
+            return
+        self._retains = True
+        ref = weakref.ref(self)
 
-    # -- in place (outside the tape: refused on a tensor that records) ----------------------------
+        def keep(grad):
+            t = ref()
+            if t is not None:
+                if t.grad is None:
+                    t.grad = Tensor._wrap(grad.array.copy())
+                else:
+                    t.grad.array += grad.array
+                    t.grad._bump()
+        self.grad_fn.hooks = (self.grad_fn.hooks or []) + [keep]
 
-    def _inplace(self, name):
-        if self.requires_grad and autograd.is_grad_enabled():
-            kind = "a leaf Variable that requires grad" if self._node is None else "a tensor that requires grad"
-            raise RuntimeError(f"{name}: {kind} is being used in an in-place operation. Do it under "
-                               "minicnn.no_grad() (as optimizers and init do), or use the out-of-place form")
-        self._version += 1
-        return self.array
+    @property
+    def retains_grad(self):
+        return getattr(self, "_retains", False)
+
+    # -- in place: written into this tensor's memory, recorded where a gradient can flow -----------
+
+    def _check_write(self, name):
+        """torch's refusals of an in-place change, before anything is written."""
+        if autograd.is_grad_enabled():
+            base = self._view_base
+            if base is None and self._node is None and self._requires_grad:
+                raise RuntimeError(f"{name}: a leaf Variable that requires grad is being used in an in-place "
+                                   "operation. Do it under minicnn.no_grad() (as optimizers and init do), or use "
+                                   "the out-of-place form")
+            if base is not None and base.requires_grad:
+                if base._node is None:
+                    raise RuntimeError(f"{name}: a view of a leaf Variable that requires grad is being used in an "
+                                       "in-place operation. Do it under minicnn.no_grad(), or clone() first")
+                if not self._grad_view:
+                    raise RuntimeError(f"{name}: A view was created in no_grad mode and is being modified inplace "
+                                       "with grad mode enabled. Given that this use case is ambiguous and "
+                                       "error-prone, it is forbidden. You can clarify your code by moving both the "
+                                       "view and the inplace either both inside the no_grad block (if you don't "
+                                       "want the inplace to be tracked) or both outside (if you want the inplace to "
+                                       "be tracked).")
+        a = self.array
+        if builtins.any(st == 0 and n > 1 for st, n in zip(a.strides, a.shape)) or not getattr(
+                a.flags, "writeable", True):
+            raise RuntimeError(f"{name}: unsupported operation: more than one element of the written-to tensor "
+                               "refers to a single memory location (an expand()ed or read-only tensor). Please "
+                               "clone() the tensor before performing the operation.")
+
+    def _write(self, name, compute, *operands):
+        """self = compute(self, *operands), in place: torch's in-place semantics for any operation.
+
+        compute is the out-of-place operation on Tensors. Its result is cast to self's dtype (a
+        float result into an integer tensor is refused, as in torch) and written into self's memory;
+        the version counter is bumped. Where a gradient can flow (recording is on, and self or an
+        operand requires grad) the result's node becomes self's, or, on a view, its base's through
+        a copy_slices node. If compute's cache would hold self's memory (mul_ saves its input), it
+        runs on a copy of self, so that the write does not change what its backward reads.
+        """
+        self._check_write(name)
+        graph = autograd.is_grad_enabled() and (self.requires_grad or builtins.any(
+            isinstance(o, Tensor) and o.requires_grad for o in operands))
+        if not graph:
+            with autograd.no_grad():
+                result = compute(self, *operands)
+            self._store(name, result)
+            return self
+        start = next(autograd._serial)
+        result = compute(self, *operands)
+        if _caches_hold(result._node, start, self._counter.root):
+            snapshot = Tensor._wrap(self.array.copy())
+            snapshot._node, snapshot._requires_grad = self._node, self.requires_grad
+            result = compute(snapshot, *operands)
+        if result.dtype != self.dtype:
+            _check_cast(result.dtype, self.dtype)
+            result = result.type(self.dtype)
+        self._store(name, result)
+        base = self._view_base
+        if base is None:
+            self._node, self._requires_grad = result._node, result.requires_grad
+            return self
+        takes = tuple(take for take, _, _, _ in self._steps)
+        order = tuple(sorted(range(base.ndim), key=lambda i: -builtins.abs(base.array.strides[i])))
+        node = autograd.Node(T.copy_slices_backward, (takes, order), (base, result), "copy_slices", base.array)
+        base._node, base._requires_grad = node, True
+        self._refresh()
+        return self
+
+    def _store(self, name, result):
+        """Write result's values into self's memory (cast to self's dtype) and bump the version."""
+        if result.dtype != self.dtype:
+            _check_cast(result.dtype, self.dtype)
+        if tuple(result.shape) != tuple(self.shape):
+            raise RuntimeError(f"{name}: output with shape {list(self.shape)} doesn't match the broadcast shape "
+                               f"{list(result.shape)}")
+        self.array[...] = result.array
+        self._bump()
+
+    def _direct(self, name, write, *operands):
+        """Where no gradient can flow: write(self.array), straight on the array, and True; else False."""
+        self._check_write(name)
+        if autograd.is_grad_enabled() and (self.requires_grad or builtins.any(
+                isinstance(o, Tensor) and o.requires_grad for o in operands)):
+            return False
+        write(self.array)
+        self._bump()
+        return True
 
     def zero_(self):
-        self._inplace("zero_")[...] = 0
-        return self
+        return self.fill_(0)
 
     def fill_(self, value):
-        self._inplace("fill_")[...] = _scalar(value)
-        return self
+        if isinstance(value, Tensor) and value.ndim != 0:
+            raise RuntimeError(f"fill_ only supports 0-dimension value tensor but got tensor with "
+                               f"{value.ndim} dimensions.")
+        v = _scalar(value) if not isinstance(value, Tensor) else value
 
-    def copy_(self, src):
-        a = self._inplace("copy_")
-        src = src.array if isinstance(src, Tensor) else src
-        a[...] = _move(src, self.device) if get_array_module(src) is not get_array_module(a) else src
-        return self
+        def write(a):
+            a[...] = _scalar(v)
+        return self if self._direct("fill_", write, v) else self._write("fill_", _fill, v)
+
+    def copy_(self, src, non_blocking=False):
+        """self's values = src's (broadcast to self's shape, cast to its dtype, moved to its device)."""
+        src = src if isinstance(src, Tensor) else Tensor(src)
+
+        def write(a):
+            a[...] = _move(src.array, self.device) if get_array_module(src.array) is not get_array_module(a) \
+                else src.array
+        return self if self._direct("copy_", write, src) else self._write("copy_", _copy_from, src)
 
     def add_(self, other, alpha=1):
-        a = self._inplace("add_")
-        a += _other_array(other, a) * alpha if alpha != 1 else _other_array(other, a)
-        return self
+        return self._write("add_", lambda s, o: s + (o * alpha if alpha != 1 else o), other)
 
     def sub_(self, other, alpha=1):
-        a = self._inplace("sub_")
-        a -= _other_array(other, a) * alpha if alpha != 1 else _other_array(other, a)
-        return self
+        return self._write("sub_", lambda s, o: s - (o * alpha if alpha != 1 else o), other)
 
     def mul_(self, other):
-        a = self._inplace("mul_")
-        a *= _other_array(other, a)
-        return self
+        return self._write("mul_", Tensor.__mul__, other)
 
-    def div_(self, other):
-        a = self._inplace("div_")
-        a /= _other_array(other, a)
-        return self
+    def div_(self, other, rounding_mode=None):
+        if rounding_mode not in (None, "floor"):
+            raise NotImplementedError(f"div_: rounding_mode={rounding_mode!r}: minicnn has None and 'floor'")
+        return self._write("div_", Tensor.__truediv__ if rounding_mode is None else Tensor.__floordiv__, other)
+
+    def floor_divide_(self, other):
+        return self._write("floor_divide_", Tensor.__floordiv__, other)
+
+    def remainder_(self, other):
+        return self._write("remainder_", Tensor.__mod__, other)
+
+    def pow_(self, exponent):
+        return self._write("pow_", Tensor.__pow__, exponent)
+
+    def neg_(self):
+        return self._write("neg_", Tensor.__neg__)
+
+    def abs_(self):
+        return self._write("abs_", Tensor.abs)
+
+    def sqrt_(self):
+        return self._write("sqrt_", Tensor.sqrt)
+
+    def exp_(self):
+        return self._write("exp_", Tensor.exp)
+
+    def log_(self):
+        return self._write("log_", Tensor.log)
+
+    def relu_(self):
+        return self._write("relu_", Tensor.relu)
+
+    def sigmoid_(self):
+        return self._write("sigmoid_", Tensor.sigmoid)
+
+    def tanh_(self):
+        return self._write("tanh_", Tensor.tanh)
 
     def clamp_(self, min=None, max=None):
-        a = self._inplace("clamp_")
-        get_array_module(a).clip(a, min, max, out=a)
-        return self
+        return self._write("clamp_", lambda s: s.clamp(min, max))
+
+    clip_ = clamp_
+
+    def clamp_min_(self, min):
+        return self._write("clamp_min_", lambda s: s.clamp(min=min))
+
+    def clamp_max_(self, max):
+        return self._write("clamp_max_", lambda s: s.clamp(max=max))
+
+    def masked_fill_(self, mask, value):
+        return self._write("masked_fill_", lambda s, v: s.masked_fill(mask, v), value)
 
     def normal_(self, mean=0.0, std=1.0):
-        a = self._inplace("normal_")
-        a[...] = get_array_module(a).asarray(default_rng().normal(mean, std, size=a.shape).astype(a.dtype))
-        return self
+        def write(a):
+            a[...] = _random_like(a, lambda shape: default_rng().normal(mean, std, size=shape))
+        return self if self._direct("normal_", write) else self._write("normal_", lambda s: _fill(s, 0) + Tensor._wrap(
+            _random_like(s.array, lambda shape: default_rng().normal(mean, std, size=shape))))
 
     def uniform_(self, a=0.0, b=1.0):
-        arr = self._inplace("uniform_")
-        arr[...] = get_array_module(arr).asarray(default_rng().uniform(a, b, size=arr.shape).astype(arr.dtype))
-        return self
+        def write(arr):
+            arr[...] = _random_like(arr, lambda shape: default_rng().uniform(a, b, size=shape))
+        return self if self._direct("uniform_", write) else self._write("uniform_", lambda s: _fill(s, 0) + Tensor._wrap(
+            _random_like(s.array, lambda shape: default_rng().uniform(a, b, size=shape))))
+
+    def __iadd__(self, other):
+        return self.add_(other)
+
+    def __isub__(self, other):
+        return self.sub_(other)
+
+    def __imul__(self, other):
+        return self.mul_(other)
+
+    def __itruediv__(self, other):
+        return self.div_(other)
+
+    def __ifloordiv__(self, other):
+        return self.floor_divide_(other)
+
+    def __imod__(self, other):
+        return self.remainder_(other)
+
+    def __ipow__(self, exponent):
+        return self.pow_(exponent)
+
+    # torch defines no __imatmul__: `a @= b` makes a new tensor and rebinds the name, as there
 
     def __setitem__(self, index, value):
-        a = self._inplace("__setitem__")
-        a[_index(index)] = _other_array(value, a)
+        """self[index] = value: written in place; differentiable (index_put) where a gradient can flow."""
+        index = _index(index)
+        if isinstance(value, Tensor) or hasattr(value, "shape"):
+            value = value if isinstance(value, Tensor) else Tensor(value)
+        else:
+            value = _scalar(value)
 
-    # -- reshaping -----------------------------------------------------------------------------
+        def write(a):
+            a[index] = value.array if isinstance(value, Tensor) else value
+        return self if self._direct("__setitem__", write, value) else self._write(
+            "__setitem__", lambda s, v: _index_put(s, index, v), value)
+
+    def t_(self):
+        return self._reshape_in_place("t_", self.t())
+
+    def squeeze_(self, dim=None):
+        return self._reshape_in_place("squeeze_", self.squeeze(dim))
+
+    def unsqueeze_(self, dim):
+        return self._reshape_in_place("unsqueeze_", self.unsqueeze(dim))
+
+    def _reshape_in_place(self, name, view):
+        """t_, squeeze_, unsqueeze_: this tensor takes the view's shape (same memory, same counter)."""
+        if autograd.is_grad_enabled() and self._requires_grad and self._node is None:
+            raise RuntimeError(f"{name}: a leaf Variable that requires grad is being used in an in-place operation.")
+        self.array, self._node = view.array, view._node
+        if self._view_base is not None:
+            self._steps = view._steps
+            self._view_version = self._counter.value
+        return self
+
+    # -- reshaping: views of the same memory (see "Storage, views and the version counter") -------
 
     def view(self, *shape):
-        if len(shape) == 1 and not isinstance(shape[0], numbers.Integral):
-            shape = tuple(shape[0])
-        if builtins.any(not isinstance(s, numbers.Integral) for s in shape):
-            raise TypeError(f"view: shape must be ints, got {shape!r}")
-        try:
-            out, cache = T.reshape(self.array, tuple(builtins.int(s) for s in shape))
-        except ValueError:
-            raise RuntimeError(f"shape '{list(shape)}' is invalid for input of size {self.array.size} "
-                               f"(a tensor of shape {tuple(self.shape)})") from None
-        t = record(out, T.reshape_backward, cache, (self,), "view")
+        """The same memory in a new shape; an error where the layout allows no view (use reshape)."""
+        shape = _shape_ints("view", shape)
+        out = self._reshaped(shape)
+        if not _is_view(out, self.array) and self._view_base is None and not self._counter.shared:
+            # no one else sees this memory, and its layout is minicnn's choice (a pooling's output
+            # may be strided where torch's is contiguous): lay it out contiguously, as torch would have
+            self.array = get_array_module(self.array).ascontiguousarray(self.array)
+            self._counter.root = id(_root(self.array))
+            out = self._reshaped(shape)
+        if not _is_view(out, self.array):
+            raise RuntimeError("view size is not compatible with input tensor's size and stride (at least one "
+                               "dimension spans across two contiguous subspaces). Use .reshape(...) instead.")
+        t = self._view_of(out, T.reshape_backward, self.array.shape, "view", functools.partial(_reshape, out.shape))
         t._reshaped_from = tuple(self.shape)
         return t
 
-    reshape = view
+    def reshape(self, *shape):
+        """A view where the layout allows one (as view()), else a copy in the new shape."""
+        shape = _shape_ints("reshape", shape)
+        out = self._reshaped(shape)
+        if _is_view(out, self.array):
+            t = self._view_of(out, T.reshape_backward, self.array.shape, "view",
+                              functools.partial(_reshape, out.shape))
+        else:
+            t = record(out, T.reshape_backward, self.array.shape, (self,), "view")
+        t._reshaped_from = tuple(self.shape)
+        return t
+
+    def _reshaped(self, shape):
+        try:
+            return self.array.reshape(shape)
+        except ValueError:
+            raise RuntimeError(f"shape '{list(shape)}' is invalid for input of size {self.array.size} "
+                               f"(a tensor of shape {tuple(self.shape)})") from None
 
     def view_as(self, other):
         return self.view(*other.shape)
 
-    reshape_as = view_as
+    def reshape_as(self, other):
+        return self.reshape(*other.shape)
 
     def flatten(self, start_dim=0, end_dim=-1):
         nd = builtins.max(self.ndim, 1)
-        start, end = start_dim % nd, end_dim % nd
+        start, end = _dim(start_dim, nd), _dim(end_dim, nd)
         if start > end:
             raise RuntimeError("flatten() has invalid args: start_dim cannot come after end_dim")
         shape = self.shape
-        return self.view(*shape[:start], math.prod(shape[start:end + 1]), *shape[end + 1:])
+        return self.reshape(*shape[:start], math.prod(shape[start:end + 1]), *shape[end + 1:])
 
     def permute(self, *dims):
         if len(dims) == 1 and not isinstance(dims[0], numbers.Integral):
             dims = tuple(dims[0])
-        dims = tuple(d % builtins.max(self.ndim, 1) for d in dims)
+        if len(dims) != self.ndim:
+            raise RuntimeError(f"permute(sparse_coo): number of dimensions in the tensor input does not match the "
+                               f"length of the desired ordering of dimensions i.e. input.dim() = {self.ndim} is not "
+                               f"equal to len(dims) = {len(dims)}")
+        dims = tuple(_dim(d, builtins.max(self.ndim, 1)) for d in dims)
         if sorted(dims) != list(range(self.ndim)):
-            raise RuntimeError(f"permute: dims {dims} are not a permutation of the {self.ndim} dimensions")
+            raise RuntimeError(f"permute(): duplicate dims are not allowed: {dims}")
         out, cache = T.transpose(self.array, dims)
-        return record(out, T.transpose_backward, cache, (self,), "permute")
+        return self._view_of(out, T.transpose_backward, cache, "permute", functools.partial(_transpose, dims))
 
     def transpose(self, dim0, dim1):
+        nd = builtins.max(self.ndim, 1)
         dims = list(range(self.ndim))
-        dims[dim0], dims[dim1] = dims[dim1], dims[dim0]
+        dim0, dim1 = _dim(dim0, nd), _dim(dim1, nd)
+        if self.ndim:
+            dims[dim0], dims[dim1] = dims[dim1], dims[dim0]
         return self.permute(*dims)
+
+    swapaxes = swapdims = transpose
 
     def t(self):
         if self.ndim > 2:
@@ -505,33 +846,53 @@ class Tensor:
         if dim is None:
             shape = [s for s in self.shape if s != 1]
         else:
-            dims = {d % builtins.max(self.ndim, 1) for d in ((dim,) if isinstance(dim, numbers.Integral) else dim)}
+            nd = builtins.max(self.ndim, 1)
+            dims = {_dim(d, nd) for d in ((dim,) if isinstance(dim, numbers.Integral) else dim)}
             shape = [s for i, s in enumerate(self.shape) if not (i in dims and s == 1)]
-        return self.view(*shape)
+        return self.reshape(*shape)
 
     def unsqueeze(self, dim):
-        dim = dim % (self.ndim + 1)
+        dim = _dim(dim, self.ndim + 1)
         shape = list(self.shape)
         shape.insert(dim, 1)
-        return self.view(*shape)
+        return self.reshape(*shape)
 
     def expand(self, *shape):
         if len(shape) == 1 and not isinstance(shape[0], numbers.Integral):
             shape = tuple(shape[0])
         lead = len(shape) - self.ndim
+        if lead < 0:
+            raise RuntimeError(f"expand: the number of sizes provided ({len(shape)}) must be greater or equal to "
+                               f"the number of dimensions in the tensor ({self.ndim})")
         shape = tuple(self.shape[i - lead] if s == -1 else s for i, s in enumerate(shape))
+        if shape == tuple(self.shape):  # nothing broadcast: a plain (writable) view
+            return self._view_of(self.array[...], T.expand_backward, self.array.shape, "expand", _whole)
         out, cache = T.expand(self.array, shape)
-        return record(out, T.expand_backward, cache, (self,), "expand")
+        return self._view_of(out, T.expand_backward, cache, "expand", functools.partial(_broadcast, shape))
 
     def expand_as(self, other):
         return self.expand(*other.shape)
 
-    def contiguous(self):
-        return self
+    def contiguous(self, memory_format=None):
+        """self when its memory is C-contiguous, else a copy that is (new memory: writes do not reach self)."""
+        if self.array.flags.c_contiguous:
+            return self
+        xp = get_array_module(self.array)
+        return record(xp.ascontiguousarray(self.array), _identity_backward, None, (self,), "clone")
+
+    def is_contiguous(self, memory_format=None):
+        return builtins.bool(self.array.flags.c_contiguous)
 
     def __getitem__(self, index):
+        """x[index]: a view for ints, slices, None and ...; a copy for advanced indices (tensors, lists, masks)."""
         index = _index(index)
+        if T._is_basic(index):
+            index = index if isinstance(index, tuple) else (index,)
+            if not builtins.any(p is Ellipsis for p in index):
+                index = index + (Ellipsis,)  # so that x[0] of a 1-d x is a 0-d view, not a NumPy scalar
         out, cache = T.getitem(self.array, index)
+        if _is_view(out, self.array):
+            return self._view_of(out, T.getitem_backward, cache, "index", functools.partial(_pick, index))
         return record(out, T.getitem_backward, cache, (self,), "index")
 
     # -- reductions ----------------------------------------------------------------------------
@@ -658,6 +1019,20 @@ class Tensor:
         return record(out, T.clamp_backward, cache, (self,), "clamp")
 
     clip = clamp
+
+    def masked_fill(self, mask, value):
+        """value where mask is True, else self (self's dtype kept)."""
+        mask = mask if isinstance(mask, Tensor) else Tensor(mask)
+        if mask.dtype != bool:
+            raise RuntimeError(f"masked_fill_ only supports boolean masks, but got mask with dtype {mask.dtype}")
+        if isinstance(value, Tensor):
+            if value.ndim != 0:
+                raise RuntimeError(f"masked_fill_ only supports a 0-dimensional value tensor, but got tensor with "
+                                   f"{value.ndim} dimension(s).")
+            value = value.type(self.dtype)
+        else:
+            value = Tensor._wrap(get_array_module(self.array).asarray(_scalar(value)).astype(self.dtype))
+        return where(mask, value, self)
 
     def relu(self):
         return self._unary(A.relu, A.relu_backward, "relu")
@@ -811,6 +1186,143 @@ class _ValuesIndices(tuple):
 autograd.Tensor = Tensor
 
 
+# -- helpers of the storage model and the in-place writes -------------------------------------------
+
+
+def _init(t, array):
+    """The fields every Tensor has: its array, its place on the tape, its memory's version counter."""
+    t.array = array
+    t._requires_grad = False
+    t._node = None
+    t._counter = _Version(array)
+    t._hooks = []
+    t.grad = None
+    t._view_base = None  # for a view: the tensor whose memory it shows (never itself a view)
+    t._steps = ()  # for a view: (take, backward, cache, name) per step from the base, take(array) -> view
+    t._view_version = 0  # the counter's value when the view's node was made
+    t._grad_view = True  # False for a view made under no_grad: it never joins the base's graph
+
+
+def _replay(base, steps):
+    """The view that `steps` take of base, recorded from base's node as it is now."""
+    t = base
+    with autograd.enable_grad():
+        for take, backward, cache, name in steps:
+            t = record(take(t.array), backward, cache, (t,), name)
+    return t
+
+
+def _caches_hold(node, start, root):
+    """True when a node made after serial `start`, behind `node`, caches memory of the array id root."""
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        if type(n) is not autograd.Node or n.serial <= start:
+            continue
+        if autograd._refers(n.cache, root):
+            return True
+        stack.extend(n.inputs)
+    return False
+
+
+def _check_cast(source, target):
+    """torch's rule for writing a result into an existing tensor: never to a lower kind
+    (complex -> real, float -> integer, anything but bool -> bool)."""
+    s, t = np.dtype(source).kind, np.dtype(target).kind
+    if (s == "c" and t != "c") or (s == "f" and t in "biu") or (s != "b" and t == "b"):
+        raise RuntimeError(f"result type {autograd.TORCH_NAMES.get(str(source), source)} can't be cast to the desired "
+                           f"output type {autograd.TORCH_NAMES.get(str(target), target)}")
+
+
+def _random_like(a, draw):
+    """Random values of a's shape and dtype, on a's device, from minicnn's generator."""
+    return get_array_module(a).asarray(draw(a.shape).astype(a.dtype))
+
+
+def _fill(src, value):
+    """src's shape and dtype, every cell `value` (a number or a 0-d Tensor); src gets a zero gradient."""
+    if isinstance(value, Tensor):
+        return _fill(src, 0) + value.type(src.dtype)
+    out, cache = T.fill(src.array, value)
+    return record(out, T.fill_backward, cache, (src,), "fill_")
+
+
+def _copy_from(dest, src):
+    """src broadcast to dest's shape, cast to its dtype and moved to its device: copy_'s new values."""
+    if src.device != dest.device:
+        src = src.to(dest.device)
+    if src.dtype != dest.dtype:
+        src = src.type(dest.dtype)
+    out, cache = T.expand(src.array, tuple(dest.shape))
+    return record(out, T.expand_backward, cache, (src,), "copy_")
+
+
+def _index_put(dest, index, value):
+    """dest with dest[index] = value (cast to dest's dtype): __setitem__'s new values."""
+    if isinstance(value, Tensor):
+        if value.device != dest.device:
+            value = value.to(dest.device)
+        if value.dtype != dest.dtype:
+            value = value.type(dest.dtype)
+        out, cache = T.index_put(dest.array, index, value.array)
+        return record(out, T.index_put_backward, cache, (dest, value), "index_put")
+    out, cache = T.index_put(dest.array, index, value)
+    return record(out, T.index_put_backward, cache, (dest, None), "index_put")
+
+
+def _is_view(out, array):
+    """True when out lies in array's memory (NumPy's reshape copies where the layout allows no view)."""
+    return out.size == 0 or get_array_module(array).may_share_memory(out, array)
+
+
+def _reshape(shape, a):
+    return a.reshape(shape)
+
+
+def _transpose(dims, a):
+    return a.transpose(dims)
+
+
+def _broadcast(shape, a):
+    return get_array_module(a).broadcast_to(a, shape)
+
+
+def _whole(a):
+    return a[...]
+
+
+def _pick(index, a):
+    return a[index]
+
+
+def _shape_ints(name, shape):
+    """view(2, 3) or view((2, 3)): the shape as a tuple of ints (torch refuses floats: TypeError)."""
+    if len(shape) == 1 and not isinstance(shape[0], numbers.Integral):
+        shape = tuple(shape[0])
+    if builtins.any(not isinstance(s, numbers.Integral) or isinstance(s, builtins.bool) for s in shape):
+        raise TypeError(f"{name}(): argument 'size' must be tuple of ints, but found element of type "
+                        f"{next(type(s).__name__ for s in shape if not isinstance(s, numbers.Integral) or isinstance(s, builtins.bool))}")
+    return tuple(builtins.int(s) for s in shape)
+
+
+def _dim(dim, ndim):
+    """dim in [-ndim, ndim) as a non-negative index; torch's IndexError outside that range."""
+    if not -ndim <= dim < ndim:
+        raise IndexError(f"Dimension out of range (expected to be in range of [{-ndim}, {ndim - 1}], but got {dim})")
+    return dim % ndim
+
+
+class _HookHandle:
+    """What register_hook returns: remove() takes the hook away again."""
+
+    def __init__(self, hooks, hook):
+        self.hooks, self.hook = hooks, hook
+
+    def remove(self):
+        if self.hook in self.hooks:
+            self.hooks.remove(self.hook)
+
+
 # -- helpers for the methods above -----------------------------------------------------------------
 
 
@@ -856,14 +1368,21 @@ def _dims(dim):
 
 
 def _index(index):
-    """A torch index with Tensors in it, as a NumPy index."""
-    if isinstance(index, Tensor):
-        return index.array
+    """A torch index with Tensors in it, as a NumPy index (NumPy integers as Python ints, so that
+    x[np.int64(0)] is a view like x[0])."""
     if isinstance(index, tuple):
-        return tuple(i.array if isinstance(i, Tensor) else i for i in index)
+        return tuple(_index_part(i) for i in index)
     if isinstance(index, list):
         return get_xp().asarray(index)
-    return index
+    return _index_part(index)
+
+
+def _index_part(i):
+    if isinstance(i, Tensor):
+        return i.array
+    if isinstance(i, np.integer):
+        return builtins.int(i)
+    return i
 
 
 def _other_array(value, like):

@@ -7,6 +7,7 @@ A Node holds what one call needs for its backward and nothing else:
     cache      what that op's forward returned beside its output (the cache of *this* call)
     inputs     where each input's gradient goes, in the order backward returns them: the Node
                that made the input, or the input itself when it is a leaf (a Parameter, an image)
+    saved      the version counter of each input and of the output, with its value at this call
 
 A Node keeps the Nodes behind its inputs, not the input tensors, so an activation the backward
 does not need (it is not in any cache) is freed as soon as the forward has moved past it.
@@ -15,45 +16,65 @@ The tape writes no derivative of its own: it only calls the pairs in minicnn.ops
 gradients of a tensor used more than once, and hands each leaf its .grad. So a layer used twice
 or a tensor that fans out (a residual input) is right by construction: each use is its own node.
 
+In-place changes (see "Storage, views and the version counter" in minicnn/_tensor.py) bump a
+tensor's version counter. backward() compares each input's and output's counter with the value
+saved at the call; where it moved and the node's cache holds that tensor's memory, the cache no
+longer describes the values the gradient is taken at, and backward() raises torch's error
+instead of returning a wrong gradient.
+
 After backward() the caches are freed (retain_graph=True keeps them), and a second backward
 through the same nodes is an error, as in torch. Inside `no_grad()` nothing is recorded and
-no cache outlives the op that made it.
+no cache outlives the op that made it. The grad mode is per thread, as in torch.
 """
 
 import functools
+import itertools
+import threading
 
 from .backend import get_array_module
 
-_state = {"enabled": True}
+
+class _GradMode(threading.local):
+    enabled = True  # each thread starts recording, whatever another thread's no_grad() says
+
+
+_state = _GradMode()
 _modules = []  # the Modules whose __call__ is running, innermost last: nodes remember who made them
-Tensor = None  # set by minicnn.tensor (which imports this module) to its Tensor class
+_serial = itertools.count()  # numbers the nodes in the order they are made
+TORCH_NAMES = {"float16": "Half", "float32": "Float", "float64": "Double", "uint8": "Byte", "int8": "Char",
+               "int16": "Short", "int32": "Int", "int64": "Long", "bool": "Bool", "complex64": "ComplexFloat",
+               "complex128": "ComplexDouble"}  # torch's names of the dtypes, for messages
+Tensor = None  # set by minicnn._tensor (which imports this module) to its Tensor class
 
 
 class Node:
     """One recorded call: its backward, its cache, its inputs, and what made it (for messages)."""
 
-    __slots__ = ("backward", "cache", "inputs", "needs", "versions", "shape", "dtype", "name", "module", "freed",
-                 "__weakref__")
+    __slots__ = ("backward", "cache", "inputs", "needs", "saved", "shape", "dtype", "name", "module", "freed",
+                 "hooks", "serial", "__weakref__")
 
-    def __init__(self, backward, cache, parents, name, out):
+    def __init__(self, backward, cache, parents, name, out, out_counter=None):
         self.backward = backward
         self.cache = cache
-        inputs, needs, versions = [], [], []
+        inputs, needs, saved = [], [], []
         for p in parents:
             if p is None:
-                inputs.append(None), needs.append(False), versions.append(0)
-            elif p._node is not None:
-                inputs.append(p._node), needs.append(p.requires_grad), versions.append(0)
-            else:
-                # An in-place change of a leaf input after this call would make the cache describe
-                # other values than the ones the gradient is taken at: backward() checks versions.
-                # (A non-leaf input requires grad, and in-place changes of those are refused outright.)
-                inputs.append(p), needs.append(p.requires_grad), versions.append(p._version)
-        self.inputs, self.needs, self.versions = tuple(inputs), tuple(needs), tuple(versions)
+                inputs.append(None), needs.append(False)
+                continue
+            node = p._node
+            inputs.append(node if node is not None else p), needs.append(p._requires_grad)
+            # what a message needs of the tensor, not the tensor itself (that would keep it alive)
+            saved.append((p._counter, p._counter.value, p.array.shape, p.array.dtype,
+                          node.name if node is not None else None))
+        if out_counter is not None:
+            saved.append((out_counter, out_counter.value, out.shape, out.dtype, name))
+        self.inputs, self.needs, self.saved = tuple(inputs), tuple(needs), tuple(saved)
         self.shape, self.dtype = out.shape, out.dtype  # of the output: its gradient must match
         self.name = name
         self.module = _modules[-1] if _modules else None
         self.freed = False
+        self.hooks = None  # register_hook on the tensor this node made: functions of its gradient
+        self.serial = next(_serial)
 
     def where(self):
         """'conv2d in Conv2d(1, 6, ...)' : the op and the layer that called it, for error messages."""
@@ -63,27 +84,61 @@ class Node:
         return f"<{self.name}Backward>"
 
 
+def _refers(cache, root_id, depth=0):
+    """True when the cache holds an array whose memory belongs to the array with id root_id."""
+    if hasattr(cache, "shape") and hasattr(cache, "dtype"):
+        a = cache
+        while getattr(a, "base", None) is not None:
+            a = a.base
+        return id(a) == root_id
+    if depth > 4 or cache is None or isinstance(cache, (str, bytes, int, float, bool, complex)):
+        return False
+    if isinstance(cache, dict):
+        items = cache.values()
+    elif isinstance(cache, (tuple, list)):
+        items = cache
+    elif hasattr(cache, "__dict__"):
+        items = vars(cache).values()
+    elif hasattr(cache, "__slots__"):
+        items = [getattr(cache, s, None) for s in cache.__slots__]
+    else:
+        return False
+    return any(_refers(c, root_id, depth + 1) for c in items)
+
+
+def _check_saved(node):
+    """Raise torch's error if a tensor this node's cache holds was changed in place since the call."""
+    for counter, version, shape, dtype, maker in node.saved:
+        if counter.value != version and _refers(node.cache, counter.root):
+            made = f", which is output 0 of {maker}," if maker is not None else ""
+            kind = f"torch.{TORCH_NAMES.get(str(dtype), str(dtype))}Tensor"
+            raise RuntimeError(
+                "one of the variables needed for gradient computation has been modified by an inplace operation: "
+                f"[{kind} {list(shape)}]{made} is at version {counter.value}; expected version {version} instead. (It was saved "
+                f"by {node.where()}; make a copy with .clone() before changing it in place, or change it after "
+                "backward().)"
+            )
 def is_grad_enabled():
-    return _state["enabled"]
+    return _state.enabled
 
 
 class set_grad_enabled:
     """Turn recording on or off, as a call, a context manager (restoring the old mode) or a decorator."""
 
     def __init__(self, mode):
-        self.previous = _state["enabled"]
+        self.previous = _state.enabled
         self.mode = bool(mode)
-        _state["enabled"] = self.mode
+        _state.enabled = self.mode
 
     def __enter__(self):
         return self
 
     def __exit__(self, *exc):
-        _state["enabled"] = self.previous
+        _state.enabled = self.previous
         return False
 
     def __call__(self, fn):
-        _state["enabled"] = self.previous  # as a decorator it only changes the mode while fn runs
+        _state.enabled = self.previous  # as a decorator it only changes the mode while fn runs
         mode = self.mode
 
         @functools.wraps(fn)
@@ -99,12 +154,12 @@ class no_grad:
     mode = False
 
     def __enter__(self):
-        self.previous = _state["enabled"]
-        _state["enabled"] = self.mode
+        self.previous = _state.enabled
+        _state.enabled = self.mode
         return self
 
     def __exit__(self, *exc):
-        _state["enabled"] = self.previous
+        _state.enabled = self.previous
         return False
 
     def __call__(self, fn):
@@ -128,16 +183,31 @@ def record(out, backward, cache, parents, name):
     """A Tensor for the array `out`; with a Node behind it when recording and an input needs a gradient.
 
     parents: the input Tensors (None for an absent one, e.g. no bias), in the order `backward`
-    returns gradients. A Node is made only when one of them requires a gradient.
+    returns gradients. A Node is made only when one of them requires a gradient. An output that
+    lies in an input's memory (a view the op returned) shares that input's version counter.
     """
     t = Tensor._wrap(out)
-    if _state["enabled"]:
+    if getattr(t.array, "base", None) is not None:
+        root = _root(t.array)
+        for p in parents:
+            if p is not None and _root(p.array) is root:
+                t._counter = p._counter
+                p._counter.shared = True
+                break
+    if _state.enabled:
         for p in parents:
             if p is not None and p.requires_grad:
-                t._node = Node(backward, cache, parents, name, out)
-                t.requires_grad = True
+                t._node = Node(backward, cache, parents, name, t.array, t._counter)
+                t._requires_grad = True
                 break
     return t
+
+
+def _root(a):
+    """The array that owns a's memory (a itself, or the base its views lead to)."""
+    while getattr(a, "base", None) is not None:
+        a = a.base
+    return a
 
 
 def _order(root):
@@ -165,7 +235,8 @@ def backward(tensor, gradient=None, retain_graph=False):
     """Fill .grad of every leaf that requires a gradient, walking the nodes behind `tensor` once each.
 
     gradient: d(something)/d(tensor), of tensor's shape and dtype; may be omitted for a
-    one-element tensor (then it is 1). Gradients add into leaves' .grad, as in torch.
+    one-element tensor (then it is 1). Gradients add into leaves' .grad in place, as in torch.
+    A hook registered on a tensor runs once, on the sum of every gradient that reaches it.
     """
     if not tensor.requires_grad:
         raise RuntimeError("element 0 of tensors does not require grad and does not have a grad_fn: "
@@ -186,13 +257,23 @@ def backward(tensor, gradient=None, retain_graph=False):
         if dout.dtype != tensor.dtype:
             raise TypeError(f"backward: the gradient is {dout.dtype} but the tensor (made by {where}) is "
                             f"{tensor.dtype}; pass a gradient of the tensor's dtype (no silent promotion)")
+    leaves = {}  # id(leaf) -> [leaf, the sum of its gradients so far, whether this backward made that sum]
     if tensor._node is None:
-        _accumulate_leaf(tensor, dout, set(), shared=True)
-        return
-    grads = {id(tensor._node): dout}
-    root = dout
-    handed = set()  # ids of the arrays given to leaves' .grad (alive there): a second leaf gets a copy
-    for node in _order(tensor._node):
+        leaves[id(tensor)] = [tensor, dout, False]
+    else:
+        _walk(tensor._node, dout, retain_graph, leaves)
+    handed = {id(dout)}  # arrays someone else holds: the caller's gradient, one already given to a leaf
+    with no_grad():
+        for leaf, g, owned in leaves.values():
+            owned = owned or (getattr(g, "base", None) is None and id(g) not in handed)
+            handed.add(id(g))
+            _accumulate_leaf(leaf, g, owned)
+
+
+def _walk(root, dout, retain_graph, leaves):
+    """Run every node's backward behind root, in order; collect the leaves' summed gradients."""
+    grads = {id(root): dout}
+    for node in _order(root):
         dout = grads.pop(id(node), None)
         if dout is None:  # no gradient reached this node (its output only fed integer ops)
             continue
@@ -202,12 +283,9 @@ def backward(tensor, gradient=None, retain_graph=False):
                 "freed by the first backward(). Specify retain_graph=True on the first call if you need to "
                 "backward twice, or run the forward again."
             )
-        for p, version in zip(node.inputs, node.versions):  # (a freed node has no inputs left)
-            if p is not None and type(p) is not Node and p._version != version:
-                raise RuntimeError(
-                    f"one of the tensors needed for the gradient of {node.where()} has been modified by an "
-                    "in-place operation after it was used; make a copy (.clone()) before changing it"
-                )
+        _check_saved(node)
+        if node.hooks:
+            dout = _run_hooks(node.hooks, dout)
         result = node.backward(dout, node.cache)
         if not isinstance(result, tuple):
             result = (result,)
@@ -224,27 +302,47 @@ def backward(tensor, gradient=None, retain_graph=False):
                                    f"{tuple(g.shape)} for an input of shape {tuple(shape)}")
             if g.dtype != dtype:  # an input promoted by the op (float32 * float64) gets its own dtype back
                 g = g.astype(dtype)
+            key = id(p)
             if is_node:
-                key = id(p)
                 grads[key] = g if key not in grads else grads[key] + g
+            elif key in leaves:
+                entry = leaves[key]
+                entry[1], entry[2] = entry[1] + g, True  # a sum is a new array, owned here
             else:
-                # g may be the dout itself passed through (add, clone) or the caller's gradient:
-                # the leaf then gets a copy, so that changing one .grad never changes anything else
-                _accumulate_leaf(p, g, handed, shared=g is dout or g is root)
+                # g may be the dout itself passed through (add, clone), a view of another array, or
+                # handed to another leaf too: it is copied before it becomes anyone's .grad
+                leaves[key] = [p, g, False]
 
 
-def _accumulate_leaf(leaf, g, handed, shared):
-    """leaf.grad += g. A gradient array another holder may also have (shared: the dout passed
-    through; a view of an array; one already given to another leaf) is copied first, so that
-    changing one .grad in place (clip_grad_norm_, zero_grad) never changes another."""
-    for hook in leaf._hooks:
+def _run_hooks(hooks, g):
+    """g after each hook(grad) in turn; a hook may return a replacement (of g's shape and dtype)."""
+    for hook in hooks:
         out = hook(Tensor._wrap(g))
-        if out is not None:
-            g = out.array
+        if out is None:
+            continue
+        new = out.array if isinstance(out, Tensor) else out
+        if tuple(new.shape) != tuple(g.shape) or new.dtype != g.dtype:
+            raise RuntimeError(f"hook {getattr(hook, '__name__', hook)!r} returned a gradient of shape "
+                               f"{tuple(new.shape)} and dtype {new.dtype}; expected {tuple(g.shape)} {g.dtype}")
+        g = new
+    return g
+
+
+def _accumulate_leaf(leaf, g, owned):
+    """leaf.grad += g, in place once .grad exists (a reference held to .grad sees the sum, as in torch).
+    The first gradient becomes .grad as it is only when no one else holds that array (not the
+    caller's gradient, a view, or an array given to another leaf); otherwise it is copied, so that changing one .grad in place (clip_grad_norm_, zero_grad) never
+    changes another, nor the caller's `gradient`."""
+    if leaf._hooks:
+        before = g
+        g = _run_hooks(leaf._hooks, g)
+        owned = owned and g is before
     if leaf.grad is None:
-        if shared or id(g) in handed or g.base is not None:
-            g = g.copy()
-        handed.add(id(g))
-        leaf.grad = Tensor._wrap(g)
+        leaf.grad = Tensor._wrap(g if owned else g.copy())
     else:
-        leaf.grad = Tensor._wrap(leaf.grad.array + g)
+        a = leaf.grad.array
+        if tuple(a.shape) != tuple(g.shape):
+            raise RuntimeError(f"backward: the existing .grad has shape {tuple(a.shape)} but the new gradient "
+                               f"has shape {tuple(g.shape)}; set .grad = None (zero_grad()) first")
+        a += g
+        leaf.grad._bump()

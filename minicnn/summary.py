@@ -32,6 +32,8 @@ def preserved(model):
     modes = [m.training for m in modules]
     grads = [(p, p.grad) for p in model.parameters()]
     rng_state = default_rng().bit_generator.state
+    for p, _ in grads:  # the block's backward() would add into .grad in place: it starts from None
+        p.grad = None
     try:
         yield model
     finally:

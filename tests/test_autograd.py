@@ -195,7 +195,7 @@ def test_changing_in_place_an_input_saved_by_a_recorded_op_makes_backward_raise(
     x = mc.tensor([1.0, 2.0, 3.0])
     y = (w * x).sum()
     x.mul_(2)  # x was saved for dy/dw
-    with pytest.raises(RuntimeError, match="modified by an in-place operation"):
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
         y.backward()
 
 

@@ -254,7 +254,7 @@ def test_step_bumps_the_version_so_a_backward_after_it_is_an_error():
     assert [p._version for p in layer.parameters()] == [v + 1 for v in versions]
     out = layer(x).sum()
     opt.step()
-    with pytest.raises(RuntimeError, match="modified by an in-place operation"):
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
         out.backward()
 
 

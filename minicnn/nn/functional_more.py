@@ -103,11 +103,11 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     if running_mean is not None:
         running_mean.array *= 1 - momentum
         running_mean.array += momentum * cache.mean
-        running_mean._version += 1
+        running_mean._bump()
     if running_var is not None:
         running_var.array *= 1 - momentum
         running_var.array += (momentum * M / (M - 1)) * cache.var
-        running_var._version += 1
+        running_var._bump()
     return record(out, N.batch_norm_backward, cache, (input, weight, bias), "batch_norm")
 
 

@@ -17,8 +17,8 @@ def _fill(param, values):
     Like torch's init functions, this is not recorded on the tape."""
     array = param.array if hasattr(param, "array") else param
     array[...] = get_array_module(array).asarray(values.astype(array.dtype))
-    if hasattr(param, "_version"):
-        param._version += 1
+    if hasattr(param, "_bump"):
+        param._bump()
     return param
 
 

@@ -267,7 +267,7 @@ class Module:
                     value = _raw(state_dict[name])
                     value = _move(value, target.device) if hasattr(value, "dtype") else np.asarray(value)
                     target.array[...] = value.astype(target.dtype, copy=False) if hasattr(value, "astype") else value
-                    target._version += 1
+                    target._bump()
         return _IncompatibleKeys(missing, unexpected)
 
     def to(self, *args, **kwargs):

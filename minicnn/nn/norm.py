@@ -113,7 +113,7 @@ class _BatchNorm(_NormLayer):
         factor = 0.0 if self.momentum is None else self.momentum
         if self.training and self.track_running_stats:
             self.num_batches_tracked.array[...] += 1
-            self.num_batches_tracked._version += 1
+            self.num_batches_tracked._bump()
             if self.momentum is None:  # the cumulative moving average: each batch counts equally
                 factor = 1.0 / float(self.num_batches_tracked.array)
         track = not self.training or self.track_running_stats

@@ -423,3 +423,61 @@ def pad_backward(dout, cache):
     """The gradient of the kept cells: dout with the padding cut off."""
     widths, _ = cache
     return dout[tuple(slice(b, dout.shape[i] - a) for i, (b, a) in enumerate(widths))]
+
+
+# -- writes: the new values of an in-place change, as pairs ----------------------------------------
+
+
+def fill(x, value):
+    """out: x's shape and dtype, every cell `value` (fill_, zero_)."""
+    return get_array_module(x).full(x.shape, value, dtype=x.dtype), None
+
+
+def fill_backward(dout, cache):
+    """dx = 0: every old value was overwritten."""
+    return get_array_module(dout).zeros_like(dout)
+
+
+def index_put(x, index, value):
+    """out = x with out[index] = value (value an array broadcast to the indexed cells, or a number)."""
+    out = x.copy()
+    out[index] = value
+    return out, (index, getattr(value, "shape", None))
+
+
+def index_put_backward(dout, cache):
+    """dx = dout with the written cells zeroed; dvalue = dout at those cells, summed back to value's shape."""
+    index, value_shape = cache
+    dx = dout.copy()
+    dx[index] = 0
+    if value_shape is None:
+        return dx, None
+    dv = dout[index]
+    if dv.ndim < len(value_shape):  # value had leading 1s beyond the indexed cells' shape
+        dv = dv.reshape((1,) * (len(value_shape) - dv.ndim) + dv.shape)
+    return dx, unbroadcast(dv, value_shape)
+
+
+def copy_slices_backward(dout, cache):
+    """The gradient of a base b after an in-place change of its view v = take(b).
+
+    The view's cells were overwritten by the change's result r, so: db = dout with v's cells
+    zeroed, dr = dout at v's cells. cache: (takes, order): the steps from b to v (functions
+    array -> view) and b's axes from the largest stride to the smallest, so that the same steps
+    taken on a gradient laid out like b give a view of it, never a copy.
+    """
+    takes, order = cache
+    xp = get_array_module(dout)
+    inverse = [0] * len(order)
+    for k, axis in enumerate(order):
+        inverse[axis] = k
+    db = xp.empty(tuple(dout.shape[a] for a in order), dtype=dout.dtype).transpose(inverse)
+    db[...] = dout
+    cells = db
+    for take in takes:
+        cells = take(cells)
+    if cells.size and not xp.may_share_memory(cells, db):
+        raise RuntimeError("internal error: copy_slices_backward: the view's steps made a copy of the gradient")
+    dr = cells.copy()
+    cells[...] = 0
+    return db, dr

@@ -131,7 +131,7 @@ class Optimizer:
                 grad = _gradient(p)
                 if grad is not None:
                     self._update(p, grad, group)
-                    p._version += 1
+                    p._bump()
         return loss
 
     # -- state ---------------------------------------------------------------------------------
