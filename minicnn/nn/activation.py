@@ -1,7 +1,6 @@
 """The modern activations, named and shaped like torch.nn (any input shape, output the same shape),
 and Dropout2d. The math is in minicnn.ops.activation (and ops.dropout2d); the functions that record
-it are in minicnn.nn.functional. inplace=True is accepted and computed out of place (the tape
-keeps the input)."""
+it are in minicnn.nn.functional. inplace=True writes the result into the input, as torch's does."""
 
 import numbers
 
@@ -41,7 +40,7 @@ class LeakyReLU(_Activation):
         self.negative_slope = _number(negative_slope, "negative_slope", "LeakyReLU")
 
     def forward(self, x):
-        return F.leaky_relu(_input(x), self.negative_slope)
+        return F.leaky_relu(_input(x), self.negative_slope, self.inplace)
 
     def extra_repr(self):
         return f"negative_slope={self.negative_slope}" + (", inplace=True" if self.inplace else "")
@@ -55,7 +54,7 @@ class ELU(_Activation):
         self.alpha = _number(alpha, "alpha", "ELU")
 
     def forward(self, x):
-        return F.elu(_input(x), self.alpha)
+        return F.elu(_input(x), self.alpha, self.inplace)
 
     def extra_repr(self):
         return f"alpha={self.alpha}" + (", inplace=True" if self.inplace else "")
@@ -65,7 +64,7 @@ class SELU(_Activation):
     """1.0507 * ELU(x, alpha=1.6733): activations keep mean 0 and variance 1 through deep nets."""
 
     def forward(self, x):
-        return F.selu(_input(x))
+        return F.selu(_input(x), self.inplace)
 
     def extra_repr(self):
         return self._inplace_repr()
@@ -91,7 +90,7 @@ class SiLU(_Activation):
     """x * sigmoid(x) (swish)."""
 
     def forward(self, x):
-        return F.silu(_input(x))
+        return F.silu(_input(x), self.inplace)
 
     def extra_repr(self):
         return self._inplace_repr()
@@ -127,7 +126,7 @@ class Hardtanh(_Activation):
             raise ValueError(f"{type(self).__name__}: max_val ({max_val}) must be greater than min_val ({min_val})")
 
     def forward(self, x):
-        return F.hardtanh(_input(x), self.min_val, self.max_val)
+        return F.hardtanh(_input(x), self.min_val, self.max_val, self.inplace)
 
     def extra_repr(self):
         return f"min_val={self.min_val}, max_val={self.max_val}" + (", inplace=True" if self.inplace else "")
@@ -140,7 +139,7 @@ class ReLU6(Hardtanh):
         super().__init__(0.0, 6.0, inplace)
 
     def forward(self, x):
-        return F.relu6(_input(x))
+        return F.relu6(_input(x), self.inplace)
 
     def extra_repr(self):
         return self._inplace_repr()
@@ -150,7 +149,7 @@ class Hardsigmoid(_Activation):
     """min(max(x + 3, 0), 6) / 6."""
 
     def forward(self, x):
-        return F.hardsigmoid(_input(x))
+        return F.hardsigmoid(_input(x), self.inplace)
 
     def extra_repr(self):
         return self._inplace_repr()
@@ -160,7 +159,7 @@ class Hardswish(_Activation):
     """x * min(max(x + 3, 0), 6) / 6 (MobileNetV3's)."""
 
     def forward(self, x):
-        return F.hardswish(_input(x))
+        return F.hardswish(_input(x), self.inplace)
 
     def extra_repr(self):
         return self._inplace_repr()

@@ -168,7 +168,9 @@ def _elementwise(pair_, backward, name, input, *args):
 
 
 def relu(input, inplace=False):
-    """max(x, 0). inplace is accepted and computed out of place (the tape keeps the input)."""
+    """max(x, 0). inplace=True writes the result into input (input.relu_()) and returns input."""
+    if inplace:
+        return _t(input).relu_()
     return _elementwise(ops.relu, ops.relu_backward, "relu", input)
 
 

@@ -181,19 +181,30 @@ def _elementwise(pair, backward, name, input, *args):
     return record(out, backward, cache, (input,), name)
 
 
+def _in_place(inplace, name, input, fn):
+    """fn(input), or with inplace=True its result written into input (torch's F.<name>(..., inplace=True))."""
+    if not inplace:
+        return fn(input)
+    input = input if isinstance(input, Tensor) else as_tensor(input)
+    return input._write(name + "_", fn)
+
+
 def leaky_relu(input, negative_slope=0.01, inplace=False):
-    """x if x > 0 else negative_slope * x. inplace is accepted and computed out of place."""
-    return _elementwise(A.leaky_relu, A.leaky_relu_backward, "leaky_relu", input, float(negative_slope))
+    """x if x > 0 else negative_slope * x. inplace=True writes the result into input."""
+    return _in_place(inplace, "leaky_relu", input, lambda x: _elementwise(A.leaky_relu, A.leaky_relu_backward, "leaky_relu", x,
+                                                                        float(negative_slope)))
 
 
 def elu(input, alpha=1.0, inplace=False):
     """x if x > 0 else alpha * (exp(x) - 1)."""
-    return _elementwise(A.elu, A.elu_backward, "elu", input, float(alpha))
+    return _in_place(inplace, "elu", input,
+                     lambda x: _elementwise(A.elu, A.elu_backward, "elu", x, float(alpha)))
 
 
 def selu(input, inplace=False):
     """1.0507 * elu(x, 1.6733): the self-normalising activation."""
-    return _elementwise(A.selu, A.selu_backward, "selu", input)
+    return _in_place(inplace, "selu", input,
+                     lambda x: _elementwise(A.selu, A.selu_backward, "selu", x))
 
 
 def gelu(input, approximate="none"):
@@ -205,7 +216,8 @@ def gelu(input, approximate="none"):
 
 def silu(input, inplace=False):
     """x * sigmoid(x)."""
-    return _elementwise(A.silu, A.silu_backward, "silu", input)
+    return _in_place(inplace, "silu", input,
+                     lambda x: _elementwise(A.silu, A.silu_backward, "silu", x))
 
 
 def softplus(input, beta=1.0, threshold=20.0):
@@ -219,22 +231,26 @@ def hardtanh(input, min_val=-1.0, max_val=1.0, inplace=False):
     """x clipped to [min_val, max_val]."""
     if min_val > max_val:
         raise ValueError(f"hardtanh: max_val ({max_val}) must be greater than min_val ({min_val})")
-    return _elementwise(A.hardtanh, A.hardtanh_backward, "hardtanh", input, float(min_val), float(max_val))
+    return _in_place(inplace, "hardtanh", input, lambda x: _elementwise(
+        A.hardtanh, A.hardtanh_backward, "hardtanh", x, float(min_val), float(max_val)))
 
 
 def relu6(input, inplace=False):
     """min(max(x, 0), 6)."""
-    return _elementwise(A.relu6, A.relu6_backward, "relu6", input)
+    return _in_place(inplace, "relu6", input,
+                     lambda x: _elementwise(A.relu6, A.relu6_backward, "relu6", x))
 
 
 def hardsigmoid(input, inplace=False):
     """min(max(x + 3, 0), 6) / 6."""
-    return _elementwise(A.hardsigmoid, A.hardsigmoid_backward, "hardsigmoid", input)
+    return _in_place(inplace, "hardsigmoid", input,
+                     lambda x: _elementwise(A.hardsigmoid, A.hardsigmoid_backward, "hardsigmoid", x))
 
 
 def hardswish(input, inplace=False):
     """x * min(max(x + 3, 0), 6) / 6."""
-    return _elementwise(A.hardswish, A.hardswish_backward, "hardswish", input)
+    return _in_place(inplace, "hardswish", input,
+                     lambda x: _elementwise(A.hardswish, A.hardswish_backward, "hardswish", x))
 
 
 def softsign(input):

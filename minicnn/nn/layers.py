@@ -592,14 +592,14 @@ class Upsample(_Layer):
 
 
 class ReLU(_Layer):
-    """max(x, 0). inplace=True is accepted; minicnn computes out of place (the tape keeps the input)."""
+    """max(x, 0). inplace=True writes the result into x and returns x, as torch's."""
 
     def __init__(self, inplace=False):
         super().__init__()
         self.inplace = inplace
 
     def forward(self, x):
-        return F.relu(_input(x))
+        return F.relu(_input(x), self.inplace)
 
     def shape_formula(self, input_shape, output_shape):
         return ["element-wise, shape kept"]

@@ -9,18 +9,18 @@ from .impl import choose
 
 
 def relu(x, impl=None):
-    """max(x, 0). (Not x * (x > 0): that is nan at x = -inf.)"""
-    if choose(impl, "relu") == "fast":
-        return _relu_fast(x), (x,)
-    return get_array_module(x).maximum(x, 0), (x,)
+    """max(x, 0). (Not x * (x > 0): that is nan at x = -inf.) The cache is the output, as torch's
+    (out > 0 where x > 0), so that an in-place change of the output is caught and one of x is not."""
+    out = _relu_fast(x) if choose(impl, "relu") == "fast" else get_array_module(x).maximum(x, 0)
+    return out, (out,)
 
 
 def relu_backward(dout, cache):
-    """dx = dout where the input was positive, else 0."""
-    (x,) = cache
+    """dx = dout where the output (so the input) was positive, else 0."""
+    (out,) = cache
     if choose(None, "relu") == "fast":
-        return _relu_backward_fast(dout, x)
-    return dout * (x > 0)
+        return _relu_backward_fast(dout, out)
+    return dout * (out > 0)
 
 
 def sigmoid(x):
