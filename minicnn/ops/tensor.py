@@ -166,9 +166,11 @@ def where(condition, a, b):
 
 
 def where_backward(dout, cache):
-    """da = dout where the condition held, db = dout elsewhere."""
+    """da = dout where the condition held, db = dout elsewhere: exactly 0 in the other branch
+    (selected with where, not multiplied by the mask, which turns an inf or NaN dout into NaN)."""
     condition, a_shape, b_shape = cache
-    return unbroadcast(dout * condition, a_shape), unbroadcast(dout * ~condition, b_shape)
+    xp = get_array_module(dout)
+    return unbroadcast(xp.where(condition, dout, 0), a_shape), unbroadcast(xp.where(condition, 0, dout), b_shape)
 
 
 # -- matrix product ---------------------------------------------------------------------------
