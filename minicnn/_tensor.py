@@ -541,7 +541,7 @@ class Tensor:
         x = self.type(dtype) if dtype is not None else self
         if x.dtype.kind in "biu" and dtype is None:
             x = x.type(int64)
-        out, cache = T.sum(x.array, _dims(dim), keepdim)
+        out, cache = T.sum(x.array, _dim(dim, x.ndim), keepdim)
         return record(out, T.sum_backward, cache, (x,), "sum")
 
     def mean(self, dim=None, keepdim=False, dtype=None, axis=None):
@@ -550,7 +550,7 @@ class Tensor:
             raise RuntimeError(f"mean(): could not infer output dtype. Input dtype must be either a floating "
                                f"point or complex dtype. Got: {self.dtype}")
         x = self.type(dtype) if dtype is not None else self
-        out, cache = T.mean(x.array, _dims(dim), keepdim)
+        out, cache = T.mean(x.array, _dim(dim, x.ndim), keepdim)
         return record(out, T.mean_backward, cache, (x,), "mean")
 
     def _extreme(self, name, dim, keepdim, other):
@@ -562,6 +562,7 @@ class Tensor:
         if dim is None:
             out, cache = (T.max if name == "max" else T.min)(self.array)
             return record(out, T.max_backward, cache, (self,), name)
+        dim = _dim(dim, self.ndim)
         (values, index), cache = (T.max_along if name == "max" else T.min_along)(self.array, dim, keepdim)
         values = record(values, T.max_along_backward, cache, (self,), name)
         return _ValuesIndices(values, Tensor._wrap(index.astype(np.int64, copy=False)))
@@ -574,14 +575,15 @@ class Tensor:
         return self._extreme("min", dim, keepdim, other)
 
     def amax(self, dim=None, keepdim=False):
-        out, cache = T.max(self.array, _dims(dim), keepdim)
+        out, cache = T.max(self.array, _dim(dim, self.ndim), keepdim)
         return record(out, T.max_backward, cache, (self,), "amax")
 
     def amin(self, dim=None, keepdim=False):
-        out, cache = T.min(self.array, _dims(dim), keepdim)
+        out, cache = T.min(self.array, _dim(dim, self.ndim), keepdim)
         return record(out, T.min_backward, cache, (self,), "amin")
 
     def argmax(self, dim=None, keepdim=False):
+        dim = _dim(dim, self.ndim)
         a = self.array if dim is not None else self.array.reshape(-1)
         index = T.argmax(a, 0 if dim is None else dim).astype(np.int64, copy=False)
         if keepdim and dim is not None:
@@ -589,6 +591,7 @@ class Tensor:
         return Tensor._wrap(index)
 
     def argmin(self, dim=None, keepdim=False):
+        dim = _dim(dim, self.ndim)
         a = self.array if dim is not None else self.array.reshape(-1)
         index = T.argmin(a, 0 if dim is None else dim).astype(np.int64, copy=False)
         if keepdim and dim is not None:
@@ -599,7 +602,7 @@ class Tensor:
         if correction is None:
             correction = 1 if unbiased else 0
         mean = self.mean(dim, keepdim=True)
-        dims = _dims(dim)
+        dims = _dim(dim, self.ndim)
         count = self.array.size if dims is None else math.prod(
             self.shape[d] for d in ((dims,) if isinstance(dims, builtins.int) else dims))
         return ((self - mean) ** 2).sum(dim, keepdim=keepdim) / builtins.max(count - correction, 0)
@@ -628,7 +631,7 @@ class Tensor:
     def gather(self, dim, index):
         xp = get_array_module(self.array)
         idx = index.array if isinstance(index, Tensor) else xp.asarray(index)
-        dim = dim % self.ndim
+        dim = _dim(dim, self.ndim)
         grid = list(xp.indices(idx.shape, sparse=True))
         grid[dim] = idx
         return self[tuple(Tensor._wrap(g) for g in grid)]
@@ -669,10 +672,10 @@ class Tensor:
         return self._unary(A.tanh, A.tanh_backward, "tanh")
 
     def softmax(self, dim):
-        return self._unary(A.softmax, A.softmax_backward, "softmax", dim)
+        return self._unary(A.softmax, A.softmax_backward, "softmax", _dim(dim, self.ndim))
 
     def log_softmax(self, dim):
-        return self._unary(A.log_softmax, A.log_softmax_backward, "log_softmax", dim)
+        return self._unary(A.log_softmax, A.log_softmax_backward, "log_softmax", _dim(dim, self.ndim))
 
     # -- arithmetic ----------------------------------------------------------------------------
 
@@ -849,10 +852,17 @@ def _scalar(value):
     return value
 
 
-def _dims(dim):
+def _dim(dim, ndim):
+    """dim (an int, a tuple or list of ints, or None) checked against ndim and made >= 0, as torch:
+    IndexError outside [-ndim, ndim - 1] (a 0-d tensor takes -1 and 0); an empty tuple means all dims."""
     if dim is None:
         return None
-    return tuple(dim) if isinstance(dim, (list, tuple)) else dim
+    if isinstance(dim, (list, tuple)):
+        return tuple(_dim(d, ndim) for d in dim) or None
+    n = builtins.max(ndim, 1)
+    if not -n <= dim < n:
+        raise IndexError(f"Dimension out of range (expected to be in range of [{-n}, {n - 1}], but got {dim})")
+    return dim % n
 
 
 def _index(index):
@@ -1092,7 +1102,7 @@ def cat(tensors, dim=0):
         raise RuntimeError("cat(): expected a non-empty list of Tensors")
     if len({t.dtype for t in tensors}) > 1:
         raise TypeError(f"cat: expected tensors of one dtype, got {[str(t.dtype) for t in tensors]}")
-    out, cache = T.cat([t.array for t in tensors], dim)
+    out, cache = T.cat([t.array for t in tensors], _dim(dim, tensors[0].ndim))
     return record(out, T.cat_backward, cache, tuple(tensors), "cat")
 
 
@@ -1106,7 +1116,7 @@ def stack(tensors, dim=0):
         raise RuntimeError("stack expects a non-empty TensorList")
     if len({tuple(t.shape) for t in tensors}) > 1:
         raise RuntimeError(f"stack expects each tensor to be equal size, got {[tuple(t.shape) for t in tensors]}")
-    out, cache = T.stack([t.array for t in tensors], dim)
+    out, cache = T.stack([t.array for t in tensors], _dim(dim, tensors[0].ndim + 1))
     return record(out, T.stack_backward, cache, tuple(tensors), "stack")
 
 
