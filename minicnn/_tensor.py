@@ -610,10 +610,19 @@ class Tensor:
     def std(self, dim=None, unbiased=True, keepdim=False, correction=None):
         return self.var(dim, unbiased, keepdim, correction).sqrt()
 
-    def norm(self, p=2):
-        if p != 2:
-            raise NotImplementedError("norm: only p=2 (the Euclidean norm)")
-        return (self * self).sum().sqrt()
+    def norm(self, p="fro", dim=None, keepdim=False, dtype=None):
+        """The vector p-norm over dim (None: all dims): p = 2 or 'fro' (the same for a vector norm), 1, inf."""
+        if p == "fro":
+            p = 2
+        if p not in (1, 2, math.inf):
+            raise NotImplementedError(f"norm: p={p!r} is not implemented; minicnn has p=2 (or 'fro'), p=1 and "
+                                      "p=float('inf')")
+        x = self.type(dtype) if dtype is not None else self
+        if x.dtype.kind not in "fc":
+            raise RuntimeError(f"linalg.vector_norm: Expected a floating point or complex tensor as input. "
+                               f"Got {x.dtype}")
+        out, cache = T.norm(x.array, p, _dim(dim, x.ndim), keepdim)
+        return record(out, T.norm_backward, cache, (x,), "norm")
 
     def all(self):
         return Tensor._wrap(get_array_module(self.array).asarray(self.array.all()))

@@ -265,6 +265,34 @@ def max_backward(dout, cache):
 min_backward = max_backward
 
 
+def norm(x, p=2, axis=None, keepdims=False):
+    """The vector p-norm over axis (None: all): sqrt(sum x^2) for p = 2, sum |x| for p = 1,
+    max |x| for p = inf."""
+    xp = get_array_module(x)
+    if p == 2:
+        out = xp.sqrt((x * x).sum(axis=axis, keepdims=keepdims))
+    elif p == 1:
+        out = xp.abs(x).sum(axis=axis, keepdims=keepdims)
+    else:
+        out = xp.abs(x).max(axis=axis, keepdims=keepdims)
+    return out, (x, p, _axes(axis, x.ndim), out, keepdims)
+
+
+def norm_backward(dout, cache):
+    """p = 2: dx = x * dout / norm, 0 where the norm is 0 (as torch; not 0 * inf = NaN);
+    p = 1: dx = dout * sign(x); p = inf: dout * sign(x), shared among the cells where |x| is the max."""
+    x, p, axes, out, keepdims = cache
+    xp = get_array_module(x)
+    if not keepdims and axes:
+        out, dout = xp.expand_dims(out, axes), xp.expand_dims(dout, axes)
+    if p == 2:
+        return x * xp.where(out == 0, 0, dout / xp.where(out == 0, 1, out))
+    if p == 1:
+        return dout * xp.sign(x)
+    hit = (xp.abs(x) == out).astype(x.dtype)
+    return dout * xp.sign(x) * hit / hit.sum(axis=axes, keepdims=True)
+
+
 def max_along(x, axis, keepdims=False):
     """torch.max(x, dim): the values and the index of the first maximum along one axis.
     The gradient goes to that index only."""
