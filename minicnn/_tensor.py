@@ -736,15 +736,19 @@ class Tensor:
 
     def __pow__(self, exponent):
         if isinstance(exponent, Tensor):
-            if exponent.numel() != 1 or exponent.requires_grad:
-                return (self.log() * exponent).exp()
-            exponent = exponent.item()
+            a, b = _operands(self, exponent, False)
+            out, cache = T.pow_tensor(a.array, b.array)
+            return record(out, T.pow_tensor_backward, cache, (a, b), "pow")
+        # a NumPy scalar is a number too: np.float64(2) keeps float32; torch reads a NumPy bool as a float
+        exponent = builtins.float(exponent) if isinstance(exponent, np.bool_) else _scalar(exponent)
         x = self if (self.dtype.kind in "fc" or isinstance(exponent, numbers.Integral)) else self.type(_DEFAULT_FLOAT)
         out, cache = T.pow(x.array, exponent)
         return record(out, T.pow_backward, cache, (x,), "pow")
 
     def __rpow__(self, base):
-        return (self * math.log(base)).exp()
+        exponent, base = _operands(self, base, False)  # a number base takes t's dtype (float32 for 2.5 ** int t)
+        out, cache = T.pow_tensor(base.array, exponent.array)
+        return record(out, T.pow_tensor_backward, cache, (base, exponent), "pow")
 
     def __floordiv__(self, other):
         a, b = _operands(self, other, False)

@@ -93,6 +93,27 @@ def pow_backward(dout, cache):
     return dout * (exponent * x ** (exponent - 1))
 
 
+def pow_tensor(a, b):
+    """out = a ** b for an array exponent (a and b broadcast together). Integers follow torch:
+    a ** b with b < 0 is 0 unless |a| = 1 (NumPy refuses negative integer powers)."""
+    xp = get_array_module(a)
+    if a.dtype.kind in "biu" and b.dtype.kind in "biu":
+        out = xp.where((b < 0) & (xp.abs(a) != 1), 0, a ** xp.abs(b))
+    else:
+        out = a ** b
+    return out, (a, b, out)
+
+
+def pow_tensor_backward(dout, cache):
+    """da = dout * b * a^(b-1) (0 where b = 0), db = dout * a^b * log(a) (0 where a = 0 and b >= 0),
+    the cells torch masks; elsewhere a negative base gives NaN in db, as log(a) is NaN."""
+    a, b, out = cache
+    xp = get_array_module(dout)
+    da = xp.where(b == 0, 0, dout * (b * a ** (b - 1)))
+    db = xp.where((a == 0) & (b >= 0), 0, dout * (out * xp.log(a)))
+    return unbroadcast(da, a.shape), unbroadcast(db, b.shape)
+
+
 def exp(x):
     out = get_array_module(x).exp(x)
     return out, out
