@@ -556,9 +556,7 @@ class Tensor:
     def _extreme(self, name, dim, keepdim, other):
         if isinstance(dim, Tensor) or other is not None:  # torch.max(a, b): the element-wise maximum
             o = other if other is not None else dim
-            if name == "min":
-                return -((-self)._extreme("max", -o if isinstance(o, Tensor) else -_scalar(o), False, None))
-            return maximum(self, o)
+            return minimum(self, o) if name == "min" else maximum(self, o)
         if dim is None:
             out, cache = (T.max if name == "max" else T.min)(self.array)
             return record(out, T.max_backward, cache, (self,), name)
@@ -632,7 +630,10 @@ class Tensor:
 
     def topk(self, k, dim=-1, largest=True, sorted=True):
         xp = get_array_module(self.array)
-        order = xp.argsort(-self.array if largest else self.array, axis=dim, kind="stable")
+        dim = _dim(dim, self.ndim)
+        # largest first: sort -x, or ~x for integers (it reverses their order without wrapping around)
+        key = (-self.array if self.dtype.kind in "fc" else ~self.array) if largest else self.array
+        order = xp.argsort(key, axis=dim, kind="stable")
         index = xp.take(order, xp.arange(k), axis=dim)
         values = self.gather(dim, Tensor._wrap(index))
         return _ValuesIndices(values, Tensor._wrap(index.astype(np.int64)))
@@ -672,6 +673,10 @@ class Tensor:
     clip = clamp
 
     def relu(self):
+        if self.dtype.kind == "b":
+            raise RuntimeError("Boolean inputs not supported for relu")
+        if self.dtype.kind in "iu":  # torch keeps an integer dtype (and an integer tensor has no gradient)
+            return Tensor._wrap(A.relu(self.array)[0])
         return self._unary(A.relu, A.relu_backward, "relu")
 
     def sigmoid(self):
@@ -752,6 +757,8 @@ class Tensor:
 
     def __floordiv__(self, other):
         a, b = _operands(self, other, False)
+        if a.dtype.kind in "biu" and builtins.bool((b.array == 0).any()):
+            raise RuntimeError("ZeroDivisionError: integer floor division by zero (a float tensor gives inf)")
         return Tensor._wrap(a.array // b.array)
 
     def __mod__(self, other):
@@ -1140,7 +1147,9 @@ def maximum(a, b):
 
 
 def minimum(a, b):
-    return -maximum(-_t(a), -_t(b))
+    a, b = _operands(_t(a), b, False)
+    out, cache = T.minimum(a.array, b.array)
+    return record(out, T.minimum_backward, cache, (a, b), "minimum")
 
 
 def where(condition, a, b):

@@ -181,6 +181,19 @@ def maximum_backward(dout, cache):
     return unbroadcast(dout * share, a.shape), unbroadcast(dout * (1 - share), b.shape)
 
 
+def minimum(a, b):
+    """Element-wise min of a and b; where they tie, each gets half of dout (as torch). Computed
+    directly, not as -maximum(-a, -b): negation wraps around for unsigned integers."""
+    return get_array_module(a).minimum(a, b), (a, b)
+
+
+def minimum_backward(dout, cache):
+    """da = dout where a < b, db = dout where b < a; a tie gives each half (for floats)."""
+    a, b = cache
+    share = (a < b) + (a == b) * a.dtype.type(0.5) if a.dtype.kind == "f" else (a <= b)
+    return unbroadcast(dout * share, a.shape), unbroadcast(dout * (1 - share), b.shape)
+
+
 def where(condition, a, b):
     """a where condition holds, else b (all three broadcast together)."""
     return get_array_module(a).where(condition, a, b), (condition, a.shape, b.shape)
