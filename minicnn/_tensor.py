@@ -941,7 +941,7 @@ def _operands(a, other, true_division):
     """Both operands as Tensors of torch's result dtype for a binary operation."""
     b, is_scalar = _as_tensor_operand(other)
     if is_scalar:
-        s = _scalar(b)
+        s = builtins.float(b) if isinstance(b, np.bool_) else _scalar(b)  # torch reads a NumPy bool as a float
         kind = a.dtype.kind
         if kind in "biu" and (isinstance(s, builtins.float) or true_division):
             a = a.type(_DEFAULT_FLOAT)
@@ -1154,7 +1154,7 @@ def minimum(a, b):
 
 def where(condition, a, b):
     condition = _t(condition)
-    a = _t(a) if not isinstance(a, numbers.Number) else a
+    a = _t(a) if not isinstance(a, (numbers.Number, np.generic)) else a
     if isinstance(a, Tensor):
         a, b = _operands(a, b, False)
     else:
