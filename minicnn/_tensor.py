@@ -18,6 +18,7 @@ refuses operands of two dtypes. Nothing else is promoted.
 import builtins
 import math
 import numbers
+import warnings
 
 import numpy as np
 
@@ -888,12 +889,22 @@ def _dim(dim, ndim):
 def _index(index):
     """A torch index with Tensors in it, as a NumPy index."""
     if isinstance(index, Tensor):
-        return index.array
+        return _mask(index.array)
     if isinstance(index, tuple):
-        return tuple(i.array if isinstance(i, Tensor) else i for i in index)
+        return tuple(_mask(i.array) if isinstance(i, Tensor) else i for i in index)
     if isinstance(index, list):
         return get_xp().asarray(index)
     return index
+
+
+def _mask(array):
+    """A uint8 index array is a boolean mask, as in torch (which warns that this is deprecated)."""
+    if array.dtype != uint8:
+        return array
+    if array.ndim:
+        warnings.warn("indexing with dtype minicnn.uint8 is now deprecated, please use a dtype minicnn.bool instead.",
+                      UserWarning, stacklevel=4)
+    return array.astype(bool)
 
 
 def _other_array(value, like):
