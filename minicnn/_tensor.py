@@ -54,6 +54,7 @@ import builtins
 import functools
 import math
 import numbers
+import warnings
 import weakref
 
 import numpy as np
@@ -902,7 +903,7 @@ class Tensor:
         x = self.type(dtype) if dtype is not None else self
         if x.dtype.kind in "biu" and dtype is None:
             x = x.type(int64)
-        out, cache = T.sum(x.array, _dims(dim), keepdim)
+        out, cache = T.sum(x.array, _dim(dim, x.ndim), keepdim)
         return record(out, T.sum_backward, cache, (x,), "sum")
 
     def mean(self, dim=None, keepdim=False, dtype=None, axis=None):
@@ -911,18 +912,17 @@ class Tensor:
             raise RuntimeError(f"mean(): could not infer output dtype. Input dtype must be either a floating "
                                f"point or complex dtype. Got: {self.dtype}")
         x = self.type(dtype) if dtype is not None else self
-        out, cache = T.mean(x.array, _dims(dim), keepdim)
+        out, cache = T.mean(x.array, _dim(dim, x.ndim), keepdim)
         return record(out, T.mean_backward, cache, (x,), "mean")
 
     def _extreme(self, name, dim, keepdim, other):
         if isinstance(dim, Tensor) or other is not None:  # torch.max(a, b): the element-wise maximum
             o = other if other is not None else dim
-            if name == "min":
-                return -((-self)._extreme("max", -o if isinstance(o, Tensor) else -_scalar(o), False, None))
-            return maximum(self, o)
+            return minimum(self, o) if name == "min" else maximum(self, o)
         if dim is None:
             out, cache = (T.max if name == "max" else T.min)(self.array)
             return record(out, T.max_backward, cache, (self,), name)
+        dim = _dim(dim, self.ndim)
         (values, index), cache = (T.max_along if name == "max" else T.min_along)(self.array, dim, keepdim)
         values = record(values, T.max_along_backward, cache, (self,), name)
         return _ValuesIndices(values, Tensor._wrap(index.astype(np.int64, copy=False)))
@@ -935,14 +935,15 @@ class Tensor:
         return self._extreme("min", dim, keepdim, other)
 
     def amax(self, dim=None, keepdim=False):
-        out, cache = T.max(self.array, _dims(dim), keepdim)
+        out, cache = T.max(self.array, _dim(dim, self.ndim), keepdim)
         return record(out, T.max_backward, cache, (self,), "amax")
 
     def amin(self, dim=None, keepdim=False):
-        out, cache = T.min(self.array, _dims(dim), keepdim)
+        out, cache = T.min(self.array, _dim(dim, self.ndim), keepdim)
         return record(out, T.min_backward, cache, (self,), "amin")
 
     def argmax(self, dim=None, keepdim=False):
+        dim = _dim(dim, self.ndim)
         a = self.array if dim is not None else self.array.reshape(-1)
         index = T.argmax(a, 0 if dim is None else dim).astype(np.int64, copy=False)
         if keepdim and dim is not None:
@@ -950,6 +951,7 @@ class Tensor:
         return Tensor._wrap(index)
 
     def argmin(self, dim=None, keepdim=False):
+        dim = _dim(dim, self.ndim)
         a = self.array if dim is not None else self.array.reshape(-1)
         index = T.argmin(a, 0 if dim is None else dim).astype(np.int64, copy=False)
         if keepdim and dim is not None:
@@ -960,7 +962,7 @@ class Tensor:
         if correction is None:
             correction = 1 if unbiased else 0
         mean = self.mean(dim, keepdim=True)
-        dims = _dims(dim)
+        dims = _dim(dim, self.ndim)
         count = self.array.size if dims is None else math.prod(
             self.shape[d] for d in ((dims,) if isinstance(dims, builtins.int) else dims))
         return ((self - mean) ** 2).sum(dim, keepdim=keepdim) / builtins.max(count - correction, 0)
@@ -968,10 +970,19 @@ class Tensor:
     def std(self, dim=None, unbiased=True, keepdim=False, correction=None):
         return self.var(dim, unbiased, keepdim, correction).sqrt()
 
-    def norm(self, p=2):
-        if p != 2:
-            raise NotImplementedError("norm: only p=2 (the Euclidean norm)")
-        return (self * self).sum().sqrt()
+    def norm(self, p="fro", dim=None, keepdim=False, dtype=None):
+        """The vector p-norm over dim (None: all dims): p = 2 or 'fro' (the same for a vector norm), 1, inf."""
+        if p == "fro":
+            p = 2
+        if p not in (1, 2, math.inf):
+            raise NotImplementedError(f"norm: p={p!r} is not implemented; minicnn has p=2 (or 'fro'), p=1 and "
+                                      "p=float('inf')")
+        x = self.type(dtype) if dtype is not None else self
+        if x.dtype.kind not in "fc":
+            raise RuntimeError(f"linalg.vector_norm: Expected a floating point or complex tensor as input. "
+                               f"Got {x.dtype}")
+        out, cache = T.norm(x.array, p, _dim(dim, x.ndim), keepdim)
+        return record(out, T.norm_backward, cache, (x,), "norm")
 
     def all(self):
         return Tensor._wrap(get_array_module(self.array).asarray(self.array.all()))
@@ -981,7 +992,10 @@ class Tensor:
 
     def topk(self, k, dim=-1, largest=True, sorted=True):
         xp = get_array_module(self.array)
-        order = xp.argsort(-self.array if largest else self.array, axis=dim, kind="stable")
+        dim = _dim(dim, self.ndim)
+        # largest first: sort -x, or ~x for integers (it reverses their order without wrapping around)
+        key = (-self.array if self.dtype.kind in "fc" else ~self.array) if largest else self.array
+        order = xp.argsort(key, axis=dim, kind="stable")
         index = xp.take(order, xp.arange(k), axis=dim)
         values = self.gather(dim, Tensor._wrap(index))
         return _ValuesIndices(values, Tensor._wrap(index.astype(np.int64)))
@@ -989,7 +1003,7 @@ class Tensor:
     def gather(self, dim, index):
         xp = get_array_module(self.array)
         idx = index.array if isinstance(index, Tensor) else xp.asarray(index)
-        dim = dim % self.ndim
+        dim = _dim(dim, self.ndim)
         grid = list(xp.indices(idx.shape, sparse=True))
         grid[dim] = idx
         return self[tuple(Tensor._wrap(g) for g in grid)]
@@ -1035,6 +1049,10 @@ class Tensor:
         return where(mask, value, self)
 
     def relu(self):
+        if self.dtype.kind == "b":
+            raise RuntimeError("Boolean inputs not supported for relu")
+        if self.dtype.kind in "iu":  # torch keeps an integer dtype (and an integer tensor has no gradient)
+            return Tensor._wrap(A.relu(self.array)[0])
         return self._unary(A.relu, A.relu_backward, "relu")
 
     def sigmoid(self):
@@ -1044,10 +1062,10 @@ class Tensor:
         return self._unary(A.tanh, A.tanh_backward, "tanh")
 
     def softmax(self, dim):
-        return self._unary(A.softmax, A.softmax_backward, "softmax", dim)
+        return self._unary(A.softmax, A.softmax_backward, "softmax", _dim(dim, self.ndim))
 
     def log_softmax(self, dim):
-        return self._unary(A.log_softmax, A.log_softmax_backward, "log_softmax", dim)
+        return self._unary(A.log_softmax, A.log_softmax_backward, "log_softmax", _dim(dim, self.ndim))
 
     # -- arithmetic ----------------------------------------------------------------------------
 
@@ -1099,18 +1117,24 @@ class Tensor:
 
     def __pow__(self, exponent):
         if isinstance(exponent, Tensor):
-            if exponent.numel() != 1 or exponent.requires_grad:
-                return (self.log() * exponent).exp()
-            exponent = exponent.item()
+            a, b = _operands(self, exponent, False)
+            out, cache = T.pow_tensor(a.array, b.array)
+            return record(out, T.pow_tensor_backward, cache, (a, b), "pow")
+        # a NumPy scalar is a number too: np.float64(2) keeps float32; torch reads a NumPy bool as a float
+        exponent = builtins.float(exponent) if isinstance(exponent, np.bool_) else _scalar(exponent)
         x = self if (self.dtype.kind in "fc" or isinstance(exponent, numbers.Integral)) else self.type(_DEFAULT_FLOAT)
         out, cache = T.pow(x.array, exponent)
         return record(out, T.pow_backward, cache, (x,), "pow")
 
     def __rpow__(self, base):
-        return (self * math.log(base)).exp()
+        exponent, base = _operands(self, base, False)  # a number base takes t's dtype (float32 for 2.5 ** int t)
+        out, cache = T.pow_tensor(base.array, exponent.array)
+        return record(out, T.pow_tensor_backward, cache, (base, exponent), "pow")
 
     def __floordiv__(self, other):
         a, b = _operands(self, other, False)
+        if a.dtype.kind in "biu" and builtins.bool((b.array == 0).any()):
+            raise RuntimeError("ZeroDivisionError: integer floor division by zero (a float tensor gives inf)")
         return Tensor._wrap(a.array // b.array)
 
     def __mod__(self, other):
@@ -1305,13 +1329,6 @@ def _shape_ints(name, shape):
     return tuple(builtins.int(s) for s in shape)
 
 
-def _dim(dim, ndim):
-    """dim in [-ndim, ndim) as a non-negative index; torch's IndexError outside that range."""
-    if not -ndim <= dim < ndim:
-        raise IndexError(f"Dimension out of range (expected to be in range of [{-ndim}, {ndim - 1}], but got {dim})")
-    return dim % ndim
-
-
 class _HookHandle:
     """What register_hook returns: remove() takes the hook away again."""
 
@@ -1361,15 +1378,22 @@ def _scalar(value):
     return value
 
 
-def _dims(dim):
+def _dim(dim, ndim):
+    """dim (an int, a tuple or list of ints, or None) checked against ndim and made >= 0, as torch:
+    IndexError outside [-ndim, ndim - 1] (a 0-d tensor takes -1 and 0); an empty tuple means all dims."""
     if dim is None:
         return None
-    return tuple(dim) if isinstance(dim, (list, tuple)) else dim
+    if isinstance(dim, (list, tuple)):
+        return tuple(_dim(d, ndim) for d in dim) or None
+    n = builtins.max(ndim, 1)
+    if not -n <= dim < n:
+        raise IndexError(f"Dimension out of range (expected to be in range of [{-n}, {n - 1}], but got {dim})")
+    return dim % n
 
 
 def _index(index):
-    """A torch index with Tensors in it, as a NumPy index (NumPy integers as Python ints, so that
-    x[np.int64(0)] is a view like x[0])."""
+    """A torch index with Tensors in it, as a NumPy index (a uint8 tensor as a bool mask; NumPy
+    integers as Python ints, so that x[np.int64(0)] is a view like x[0])."""
     if isinstance(index, tuple):
         return tuple(_index_part(i) for i in index)
     if isinstance(index, list):
@@ -1379,10 +1403,20 @@ def _index(index):
 
 def _index_part(i):
     if isinstance(i, Tensor):
-        return i.array
+        return _mask(i.array)
     if isinstance(i, np.integer):
         return builtins.int(i)
     return i
+
+
+def _mask(array):
+    """A uint8 index array is a boolean mask, as in torch (which warns that this is deprecated)."""
+    if array.dtype != uint8:
+        return array
+    if array.ndim:
+        warnings.warn("indexing with dtype minicnn.uint8 is now deprecated, please use a dtype minicnn.bool instead.",
+                      UserWarning, stacklevel=4)
+    return array.astype(bool)
 
 
 def _other_array(value, like):
@@ -1430,7 +1464,7 @@ def _operands(a, other, true_division):
     """Both operands as Tensors of torch's result dtype for a binary operation."""
     b, is_scalar = _as_tensor_operand(other)
     if is_scalar:
-        s = _scalar(b)
+        s = builtins.float(b) if isinstance(b, np.bool_) else _scalar(b)  # torch reads a NumPy bool as a float
         kind = a.dtype.kind
         if kind in "biu" and (isinstance(s, builtins.float) or true_division):
             a = a.type(_DEFAULT_FLOAT)
@@ -1611,7 +1645,7 @@ def cat(tensors, dim=0):
         raise RuntimeError("cat(): expected a non-empty list of Tensors")
     if len({t.dtype for t in tensors}) > 1:
         raise TypeError(f"cat: expected tensors of one dtype, got {[str(t.dtype) for t in tensors]}")
-    out, cache = T.cat([t.array for t in tensors], dim)
+    out, cache = T.cat([t.array for t in tensors], _dim(dim, tensors[0].ndim))
     return record(out, T.cat_backward, cache, tuple(tensors), "cat")
 
 
@@ -1625,7 +1659,7 @@ def stack(tensors, dim=0):
         raise RuntimeError("stack expects a non-empty TensorList")
     if len({tuple(t.shape) for t in tensors}) > 1:
         raise RuntimeError(f"stack expects each tensor to be equal size, got {[tuple(t.shape) for t in tensors]}")
-    out, cache = T.stack([t.array for t in tensors], dim)
+    out, cache = T.stack([t.array for t in tensors], _dim(dim, tensors[0].ndim + 1))
     return record(out, T.stack_backward, cache, tuple(tensors), "stack")
 
 
@@ -1636,12 +1670,14 @@ def maximum(a, b):
 
 
 def minimum(a, b):
-    return -maximum(-_t(a), -_t(b))
+    a, b = _operands(_t(a), b, False)
+    out, cache = T.minimum(a.array, b.array)
+    return record(out, T.minimum_backward, cache, (a, b), "minimum")
 
 
 def where(condition, a, b):
     condition = _t(condition)
-    a = _t(a) if not isinstance(a, numbers.Number) else a
+    a = _t(a) if not isinstance(a, (numbers.Number, np.generic)) else a
     if isinstance(a, Tensor):
         a, b = _operands(a, b, False)
     else:

@@ -16,7 +16,7 @@ from ..autograd import is_grad_enabled, record
 from ..ops import tensor as T
 from ..ops import pool as _pool, upsample as _upsample
 from ..ops import conv as _conv, conv_transpose as _conv_transpose
-from .._tensor import Tensor, as_tensor
+from .._tensor import Tensor, _dim, as_tensor
 
 
 def _t(x):
@@ -185,7 +185,7 @@ def tanh(input):
 def _softmax_dim(input, dim, name):
     if dim is None:  # torch's legacy rule when dim is not given
         dim = 0 if input.ndim in (0, 1, 3) else 1
-    return dim
+    return _dim(dim, input.ndim)
 
 
 def softmax(input, dim=None, dtype=None):

@@ -68,6 +68,9 @@ class Module:
         if isinstance(value, (Module, Parameter)) and "_buffer_names" not in vars(self):
             raise AttributeError(f"cannot assign {type(value).__name__} '{name}' before Module.__init__() call: "
                                  f"call super().__init__() first in {type(self).__name__}.__init__")
+        if isinstance(vars(self).get(name), Parameter) and value is not None and not isinstance(value, Parameter):
+            raise TypeError(f"cannot assign '{_typename(value)}' as parameter '{name}' (minicnn.nn.Parameter or None "
+                            f"expected): wrap it, nn.Parameter(t), or change the values in place with .data.copy_(t)")
         object.__setattr__(self, name, value)
 
     def forward(self, *args, **kwargs):
@@ -357,6 +360,14 @@ def _join(prefix, name):
 
 def _raw(value):
     return value.array if isinstance(value, Tensor) else value
+
+
+def _typename(value):
+    """'minicnn.Tensor (float32)', 'numpy.ndarray', 'float': what a message calls the value (torch.typename's role)."""
+    if isinstance(value, Tensor):
+        return f"minicnn.Tensor ({value.dtype})"
+    kind = type(value)
+    return kind.__qualname__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
 
 
 class _Handle:

@@ -93,6 +93,27 @@ def pow_backward(dout, cache):
     return dout * (exponent * x ** (exponent - 1))
 
 
+def pow_tensor(a, b):
+    """out = a ** b for an array exponent (a and b broadcast together). Integers follow torch:
+    a ** b with b < 0 is 0 unless |a| = 1 (NumPy refuses negative integer powers)."""
+    xp = get_array_module(a)
+    if a.dtype.kind in "biu" and b.dtype.kind in "biu":
+        out = xp.where((b < 0) & (xp.abs(a) != 1), 0, a ** xp.abs(b))
+    else:
+        out = a ** b
+    return out, (a, b, out)
+
+
+def pow_tensor_backward(dout, cache):
+    """da = dout * b * a^(b-1) (0 where b = 0), db = dout * a^b * log(a) (0 where a = 0 and b >= 0),
+    the cells torch masks; elsewhere a negative base gives NaN in db, as log(a) is NaN."""
+    a, b, out = cache
+    xp = get_array_module(dout)
+    da = xp.where(b == 0, 0, dout * (b * a ** (b - 1)))
+    db = xp.where((a == 0) & (b >= 0), 0, dout * (out * xp.log(a)))
+    return unbroadcast(da, a.shape), unbroadcast(db, b.shape)
+
+
 def exp(x):
     out = get_array_module(x).exp(x)
     return out, out
@@ -160,15 +181,30 @@ def maximum_backward(dout, cache):
     return unbroadcast(dout * share, a.shape), unbroadcast(dout * (1 - share), b.shape)
 
 
+def minimum(a, b):
+    """Element-wise min of a and b; where they tie, each gets half of dout (as torch). Computed
+    directly, not as -maximum(-a, -b): negation wraps around for unsigned integers."""
+    return get_array_module(a).minimum(a, b), (a, b)
+
+
+def minimum_backward(dout, cache):
+    """da = dout where a < b, db = dout where b < a; a tie gives each half (for floats)."""
+    a, b = cache
+    share = (a < b) + (a == b) * a.dtype.type(0.5) if a.dtype.kind == "f" else (a <= b)
+    return unbroadcast(dout * share, a.shape), unbroadcast(dout * (1 - share), b.shape)
+
+
 def where(condition, a, b):
     """a where condition holds, else b (all three broadcast together)."""
     return get_array_module(a).where(condition, a, b), (condition, a.shape, b.shape)
 
 
 def where_backward(dout, cache):
-    """da = dout where the condition held, db = dout elsewhere."""
+    """da = dout where the condition held, db = dout elsewhere: exactly 0 in the other branch
+    (selected with where, not multiplied by the mask, which turns an inf or NaN dout into NaN)."""
     condition, a_shape, b_shape = cache
-    return unbroadcast(dout * condition, a_shape), unbroadcast(dout * ~condition, b_shape)
+    xp = get_array_module(dout)
+    return unbroadcast(xp.where(condition, dout, 0), a_shape), unbroadcast(xp.where(condition, 0, dout), b_shape)
 
 
 # -- matrix product ---------------------------------------------------------------------------
@@ -261,6 +297,34 @@ def max_backward(dout, cache):
 
 
 min_backward = max_backward
+
+
+def norm(x, p=2, axis=None, keepdims=False):
+    """The vector p-norm over axis (None: all): sqrt(sum x^2) for p = 2, sum |x| for p = 1,
+    max |x| for p = inf."""
+    xp = get_array_module(x)
+    if p == 2:
+        out = xp.sqrt((x * x).sum(axis=axis, keepdims=keepdims))
+    elif p == 1:
+        out = xp.abs(x).sum(axis=axis, keepdims=keepdims)
+    else:
+        out = xp.abs(x).max(axis=axis, keepdims=keepdims)
+    return out, (x, p, _axes(axis, x.ndim), out, keepdims)
+
+
+def norm_backward(dout, cache):
+    """p = 2: dx = x * dout / norm, 0 where the norm is 0 (as torch; not 0 * inf = NaN);
+    p = 1: dx = dout * sign(x); p = inf: dout * sign(x), shared among the cells where |x| is the max."""
+    x, p, axes, out, keepdims = cache
+    xp = get_array_module(x)
+    if not keepdims and axes:
+        out, dout = xp.expand_dims(out, axes), xp.expand_dims(dout, axes)
+    if p == 2:
+        return x * xp.where(out == 0, 0, dout / xp.where(out == 0, 1, out))
+    if p == 1:
+        return dout * xp.sign(x)
+    hit = (xp.abs(x) == out).astype(x.dtype)
+    return dout * xp.sign(x) * hit / hit.sum(axis=axes, keepdims=True)
 
 
 def max_along(x, axis, keepdims=False):
