@@ -13,7 +13,6 @@ import numpy as np
 
 from .. import autograd
 from ..autograd import no_grad
-from ..backend import get_array_module
 from .._tensor import Tensor, _dtype, _move, device as _device
 
 
@@ -210,11 +209,13 @@ class Module:
     # -- gradients and mode --------------------------------------------------------------------
 
     def zero_grad(self, set_to_none=True):
+        """Every parameter's .grad = None, or (set_to_none=False) its .grad zeroed in place, as torch."""
         for p in self.parameters():
             if set_to_none or p.grad is None:
                 p.grad = None
             else:
-                p.grad = Tensor._wrap(get_array_module(p.grad.array).zeros_like(p.grad.array))
+                with no_grad():
+                    p.grad.zero_()
 
     def requires_grad_(self, requires_grad=True):
         """Freeze (False) or unfreeze every parameter: a frozen one gets no gradient and is not stepped."""

@@ -23,8 +23,7 @@ import numbers
 import warnings
 from collections import defaultdict
 
-from ..autograd import enable_grad
-from ..backend import get_array_module
+from ..autograd import enable_grad, no_grad
 from .._tensor import Tensor, _move
 
 
@@ -111,13 +110,16 @@ class Optimizer:
             group["lr"] = value
 
     def zero_grad(self, set_to_none=True):
-        """Forget the gradients: p.grad = None, or (set_to_none=False) a new Tensor of zeros. The old
-        gradient array is never written: code that still holds it keeps its values."""
+        """Forget the gradients: p.grad = None, or (set_to_none=False) p.grad zeroed in place, as torch
+        (a reference held to p.grad sees the zeros)."""
         for group in self.param_groups:
             for p in group["params"]:
                 if p.grad is not None:
-                    p.grad = None if set_to_none else Tensor._wrap(get_array_module(p.grad.array).zeros_like(
-                        p.grad.array))
+                    if set_to_none:
+                        p.grad = None
+                    else:
+                        with no_grad():
+                            p.grad.zero_()
 
     def step(self, closure=None):
         """One update of every parameter that has a gradient. closure (optional): a function that
