@@ -315,7 +315,14 @@ class Tensor:
         new = value.array if isinstance(value, Tensor) else _as_array(value, None)
         if tuple(new.shape) != tuple(self.array.shape) and self.requires_grad and self.grad is not None:
             self.grad = None
-        self.array = new
+        self._set_array(new, value._counter if isinstance(value, Tensor) else None)
+
+    def _set_array(self, array, counter=None):
+        """This tensor now shows other memory (x.data = y, module.to): with that memory's version counter."""
+        self.array = array
+        self._counter = counter if counter is not None else _Version(array)
+        if counter is not None:
+            counter.shared = True
 
     @property
     def T(self):
@@ -541,12 +548,7 @@ class Tensor:
                     raise RuntimeError(f"{name}: a view of a leaf Variable that requires grad is being used in an "
                                        "in-place operation. Do it under minicnn.no_grad(), or clone() first")
                 if not self._grad_view:
-                    raise RuntimeError(f"{name}: A view was created in no_grad mode and is being modified inplace "
-                                       "with grad mode enabled. Given that this use case is ambiguous and "
-                                       "error-prone, it is forbidden. You can clarify your code by moving both the "
-                                       "view and the inplace either both inside the no_grad block (if you don't "
-                                       "want the inplace to be tracked) or both outside (if you want the inplace to "
-                                       "be tracked).")
+                    raise RuntimeError(f"{name}: {_NO_GRAD_VIEW}")
         a = self.array
         if builtins.any(st == 0 and n > 1 for st, n in zip(a.strides, a.shape)) or not getattr(
                 a.flags, "writeable", True):
@@ -567,6 +569,8 @@ class Tensor:
         self._check_write(name)
         graph = autograd.is_grad_enabled() and (self.requires_grad or builtins.any(
             isinstance(o, Tensor) and o.requires_grad for o in operands))
+        if graph and self._view_base is not None and not self._grad_view:
+            raise RuntimeError(f"{name}: {_NO_GRAD_VIEW}")
         if not graph:
             with autograd.no_grad():
                 result = compute(self, *operands)
@@ -582,6 +586,11 @@ class Tensor:
             _check_cast(result.dtype, self.dtype)
             result = result.type(self.dtype)
         self._store(name, result)
+        if result._node is not None and autograd._refers(result._node.cache, id(_root(result.array))):
+            # the op saved its output (exp, sigmoid, relu...): that output is self now, so a later
+            # change of self must stop the backward, as torch's does
+            result._node.saved += ((self._counter, self._counter.value, self.array.shape, self.dtype,
+                                    result._node.name, True),)
         base = self._view_base
         if base is None:
             self._node, self._requires_grad = result._node, result.requires_grad
@@ -1073,6 +1082,14 @@ class Tensor:
         a, b = _operands(self, other, true_division)
         if reflected:
             a, b = b, a
+        if pair in (T.mul, T.div) and a.requires_grad != b.requires_grad and autograd.is_grad_enabled():
+            # one side is a constant for the tape: keep only what the other side's gradient needs
+            if pair is T.mul:
+                out, cache = T.mul_one_side(a.array, b.array, 0 if a.requires_grad else 1)
+                return record(out, T.mul_one_side_backward, cache, (a, b), name)
+            if a.requires_grad:
+                out, cache = T.div_by_constant(a.array, b.array)
+                return record(out, T.div_by_constant_backward, cache, (a, b), name)
         out, cache = pair(a.array, b.array)
         return record(out, backward, cache, (a, b), name)
 
@@ -1225,6 +1242,12 @@ def _init(t, array):
     t._steps = ()  # for a view: (take, backward, cache, name) per step from the base, take(array) -> view
     t._view_version = 0  # the counter's value when the view's node was made
     t._grad_view = True  # False for a view made under no_grad: it never joins the base's graph
+
+
+_NO_GRAD_VIEW = ("A view was created in no_grad mode and is being modified inplace with grad mode enabled. Given "
+                 "that this use case is ambiguous and error-prone, it is forbidden. You can clarify your code by "
+                 "moving both the view and the inplace either both inside the no_grad block (if you don't want the "
+                 "inplace to be tracked) or both outside (if you want the inplace to be tracked).")
 
 
 def _replay(base, steps):

@@ -8,6 +8,7 @@ A Node holds what one call needs for its backward and nothing else:
     inputs     where each input's gradient goes, in the order backward returns them: the Node
                that made the input, or the input itself when it is a leaf (a Parameter, an image)
     saved      the version counter of each input and of the output, with its value at this call
+               (and, after an in-place op, of the tensor its output was written into)
 
 A Node keeps the Nodes behind its inputs, not the input tensors, so an activation the backward
 does not need (it is not in any cache) is freed as soon as the forward has moved past it.
@@ -65,9 +66,9 @@ class Node:
             inputs.append(node if node is not None else p), needs.append(p._requires_grad)
             # what a message needs of the tensor, not the tensor itself (that would keep it alive)
             saved.append((p._counter, p._counter.value, p.array.shape, p.array.dtype,
-                          node.name if node is not None else None))
+                          node.name if node is not None else None, False))
         if out_counter is not None:
-            saved.append((out_counter, out_counter.value, out.shape, out.dtype, name))
+            saved.append((out_counter, out_counter.value, out.shape, out.dtype, name, False))
         self.inputs, self.needs, self.saved = tuple(inputs), tuple(needs), tuple(saved)
         self.shape, self.dtype = out.shape, out.dtype  # of the output: its gradient must match
         self.name = name
@@ -108,8 +109,9 @@ def _refers(cache, root_id, depth=0):
 
 def _check_saved(node):
     """Raise torch's error if a tensor this node's cache holds was changed in place since the call."""
-    for counter, version, shape, dtype, maker in node.saved:
-        if counter.value != version and _refers(node.cache, counter.root):
+    for counter, version, shape, dtype, maker, stands_for_cache in node.saved:
+        # stands_for_cache: the tensor's values are what the cache holds (an in-place op's output)
+        if counter.value != version and (stands_for_cache or _refers(node.cache, counter.root)):
             made = f", which is output 0 of {maker}," if maker is not None else ""
             kind = f"torch.{TORCH_NAMES.get(str(dtype), str(dtype))}Tensor"
             raise RuntimeError(

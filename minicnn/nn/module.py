@@ -295,7 +295,7 @@ class Module:
             if dtype is not None and array.dtype.kind == "f":
                 array = array.astype(dtype)
             if array is not t.array:
-                t.array = array
+                t._set_array(array)
                 if t.grad is not None:
                     t.grad = Tensor._wrap(_move(t.grad.array, device) if device is not None else t.grad.array)
                     if dtype is not None:

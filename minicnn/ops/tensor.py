@@ -59,6 +59,21 @@ def mul_backward(dout, cache):
     return unbroadcast(dout * b, a.shape), unbroadcast(dout * a, b.shape)
 
 
+def mul_one_side(a, b, side):
+    """out = a * b where only one factor gets a gradient (side 0: a, side 1: b); the cache keeps the
+    other factor and the shapes only, as torch saves no more (so a later in-place change of the
+    factor that gets the gradient does not touch what this backward reads)."""
+    return a * b, (side, b if side == 0 else a, a.shape, b.shape)
+
+
+def mul_one_side_backward(dout, cache):
+    """da = dout * b (side 0) or db = dout * a (side 1); None for the other."""
+    side, other, a_shape, b_shape = cache
+    if side == 0:
+        return unbroadcast(dout * other, a_shape), None
+    return None, unbroadcast(dout * other, b_shape)
+
+
 def div(a, b):
     """out = a / b."""
     return a / b, (a, b)
@@ -69,6 +84,17 @@ def div_backward(dout, cache):
     a, b = cache
     da = dout / b
     return unbroadcast(da, a.shape), unbroadcast(-da * a / b, b.shape)
+
+
+def div_by_constant(a, b):
+    """out = a / b where b gets no gradient: the cache keeps b and a's shape, not a."""
+    return a / b, (a.shape, b)
+
+
+def div_by_constant_backward(dout, cache):
+    """da = dout / b."""
+    a_shape, b = cache
+    return unbroadcast(dout / b, a_shape), None
 
 
 def neg(x):
