@@ -1300,8 +1300,8 @@ def _copy_from(dest, src):
         src = src.to(dest.device)
     if src.dtype != dest.dtype:
         src = src.type(dest.dtype)
-    out, cache = T.expand(src.array, tuple(dest.shape))
-    return record(out, T.expand_backward, cache, (src,), "copy_")
+    out, cache = T.copy_into(dest.array, src.array)
+    return record(out, T.copy_into_backward, cache, (dest, src), "copy_")
 
 
 def _index_put(dest, index, value):

@@ -528,6 +528,16 @@ def fill_backward(dout, cache):
     return get_array_module(dout).zeros_like(dout)
 
 
+def copy_into(x, src):
+    """out: src broadcast to x's shape (copy_'s new values; x's old values are all overwritten)."""
+    return get_array_module(src).broadcast_to(src, x.shape).copy(), src.shape
+
+
+def copy_into_backward(dout, cache):
+    """dx = 0 (overwritten), dsrc = dout summed back to src's shape."""
+    return get_array_module(dout).zeros_like(dout), unbroadcast(dout, cache)
+
+
 def index_put(x, index, value):
     """out = x with out[index] = value (value an array broadcast to the indexed cells, or a number)."""
     out = x.copy()
