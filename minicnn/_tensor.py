@@ -54,6 +54,7 @@ import builtins
 import functools
 import math
 import numbers
+import operator
 import warnings
 import weakref
 
@@ -590,7 +591,7 @@ class Tensor:
             # the op saved its output (exp, sigmoid, relu...): that output is self now, so a later
             # change of self must stop the backward, as torch's does
             result._node.saved += ((self._counter, self._counter.value, self.array.shape, self.dtype,
-                                    result._node.name, True),)
+                                    result._node.op, True),)
         base = self._view_base
         if base is None:
             self._node, self._requires_grad = result._node, result.requires_grad
@@ -825,7 +826,7 @@ class Tensor:
         return self.reshape(*shape[:start], math.prod(shape[start:end + 1]), *shape[end + 1:])
 
     def permute(self, *dims):
-        if len(dims) == 1 and not isinstance(dims[0], numbers.Integral):
+        if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
             dims = tuple(dims[0])
         if len(dims) != self.ndim:
             raise RuntimeError(f"permute(sparse_coo): number of dimensions in the tensor input does not match the "
@@ -868,8 +869,7 @@ class Tensor:
         return self.reshape(*shape)
 
     def expand(self, *shape):
-        if len(shape) == 1 and not isinstance(shape[0], numbers.Integral):
-            shape = tuple(shape[0])
+        shape = _shape_ints("expand", shape)
         lead = len(shape) - self.ndim
         if lead < 0:
             raise RuntimeError(f"expand: the number of sizes provided ({len(shape)}) must be greater or equal to "
@@ -1004,6 +1004,10 @@ class Tensor:
         dim = _dim(dim, self.ndim)
         # largest first: sort -x, or ~x for integers (it reverses their order without wrapping around)
         key = (-self.array if self.dtype.kind in "fc" else ~self.array) if largest else self.array
+        k = _int("topk", k, "k")
+        if not 0 <= k <= (self.shape[dim] if self.ndim else 1):
+            raise RuntimeError(f"selected index k out of range: k={k} for a dimension of size "
+                               f"{self.shape[dim] if self.ndim else 1}")
         order = xp.argsort(key, axis=dim, kind="stable")
         index = xp.take(order, xp.arange(k), axis=dim)
         values = self.gather(dim, Tensor._wrap(index))
@@ -1343,13 +1347,24 @@ def _pick(index, a):
 
 
 def _shape_ints(name, shape):
-    """view(2, 3) or view((2, 3)): the shape as a tuple of ints (torch refuses floats: TypeError)."""
-    if len(shape) == 1 and not isinstance(shape[0], numbers.Integral):
+    """view(2, 3) or view((2, 3)): the shape as a tuple of ints. An int, a NumPy integer or a 0-d
+    integer tensor counts; a float (30.0, from a division) or a bool is torch's TypeError."""
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
         shape = tuple(shape[0])
-    if builtins.any(not isinstance(s, numbers.Integral) or isinstance(s, builtins.bool) for s in shape):
-        raise TypeError(f"{name}(): argument 'size' must be tuple of ints, but found element of type "
-                        f"{next(type(s).__name__ for s in shape if not isinstance(s, numbers.Integral) or isinstance(s, builtins.bool))}")
-    return tuple(builtins.int(s) for s in shape)
+    return tuple(_int(name, s, "size", pos) for pos, s in enumerate(shape))
+
+
+def _int(name, value, argument, pos=None):
+    """value as an int, or torch's TypeError naming the function and the argument."""
+    if not isinstance(value, builtins.bool):
+        try:
+            return operator.index(value)
+        except TypeError:
+            pass
+    if pos is None:
+        raise TypeError(f"{name}(): argument '{argument}' must be int, not {type(value).__name__}")
+    raise TypeError(f"{name}(): argument '{argument}' must be tuple of ints, but found element of type "
+                    f"{type(value).__name__} at pos {pos}")
 
 
 class _HookHandle:
@@ -1408,6 +1423,8 @@ def _dim(dim, ndim):
         return None
     if isinstance(dim, (list, tuple)):
         return tuple(_dim(d, ndim) for d in dim) or None
+    if not isinstance(dim, numbers.Integral):
+        raise TypeError(f"argument 'dim' must be int, not {type(dim).__name__}")
     n = builtins.max(ndim, 1)
     if not -n <= dim < n:
         raise IndexError(f"Dimension out of range (expected to be in range of [{-n}, {n - 1}], but got {dim})")
@@ -1540,17 +1557,9 @@ def from_numpy(array):
     return Tensor._wrap(array)
 
 
-def _shape(size):
-    if len(size) == 1 and isinstance(size[0], (tuple, list)) and len(size[0]) == 0:
-        return ()
-    if len(size) == 1 and not isinstance(size[0], numbers.Integral):
-        return tuple(size[0])
-    return tuple(size)
-
-
-def _new(fill, size, dtype, device, requires_grad):
+def _new(fill, size, dtype, device, requires_grad, name):
     xp = _default_xp(device)
-    array = fill(xp, _shape(size), _dtype(dtype) or _DEFAULT_FLOAT)
+    array = fill(xp, _shape_ints(name, size), _dtype(dtype) or _DEFAULT_FLOAT)
     return Tensor(array, requires_grad=requires_grad)
 
 
@@ -1564,45 +1573,47 @@ def _size(shape, size):
 
 
 def zeros(*shape, size=None, dtype=None, device=None, requires_grad=False):
-    return _new(lambda xp, s, d: xp.zeros(s, dtype=d), _size(shape, size), dtype, device, requires_grad)
+    return _new(lambda xp, s, d: xp.zeros(s, dtype=d), _size(shape, size), dtype, device, requires_grad, "zeros")
 
 
 def ones(*shape, size=None, dtype=None, device=None, requires_grad=False):
-    return _new(lambda xp, s, d: xp.ones(s, dtype=d), _size(shape, size), dtype, device, requires_grad)
+    return _new(lambda xp, s, d: xp.ones(s, dtype=d), _size(shape, size), dtype, device, requires_grad, "ones")
 
 
 def full(size, fill_value, dtype=None, device=None, requires_grad=False):
     if dtype is None and isinstance(fill_value, numbers.Integral):
         dtype = bool if isinstance(fill_value, builtins.bool) else int64
-    return _new(lambda xp, s, d: xp.full(s, fill_value, dtype=d), (tuple(size),), dtype, device, requires_grad)
+    return _new(lambda xp, s, d: xp.full(s, fill_value, dtype=d), (size,), dtype, device, requires_grad,
+                "full")
 
 
 def empty(*shape, size=None, dtype=None, device=None, requires_grad=False):
-    return zeros(*_size(shape, size), dtype=dtype, device=device, requires_grad=requires_grad)
+    """Zeros: minicnn has no uninitialised memory to hand out."""
+    return _new(lambda xp, s, d: xp.zeros(s, dtype=d), _size(shape, size), dtype, device, requires_grad, "empty")
 
 
 def rand(*shape, size=None, dtype=None, device=None, requires_grad=False):
     """U[0, 1), from minicnn's generator (seeded by manual_seed)."""
     return _new(lambda xp, s, d: xp.asarray(default_rng().random(s).astype(d)), _size(shape, size), dtype, device,
-                requires_grad)
+                requires_grad, "rand")
 
 
 def randn(*shape, size=None, dtype=None, device=None, requires_grad=False):
     """N(0, 1), from minicnn's generator."""
     return _new(lambda xp, s, d: xp.asarray(default_rng().standard_normal(s).astype(d)), _size(shape, size), dtype,
-                device, requires_grad)
+                device, requires_grad, "randn")
 
 
 def randint(low, high=None, size=None, dtype=None, device=None):
     if high is None:
         low, high = 0, low
     xp = _default_xp(device)
-    return Tensor._wrap(xp.asarray(default_rng().integers(low, high, size=tuple(size)).astype(_dtype(dtype) or int64)))
+    return Tensor._wrap(xp.asarray(default_rng().integers(low, high, size=_shape_ints("randint", (size,))).astype(_dtype(dtype) or int64)))
 
 
 def randperm(n, dtype=None, device=None):
     xp = _default_xp(device)
-    return Tensor._wrap(xp.asarray(default_rng().permutation(n).astype(_dtype(dtype) or int64)))
+    return Tensor._wrap(xp.asarray(default_rng().permutation(_int("randperm", n, "n")).astype(_dtype(dtype) or int64)))
 
 
 def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False):
@@ -1617,12 +1628,12 @@ def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False
 
 def linspace(start, end, steps, dtype=None, device=None):
     xp = _default_xp(device)
-    return Tensor._wrap(xp.linspace(start, end, steps, dtype=_dtype(dtype) or _DEFAULT_FLOAT))
+    return Tensor._wrap(xp.linspace(start, end, _int("linspace", steps, "steps"), dtype=_dtype(dtype) or _DEFAULT_FLOAT))
 
 
 def eye(n, m=None, dtype=None, device=None):
     xp = _default_xp(device)
-    return Tensor._wrap(xp.eye(n, m, dtype=_dtype(dtype) or _DEFAULT_FLOAT))
+    return Tensor._wrap(xp.eye(_int("eye", n, "n"), None if m is None else _int("eye", m, "m"), dtype=_dtype(dtype) or _DEFAULT_FLOAT))
 
 
 def _like(fn, t, dtype, kwargs):

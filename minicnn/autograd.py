@@ -31,6 +31,7 @@ no cache outlives the op that made it. The grad mode is per thread, as in torch.
 import functools
 import itertools
 import threading
+import weakref
 
 from .backend import get_array_module
 
@@ -51,7 +52,7 @@ Tensor = None  # set by minicnn._tensor (which imports this module) to its Tenso
 class Node:
     """One recorded call: its backward, its cache, its inputs, and what made it (for messages)."""
 
-    __slots__ = ("backward", "cache", "inputs", "needs", "saved", "shape", "dtype", "name", "module", "freed",
+    __slots__ = ("backward", "cache", "inputs", "needs", "saved", "shape", "dtype", "op", "module", "freed",
                  "hooks", "serial", "__weakref__")
 
     def __init__(self, backward, cache, parents, name, out, out_counter=None):
@@ -66,12 +67,12 @@ class Node:
             inputs.append(node if node is not None else p), needs.append(p._requires_grad)
             # what a message needs of the tensor, not the tensor itself (that would keep it alive)
             saved.append((p._counter, p._counter.value, p.array.shape, p.array.dtype,
-                          node.name if node is not None else None, False))
+                          node.op if node is not None else None, False))
         if out_counter is not None:
             saved.append((out_counter, out_counter.value, out.shape, out.dtype, name, False))
         self.inputs, self.needs, self.saved = tuple(inputs), tuple(needs), tuple(saved)
         self.shape, self.dtype = out.shape, out.dtype  # of the output: its gradient must match
-        self.name = name
+        self.op = name
         self.module = _modules[-1] if _modules else None
         self.freed = False
         self.hooks = None  # register_hook on the tensor this node made: functions of its gradient
@@ -79,10 +80,64 @@ class Node:
 
     def where(self):
         """'conv2d in Conv2d(1, 6, ...)' : the op and the layer that called it, for error messages."""
-        return self.name + (f" in {self.module!r}".replace("\n", " ") if self.module is not None else "")
+        return self.op + (f" in {self.module!r}".replace("\n", " ") if self.module is not None else "")
 
     def __repr__(self):
-        return f"<{self.name}Backward>"
+        return f"<{self.op}Backward>"
+
+    # -- torch's grad_fn interface, for programs that walk the graph ------------------------
+
+    def name(self):
+        """torch's style of name: 'MulBackward0' for the op 'mul', 'MaxPool2dBackward0' for 'max_pool2d'.
+        The op names are minicnn's, so some differ from torch's ('Conv2dBackward0', torch's is
+        'ConvolutionBackward0')."""
+        return "".join(part[:1].upper() + part[1:] for part in self.op.split("_")) + "Backward0"
+
+    @property
+    def next_functions(self):
+        """((node, 0), ...) one pair per input, as torch's: the Node that made the input, an
+        AccumulateGrad for a leaf that requires grad, or None for an input without a gradient."""
+        pairs = []
+        for source, need in zip(self.inputs, self.needs):
+            if source is None or (not need and not isinstance(source, Node)):
+                pairs.append((None, 0))
+            elif isinstance(source, Node):
+                pairs.append((source, 0))
+            else:
+                pairs.append((AccumulateGrad.of(source), 0))
+        return tuple(pairs)
+
+    @property
+    def metadata(self):
+        return {}
+
+
+class AccumulateGrad:
+    """torch's AccumulateGrad: the end of the graph at a leaf; .variable is the leaf, whose .grad
+    backward() adds to. One per leaf while anything holds it, so `is` compares as in torch."""
+
+    _live = weakref.WeakValueDictionary()  # id(leaf) -> its AccumulateGrad (which keeps the leaf alive)
+    next_functions = ()
+
+    def __init__(self, variable):
+        self.variable = variable
+
+    @classmethod
+    def of(cls, leaf):
+        found = cls._live.get(id(leaf))
+        if found is None or found.variable is not leaf:
+            found = cls._live[id(leaf)] = cls(leaf)
+        return found
+
+    def name(self):
+        return "torch::autograd::AccumulateGrad"
+
+    @property
+    def metadata(self):
+        return {}
+
+    def __repr__(self):
+        return "<AccumulateGrad>"
 
 
 def _refers(cache, root_id, depth=0):
@@ -348,3 +403,31 @@ def _accumulate_leaf(leaf, g, owned):
                                f"has shape {tuple(g.shape)}; set .grad = None (zero_grad()) first")
         a += g
         leaf.grad._bump()
+
+
+class _VariableType(type):
+    def __instancecheck__(cls, obj):
+        return isinstance(obj, Tensor)
+
+    def __subclasscheck__(cls, sub):
+        return isinstance(sub, type) and issubclass(sub, Tensor)
+
+
+class Variable(metaclass=_VariableType):
+    """torch.autograd.Variable, kept by torch for old programs: Variable(t) is a Tensor that shares
+    t's memory, with no history (as t.detach()) and the requires_grad asked for. Every Tensor is
+    a Variable to isinstance, as in torch. volatile=True only warns, as in torch: use no_grad()."""
+
+    def __new__(cls, data=None, requires_grad=False, volatile=False):
+        if volatile:
+            import warnings
+            warnings.warn("volatile was removed and now has no effect. Use `with torch.no_grad():` instead.",
+                          UserWarning, stacklevel=2)
+        if data is None:  # torch's Variable(): an empty float tensor
+            data = Tensor._wrap(get_array_module().empty((0,), dtype="float32"))
+        if not isinstance(data, Tensor):
+            raise TypeError(f"Variable data has to be a tensor, but got {type(data).__name__}: make one with "
+                            "minicnn.tensor(data) (or leave Variable out: tensors carry gradients themselves)")
+        out = data.detach()
+        out.requires_grad = bool(requires_grad)
+        return out

@@ -100,8 +100,8 @@ def _run_recorded(model, x, with_backward=False):
             sends = [(id(p), param_names.get(id(p), "x" if p is x else None), tuple(g.shape))
                      for p, need, g in zip(inputs, needs, result) if need and g is not None]
             layer = _node.module
-            backward_calls.append({"name": names.get(id(layer), f"<{_node.name}>"), "layer": layer,
-                                   "op": _node.name, "main": id(_node) in main_nodes,
+            backward_calls.append({"name": names.get(id(layer), f"<{_node.op}>"), "layer": layer,
+                                   "op": _node.op, "main": id(_node) in main_nodes,
                                    "dout_shape": tuple(dout.shape),
                                    "dx_shape": tuple(dx.shape) if dx is not None else None, "grads": shapes,
                                    "_node": id(_node), "_sends": sends})

@@ -462,7 +462,7 @@ def _recorded_graph(tensor, model, max_nodes):
                 boxes[id(p)] = {"kind": "leaf", "lines": ["tensor (requires grad)", shape]}
             else:
                 boxes[id(p)] = {"kind": "input", "lines": ["input", shape]}
-        lines = [n.name]
+        lines = [n.op]
         if n.module is not None:
             name = module_names.get(id(n.module), "")
             kind = type(n.module).__name__

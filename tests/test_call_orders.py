@@ -463,7 +463,7 @@ def test_no_layer_keeps_a_buffer_the_scratch_does_not_grow_with_the_batch_and_th
         first = out.grad_fn
         while first.inputs[0] is not x:  # back to the first conv's node: its cache keeps the input itself
             first = next(e for e in first.inputs if isinstance(e, type(first)))
-        assert first.name == "conv2d" and first.cache[3] is x.array
+        assert first.op == "conv2d" and first.cache[3] is x.array
         crit(out, np.arange(64) % 10).backward()
         opt.step()
         held.append(scratch.nbytes())

@@ -72,6 +72,14 @@ class Module:
                             f"expected): wrap it, nn.Parameter(t), or change the values in place with .data.copy_(t)")
         object.__setattr__(self, name, value)
 
+    def __getattr__(self, name):
+        """Reached only for a name not found the usual way (torch programs also call it directly,
+        self.__getattr__('level_%d' % i)): a layer, parameter or buffer of this module, or torch's error."""
+        found = object.__getattribute__(self, "__dict__")
+        if name in found:
+            return found[name]
+        raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
+
     def forward(self, *args, **kwargs):
         raise NotImplementedError(f'Module [{type(self).__name__}] is missing the required "forward" function')
 

@@ -10,7 +10,7 @@ Its settings come from its cache (what its forward kept for the backward) and, f
 from the layer that made it (node.module). Parameters and buffers become initializers under
 their state_dict names, so minicnn.onnx.load gives back a module with the same state_dict keys.
 
-    tape op (node.name)           ONNX                                  settings from
+    tape op (node.op)             ONNX                                  settings from
     conv2d                        Conv                                  cache: stride, pads, dilation, groups
     max_pool2d                    MaxPool (ceil_mode=1 only where it    cache: the pooling Window
                                   changes the output size)
@@ -231,7 +231,7 @@ class _Builder:
             owner = f"{self.module_names[id(m)]} ({type(m).__name__})"
         else:
             owner = type(m).__name__
-        return f"node {k} ({node.name} in {owner})"
+        return f"node {k} ({node.op} in {owner})"
 
     def error(self, why):
         return ExportError(f"onnx.export: cannot export {self.where()}: {why}")
@@ -327,9 +327,9 @@ class _Builder:
         self.order = order
         for k, node in enumerate(order):
             self.k, self.node = k, node
-            handler = HANDLERS.get(node.name)
+            handler = HANDLERS.get(node.op)
             if handler is None:
-                raise self.error(f"minicnn.onnx has no ONNX form for the op '{node.name}'; it exports "
+                raise self.error(f"minicnn.onnx has no ONNX form for the op '{node.op}'; it exports "
                                  f"{', '.join(sorted(HANDLERS))}")
             ins = [self.value(e) for e in node.inputs]
             try:
