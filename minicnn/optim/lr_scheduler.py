@@ -328,22 +328,16 @@ class OneCycleLR(LRScheduler):
         return lrs
 
 
-class LambdaLR(LRScheduler):
-    """lr = initial_lr * lr_lambda(epoch): your function gives the factor (one function, or a list
-    with one per parameter group).
-
-    state_dict() saves no plain function (nor lambda); a callable object's attributes are saved, as
-    torch saves them.
-    """
+class _LambdaScheduler(LRScheduler):
+    """What LambdaLR and MultiplicativeLR share: lr_lambda, one function or a list with one per
+    parameter group. state_dict() saves no plain function (nor lambda); a callable object's
+    attributes are saved, as torch saves them."""
 
     _kept = ("lr_lambdas",)
 
     def __init__(self, optimizer, lr_lambda, last_epoch=-1):
         self.lr_lambdas = _lambdas(optimizer, lr_lambda)
         super().__init__(optimizer, last_epoch)
-
-    def get_lr(self):
-        return [base_lr * fn(self.last_epoch) for fn, base_lr in zip(self.lr_lambdas, self.base_lrs)]
 
     def state_dict(self):
         state = {k: copy.deepcopy(v) for k, v in self.__dict__.items() if k not in ("optimizer", "lr_lambdas")}
@@ -355,23 +349,22 @@ class LambdaLR(LRScheduler):
         _restore_functions(self.lr_lambdas, state_dict["lr_lambdas"])
 
 
-class MultiplicativeLR(LRScheduler):
+class LambdaLR(_LambdaScheduler):
+    """lr = initial_lr * lr_lambda(epoch): your function gives the factor (one function, or a list
+    with one per parameter group)."""
+
+    def get_lr(self):
+        return [base_lr * fn(self.last_epoch) for fn, base_lr in zip(self.lr_lambdas, self.base_lrs)]
+
+
+class MultiplicativeLR(_LambdaScheduler):
     """lr = lr * lr_lambda(epoch) at each epoch after the first: your function gives the factor of
-    each step (one function, or a list with one per parameter group). Saved as LambdaLR's."""
-
-    _kept = ("lr_lambdas",)
-
-    def __init__(self, optimizer, lr_lambda, last_epoch=-1):
-        self.lr_lambdas = _lambdas(optimizer, lr_lambda)
-        super().__init__(optimizer, last_epoch)
+    each step (one function, or a list with one per parameter group)."""
 
     def get_lr(self):
         if self._is_initial:
             return self._lrs()
         return [lr * fn(self.last_epoch) for fn, lr in zip(self.lr_lambdas, self._lrs())]
-
-    state_dict = LambdaLR.state_dict
-    load_state_dict = LambdaLR.load_state_dict
 
 
 def _lambdas(optimizer, lr_lambda):
@@ -556,6 +549,8 @@ class CyclicLR(LRScheduler):
     Not chainable: it sets the lr from the step number, starting by setting each group's lr to base_lr.
     """
 
+    _kept = ("_scale_fn_custom",)
+
     def __init__(self, optimizer, base_lr, max_lr, step_size_up=2000, step_size_down=None, mode="triangular",
                  gamma=1.0, scale_fn=None, scale_mode="cycle", cycle_momentum=True, base_momentum=0.8,
                  max_momentum=0.9, last_epoch=-1):
@@ -632,8 +627,6 @@ class CyclicLR(LRScheduler):
         state["_scale_fn_custom"] = None if self._scale_fn_custom is None else _saved_function(self._scale_fn_custom)
         return state
 
-    _kept = ("_scale_fn_custom",)
-
     def load_state_dict(self, state_dict):
         super().load_state_dict(state_dict)
         if state_dict["_scale_fn_custom"] is not None:
@@ -641,7 +634,28 @@ class CyclicLR(LRScheduler):
         self._set_scale_mode()
 
 
-class SequentialLR(LRScheduler):
+class _SchedulerGroup(LRScheduler):
+    """What SequentialLR and ChainedScheduler share: their state_dict() holds their own state and
+    each scheduler's state_dict() under '_schedulers', as torch's."""
+
+    _kept = ("_schedulers",)
+
+    def state_dict(self):
+        state = {k: copy.deepcopy(v) for k, v in self.__dict__.items() if k not in ("optimizer", "_schedulers")}
+        state["_schedulers"] = [s.state_dict() for s in self._schedulers]
+        return state
+
+    def load_state_dict(self, state_dict):
+        saved = state_dict["_schedulers"]
+        if len(saved) != len(self._schedulers):
+            raise ValueError(f"{type(self).__name__}.load_state_dict: the state holds {len(saved)} schedulers, "
+                             f"this one has {len(self._schedulers)}")
+        for scheduler, state in zip(self._schedulers, saved):
+            scheduler.load_state_dict(state)
+        super().load_state_dict(state_dict)  # last: the lrs are the whole schedule's last lrs, not a part's
+
+
+class SequentialLR(_SchedulerGroup):
     """Several schedules one after the other: schedulers[i] runs from milestones[i - 1] on (the first
     from epoch 0), and each later one starts at its own epoch 0 (from initial_lr) at its milestone.
 
@@ -650,10 +664,8 @@ class SequentialLR(LRScheduler):
         scheduler = SequentialLR(optimizer, [warmup, decay], milestones=[5])
 
     Constructing it undoes the first steps the schedulers took when they were made, and takes the
-    first one's again. state_dict() holds each scheduler's state_dict() under '_schedulers'.
+    first one's again.
     """
-
-    _kept = ("_schedulers",)
 
     def __init__(self, optimizer, schedulers, milestones, last_epoch=-1):
         _check_schedulers(self, optimizer, schedulers)
@@ -690,27 +702,10 @@ class SequentialLR(LRScheduler):
             scheduler.step()
         self._last_lr = scheduler.get_last_lr()
 
-    def state_dict(self):
-        """Its own state, and each scheduler's state_dict() under '_schedulers'."""
-        state = {k: copy.deepcopy(v) for k, v in self.__dict__.items() if k not in ("optimizer", "_schedulers")}
-        state["_schedulers"] = [s.state_dict() for s in self._schedulers]
-        return state
 
-    def load_state_dict(self, state_dict):
-        saved = state_dict["_schedulers"]
-        if len(saved) != len(self._schedulers):
-            raise ValueError(f"{type(self).__name__}.load_state_dict: the state holds {len(saved)} schedulers, "
-                             f"this one has {len(self._schedulers)}")
-        for scheduler, state in zip(self._schedulers, saved):
-            scheduler.load_state_dict(state)
-        super().load_state_dict(state_dict)  # last: the lrs are the whole schedule's last lrs, not a part's
-
-
-class ChainedScheduler(LRScheduler):
+class ChainedScheduler(_SchedulerGroup):
     """Several schedules at once: step() steps each of them, in order, so their changes compose
-    (ExponentialLR's decay with ConstantLR's warm-up, say). state_dict() holds each one's state."""
-
-    _kept = ("_schedulers",)
+    (ExponentialLR's decay with ConstantLR's warm-up, say)."""
 
     def __init__(self, schedulers, optimizer=None):
         if len(schedulers) < 1:
@@ -726,9 +721,6 @@ class ChainedScheduler(LRScheduler):
         for scheduler in self._schedulers:
             scheduler.step()
         self._last_lr = [group["lr"] for group in self._schedulers[-1].optimizer.param_groups]
-
-    state_dict = SequentialLR.state_dict
-    load_state_dict = SequentialLR.load_state_dict
 
 
 def _check_schedulers(owner, optimizer, schedulers):
@@ -836,10 +828,11 @@ class ReduceLROnPlateau(LRScheduler):
     def _reduce_lr(self):
         if len(self.optimizer.param_groups) != len(self.min_lrs):
             if self.default_min_lr is None:
-                raise RuntimeError(f"The number of param groups in the `optimizer` ({len(self.optimizer.param_groups)}) "
-                                   f"differs from when `ReduceLROnPlateau` was initialized ({len(self.min_lrs)}), "
-                                   "usually due to a new param group being added to the optimizer. Please modify "
-                                   "the `min_lrs` field to match the length of the `optimizer` param groups.")
+                raise RuntimeError(f"The number of param groups in the `optimizer` ({len(self.optimizer.param_groups)})"
+                                   " differs from when `ReduceLROnPlateau` was initialized "
+                                   f"({len(self.min_lrs)}), usually due to a new param group being added to the "
+                                   "optimizer. Please modify the `min_lrs` field to match the length of the "
+                                   "`optimizer` param groups.")
             self.min_lrs = [self.default_min_lr] * len(self.optimizer.param_groups)
         for group, min_lr in zip(self.optimizer.param_groups, self.min_lrs):
             old_lr = float(group["lr"])
