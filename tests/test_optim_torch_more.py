@@ -185,6 +185,25 @@ def test_float32_follows_torchs_float32_and_stays_float32(name):
 
 
 @pytest.mark.parametrize("name", NEW_OPTIMIZERS)
+def test_steps_follow_torch_on_every_backend(name, backend):
+    """The same update on NumPy and on CuPy arrays (compared with torch on the host)."""
+    from minicnn import backend as B
+
+    values, grads = params_and_grads(steps=10)
+    params = [nn.Parameter(B.to_device(v.copy())) for v in values]
+    assert all(type(p.array).__module__.split(".")[0] == backend.__name__ for p in params)
+    t_params = [torch.tensor(v.copy(), requires_grad=True) for v in values]
+    opt, t_opt = getattr(optim, name)(params, **FULL[name]), getattr(torch.optim, name)(t_params, **FULL[name])
+    for step_grads in grads:
+        for p, g in zip(params, step_grads):
+            p.grad = minicnn.tensor(B.to_device(g.copy()))
+        opt.step()
+        step_with(t_opt, t_params, [step_grads], torch)
+        for p, t in zip(params, t_params):
+            np.testing.assert_allclose(B.to_numpy(p.array), t.detach().numpy(), rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("name", NEW_OPTIMIZERS)
 def test_a_numpy_float64_learning_rate_does_not_promote_float32_arithmetic(name):
     values, grads = params_and_grads(steps=4)
     a = [nn.Parameter(v.astype(np.float32)) for v in values]
@@ -747,3 +766,10 @@ def test_every_torch_scheduler_name_is_in_minicnn_lr_scheduler():
         assert getattr(lr_scheduler, name) is getattr(optim, name), name
         assert name in lr_scheduler.__all__
         assert issubclass(getattr(lr_scheduler, name), lr_scheduler.LRScheduler), name
+
+
+@pytest.mark.parametrize("name", TS.__all__)
+def test_every_scheduler_signature_is_torchs_names_order_kinds_and_defaults(name):
+    ours = inspect.signature(getattr(lr_scheduler, name)).parameters
+    theirs = inspect.signature(getattr(TS, name)).parameters
+    assert [(n, p.kind, p.default) for n, p in ours.items()] == [(n, p.kind, p.default) for n, p in theirs.items()]
