@@ -3,7 +3,7 @@
 from ..backend import get_array_module
 from ..ops import parallel
 from .._tensor import Tensor
-from .optimizer import Optimizer, _check_number
+from .optimizer import Optimizer, _check_betas, _check_number
 
 
 class Adam(Optimizer):
@@ -29,12 +29,7 @@ class Adam(Optimizer):
     def _check(self, options, where):
         for name in ("lr", "eps", "weight_decay"):
             _check_number(options, name, where)
-        betas = options["betas"]
-        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
-            raise ValueError(f"betas must be a pair (beta1, beta2), got {betas!r}{where}")
-        for i, beta in enumerate(betas):
-            if not 0.0 <= beta < 1.0:
-                raise ValueError(f"Invalid beta parameter at index {i}: {beta}{where}: betas must be in [0, 1)")
+        _check_betas(options, where)
 
     def _update(self, p, grad, group):
         xp = get_array_module(p.array)

@@ -230,14 +230,17 @@ def _copy(value):
     return copy.deepcopy(value)
 
 
+_SCALAR_STATE = ("step", "mu_product")  # one number per parameter, not an array of its shape
+
+
 def _cast(value, p, key, index):
     """A copy of a loaded state value for parameter p: arrays on p's device and, when p is floating
-    point, in p's dtype; 'step' stays a Python number."""
+    point, in p's dtype; 'step' (and NAdam's 'mu_product') stays a Python number."""
     if isinstance(value, Tensor):
         value = value.array
     if not (hasattr(value, "shape") and hasattr(value, "dtype")):
         return copy.deepcopy(value)
-    if key == "step":
+    if key in _SCALAR_STATE:
         number = value.item()
         return int(number) if float(number).is_integer() else number
     if tuple(value.shape) != tuple(p.array.shape):
@@ -259,3 +262,31 @@ def _check_number(options, name, where):
         raise TypeError(f"{name} must be a number, got {value!r}{where}")
     if not value >= 0:
         raise ValueError(f"Invalid {words}: {value}{where}: {name} must be >= 0")
+
+
+def _check_betas(options, where):
+    """ValueError unless options['betas'] is a pair in [0, 1), in torch's words."""
+    betas = options["betas"]
+    if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+        raise ValueError(f"betas must be a pair (beta1, beta2), got {betas!r}{where}")
+    for i, beta in enumerate(betas):
+        if not 0.0 <= beta < 1.0:
+            raise ValueError(f"Invalid beta parameter at index {i}: {beta}{where}: betas must be in [0, 1)")
+
+
+# torch's switches for its other code paths; minicnn has one plain path on arrays
+_TORCH_ONLY = {
+    "capturable": "capturing the step in a CUDA graph",
+    "differentiable": "autograd through the step itself",
+    "fused": "torch's fused kernel",
+}
+
+
+def _check_one_path(optimizer, options, where):
+    """foreach is accepted and ignored (minicnn steps one parameter at a time either way);
+    capturable=True, differentiable=True and fused=True are refused: minicnn has no such path."""
+    for flag, what in _TORCH_ONLY.items():
+        if options.get(flag):
+            raise ValueError(f"{type(optimizer).__name__}: {flag}=True ({what}) is not supported by minicnn, "
+                             f"which has one plain path{where}: leave {flag} out (or set it to "
+                             f"{None if flag == 'fused' else False})")
