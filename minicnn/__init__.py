@@ -16,6 +16,7 @@ from .summary import summary, trace  # noqa: E402
 __version__ = "0.2.0"
 from .io import load, save  # noqa: E402
 from . import utils, vision  # noqa: E402
+from . import backends  # noqa: E402  (torch.backends.cudnn's flags)
 
 
 def __getattr__(name):

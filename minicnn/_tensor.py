@@ -52,6 +52,7 @@ error, as in torch: do it under no_grad() (as optimizers and init do).
 
 import builtins
 import functools
+import inspect
 import math
 import numbers
 import operator
@@ -77,6 +78,10 @@ __all__ = [
     "permute", "transpose", "exp", "log", "sqrt", "abs", "clamp", "clip", "relu", "sigmoid", "tanh", "softmax",
     "log_softmax", "matmul", "mm", "var", "std", "topk", "gather", "t", "norm", "add", "sub", "mul", "div", "pow",
     "neg", "eq", "ne", "lt", "le", "gt", "ge", "detach", "clone", "all", "any",
+    "multiply", "divide", "true_divide", "subtract", "absolute", "negative", "greater", "greater_equal", "less",
+    "less_equal", "not_equal", "swapaxes", "swapdims", "movedim", "moveaxis",
+    "use_deterministic_algorithms", "are_deterministic_algorithms_enabled", "set_float32_matmul_precision",
+    "get_float32_matmul_precision",
 ]
 
 # -- dtypes and devices ------------------------------------------------------------------------
@@ -461,12 +466,9 @@ class Tensor:
 
     # -- autograd ------------------------------------------------------------------------------
 
-    def backward(self, gradient=None, retain_graph=None, create_graph=False):
+    def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
         """d(self)/d(every leaf that requires grad), added into the leaves' .grad."""
-        if create_graph:
-            raise NotImplementedError("backward(create_graph=True): minicnn's backwards are array code, not "
-                                      "recorded, so second derivatives are not available")
-        autograd.backward(self, gradient, retain_graph=builtins.bool(retain_graph))
+        autograd.backward(self, gradient, retain_graph, create_graph, inputs=inputs)
 
     def requires_grad_(self, requires_grad=True):
         if requires_grad and self.array.dtype.kind not in "fc":
@@ -654,10 +656,9 @@ class Tensor:
     def mul_(self, other):
         return self._write("mul_", Tensor.__mul__, other)
 
-    def div_(self, other, rounding_mode=None):
-        if rounding_mode not in (None, "floor"):
-            raise NotImplementedError(f"div_: rounding_mode={rounding_mode!r}: minicnn has None and 'floor'")
-        return self._write("div_", Tensor.__truediv__ if rounding_mode is None else Tensor.__floordiv__, other)
+    def div_(self, other, *, rounding_mode=None):
+        _check_rounding(rounding_mode)
+        return self._write("div_", lambda a, b: a.div(b, rounding_mode=rounding_mode), other)
 
     def floor_divide_(self, other):
         return self._write("floor_divide_", Tensor.__floordiv__, other)
@@ -1165,7 +1166,24 @@ class Tensor:
     add = __add__
     sub = __sub__
     mul = __mul__
-    div = __truediv__
+
+    def div(self, other, *, rounding_mode=None):
+        """self / other; rounding_mode 'floor' rounds down, 'trunc' towards zero (no gradient then, as in torch)."""
+        if _check_rounding(rounding_mode) is None:
+            return self.__truediv__(other)
+        if rounding_mode == "floor":
+            return self.__floordiv__(other)
+        a, b = _operands(self, other, False)
+        if a.dtype.kind in "biu":
+            if builtins.bool((b.array == 0).any()):
+                raise RuntimeError("ZeroDivisionError: integer division by zero (a float tensor gives inf)")
+            q = a.array // b.array
+            # // rounds down; towards zero differs where the division is inexact and the signs differ
+            q = q + ((a.array % b.array != 0) & ((a.array < 0) != (b.array < 0)))
+            return Tensor._wrap(q.astype(a.dtype, copy=False))
+        return Tensor._wrap(get_array_module(a.array).trunc(a.array / b.array))
+
+    divide = true_divide = div
     matmul = __matmul__
     mm = __matmul__
     pow = __pow__
@@ -1229,6 +1247,90 @@ class _ValuesIndices(tuple):
 
 
 autograd.Tensor = Tensor
+
+
+# -- NumPy's spellings, which torch accepts too -----------------------------------------------------
+#
+# torch's argument parser takes axis= for dim= and keepdims= for keepdim= in every function, and
+# has NumPy's names for many ops (multiply, absolute, swapaxes, ...). The same here: the names
+# below are the same functions, and every method with a dim or keepdim takes the NumPy keyword.
+
+_NUMPY_KEYWORDS = {"axis": "dim", "keepdims": "keepdim"}
+
+
+def _numpy_keywords(fn):
+    """fn, also taking axis= for dim= and keepdims= for keepdim= (both at once: torch's TypeError)."""
+    @functools.wraps(fn)
+    def call(*args, **kwargs):
+        if "axis" in kwargs or "keepdims" in kwargs:
+            for numpy_name, torch_name in _NUMPY_KEYWORDS.items():
+                if numpy_name in kwargs:
+                    if torch_name in kwargs:
+                        raise TypeError(f"{fn.__name__}() got multiple values for argument '{torch_name}' "
+                                        f"('{numpy_name}' is another name for it)")
+                    kwargs[torch_name] = kwargs.pop(numpy_name)
+        return fn(*args, **kwargs)
+    call._numpy_keywords = True
+    return call
+
+
+def _takes_dim(fn):
+    try:
+        names = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+    return ("dim" in names or "keepdim" in names) and not getattr(fn, "_numpy_keywords", False)
+
+
+def _with_numpy_keywords(namespace):
+    """Wrap each function of namespace (a dict: a class's or a module's) that has dim or keepdim."""
+    for name, value in list(namespace.items()):
+        if inspect.isfunction(value) and _takes_dim(value):
+            namespace[name] = _numpy_keywords(value)
+
+
+def _numpy_aliases_of_methods():
+    for name, fn in list(vars(Tensor).items()):
+        if inspect.isfunction(fn) and _takes_dim(fn):
+            setattr(Tensor, name, _numpy_keywords(fn))
+    aliases = {"multiply": "mul", "multiply_": "mul_", "subtract": "sub", "subtract_": "sub_", "divide_": "div_",
+               "true_divide_": "div_", "absolute": "abs", "absolute_": "abs_", "negative": "neg",
+               "negative_": "neg_", "greater": "gt", "greater_equal": "ge", "less": "lt", "less_equal": "le",
+               "not_equal": "ne", "ndimension": "dim", "moveaxis": "movedim"}
+    for alias, name in aliases.items():
+        setattr(Tensor, alias, getattr(Tensor, name))
+
+
+def _movedim(self, source, destination):
+    """The dims at source moved to destination, the rest in their order (a view, as permute)."""
+    many = isinstance(source, (tuple, list))
+    source = (source,) if not many else tuple(source)
+    destination = (destination,) if not isinstance(destination, (tuple, list)) else tuple(destination)
+    if len(source) != len(destination):
+        raise RuntimeError(f"movedim: Invalid source or destination dims: source ({list(source)} dims) should "
+                           f"contain the same number of dims as destination ({list(destination)} dims)")
+    nd = builtins.max(self.ndim, 1)
+    source = [_dim(d, nd) for d in source]
+    destination = [_dim(d, nd) for d in destination]
+    if len(set(source)) != len(source) or len(set(destination)) != len(destination):
+        raise RuntimeError("movedim: repeated dim in `source` or `destination`")
+    order = [None] * self.ndim
+    for s, d in zip(source, destination):
+        order[d] = s
+    rest = iter(d for d in range(self.ndim) if d not in source)
+    return self.permute(*[next(rest) if o is None else o for o in order])
+
+
+Tensor.movedim = _movedim
+Tensor.itemsize = property(lambda self: self.array.itemsize, doc="bytes per element, as element_size()")
+Tensor.nbytes = property(lambda self: self.array.nbytes, doc="bytes of the data: numel() * itemsize")
+_numpy_aliases_of_methods()
+
+
+def _check_rounding(mode):
+    if mode not in (None, "floor", "trunc"):
+        raise ValueError(f"div expected rounding_mode to be one of None, 'trunc', or 'floor' but found '{mode}'")
+    return mode
 
 
 # -- helpers of the storage model and the in-place writes -------------------------------------------
@@ -1741,7 +1843,7 @@ def numel(t):
     return t.numel()
 
 
-def is_tensor(obj):
+def is_tensor(obj, /):
     return isinstance(obj, Tensor)
 
 
@@ -1749,6 +1851,29 @@ def manual_seed(seed):
     """Seed minicnn's generator (weights, dropout, shuffling, rand/randn), as torch.manual_seed."""
     from .backend import seed as _seed
     _seed(seed)
+
+
+_settings = {"deterministic": False, "matmul_precision": "highest"}
+
+
+def use_deterministic_algorithms(mode, *, warn_only=False):
+    """Accepted and recorded: minicnn's ops are deterministic already (no atomics, fixed GEMM order)."""
+    _settings["deterministic"] = builtins.bool(mode)
+
+
+def are_deterministic_algorithms_enabled():
+    return _settings["deterministic"]
+
+
+def set_float32_matmul_precision(precision):
+    """Accepted and recorded ('highest', 'high' or 'medium'): minicnn's GEMM is plain float32."""
+    if precision not in ("highest", "high", "medium"):
+        raise RuntimeError(f"Invalid float32 matmul precision {precision!r}: expected 'highest', 'high' or 'medium'")
+    _settings["matmul_precision"] = precision
+
+
+def get_float32_matmul_precision():
+    return _settings["matmul_precision"]
 
 
 def get_default_dtype():
@@ -1778,6 +1903,29 @@ class cuda:
     manual_seed_all = manual_seed
 
     @staticmethod
+    def current_device():
+        """0, the one GPU minicnn uses; torch's error where there is none."""
+        if not cuda.is_available():
+            raise RuntimeError("No CUDA GPUs are available (minicnn runs on CUDA through CuPy: "
+                               "pip install cupy-cuda12x on a machine with a GPU)")
+        return 0
+
+    @staticmethod
+    def get_device_name(device=None):
+        cuda.current_device()
+        from .backend import _load_cupy
+        props = _load_cupy().cuda.runtime.getDeviceProperties(0)
+        name = props["name"]
+        return name.decode() if isinstance(name, bytes) else name
+
+    @staticmethod
+    def empty_cache():
+        """Give CuPy's cached blocks back to the GPU (nothing to do without one)."""
+        if cuda.is_available():
+            from .backend import _load_cupy
+            _load_cupy().get_default_memory_pool().free_all_blocks()
+
+    @staticmethod
     def synchronize():
         if cuda.is_available():
             from .backend import _load_cupy
@@ -1797,8 +1945,10 @@ for _name in ("sum", "mean", "max", "min", "argmax", "argmin", "amax", "amin", "
               "unsqueeze", "permute", "transpose", "exp", "log", "sqrt", "abs", "clamp", "clip", "relu", "sigmoid",
               "tanh", "softmax", "log_softmax", "matmul", "mm", "var", "std", "topk", "gather", "t", "norm",
               "add", "sub", "mul", "div", "pow", "neg", "eq", "ne", "lt", "le", "gt", "ge", "detach", "clone",
-              "all", "any"):
+              "all", "any", "multiply", "divide", "true_divide", "subtract", "absolute", "negative", "greater",
+              "greater_equal", "less", "less_equal", "not_equal", "swapaxes", "swapdims", "movedim", "moveaxis"):
     globals()[_name] = _function(_name)
 del _name
+_with_numpy_keywords(globals())  # cat(..., axis=0), stack, and the rest
 
 backend = backend_name

@@ -210,6 +210,9 @@ class no_grad:
 
     mode = False
 
+    def __init__(self):
+        pass
+
     def __enter__(self):
         self.previous = _state.enabled
         _state.enabled = self.mode
@@ -222,9 +225,13 @@ class no_grad:
     def __call__(self, fn):
         @functools.wraps(fn)
         def wrapper(*args, **kwargs):
-            with type(self)():
+            with self._again():
                 return fn(*args, **kwargs)
         return wrapper
+
+    def _again(self):
+        """A fresh context with the same setting (a decorated function may run in many threads)."""
+        return type(self)()
 
 
 class enable_grad(no_grad):
@@ -233,7 +240,21 @@ class enable_grad(no_grad):
     mode = True
 
 
-inference_mode = no_grad
+class inference_mode(no_grad):
+    """torch.inference_mode: no_grad here (minicnn has no separate inference tensors).
+    inference_mode(False) changes nothing."""
+
+    def __init__(self, mode=True):
+        self.inference = bool(mode)
+
+    def __enter__(self):
+        self.previous = _state.enabled
+        if self.inference:
+            _state.enabled = False
+        return self
+
+    def _again(self):
+        return inference_mode(self.inference)
 
 
 def record(out, backward, cache, parents, name):
@@ -288,7 +309,40 @@ def _order(root):
     return post[::-1]
 
 
-def backward(tensor, gradient=None, retain_graph=False):
+def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, grad_variables=None, inputs=None):
+    """torch.autograd.backward: tensor.backward(gradient) for one tensor or a sequence of them (one
+    pass over the graph: for several, the backward of sum_i (tensors[i] * grad_tensors[i]).sum(),
+    so a hook sees the sum of the gradients that reach it once, as in torch)."""
+    if create_graph:
+        raise NotImplementedError("backward(create_graph=True): minicnn's backwards are array code, not "
+                                  "recorded, so second derivatives are not available")
+    if inputs is not None:
+        raise NotImplementedError("backward(inputs=...): minicnn fills the .grad of every leaf; leave inputs out")
+    grad_tensors = grad_variables if grad_tensors is None else grad_tensors
+    many = isinstance(tensors, (tuple, list))
+    tensors = list(tensors) if many else [tensors]
+    if grad_tensors is None:
+        grads = [None] * len(tensors)
+    else:
+        grads = list(grad_tensors) if isinstance(grad_tensors, (tuple, list)) else [grad_tensors]
+    if len(grads) != len(tensors):
+        raise RuntimeError(f"grad_tensors has {len(grads)} gradients but {len(tensors)} tensors were given")
+    if len(tensors) == 1:
+        return _backward(tensors[0], grads[0], bool(retain_graph))
+    with enable_grad():
+        total = None
+        for t, g in zip(tensors, grads):
+            if not t.requires_grad:
+                raise RuntimeError("element of tensors does not require grad and does not have a grad_fn")
+            if g is None and t.numel() != 1:
+                raise RuntimeError(f"grad can be implicitly created only for scalar outputs; a tensor of shape "
+                                   f"{tuple(t.shape)} needs its gradient in grad_tensors")
+            term = (t if g is None else t * g).sum()
+            total = term if total is None else total + term
+    _backward(total, None, bool(retain_graph))
+
+
+def _backward(tensor, gradient=None, retain_graph=False):
     """Fill .grad of every leaf that requires a gradient, walking the nodes behind `tensor` once each.
 
     gradient: d(something)/d(tensor), of tensor's shape and dtype; may be omitted for a

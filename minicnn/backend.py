@@ -95,13 +95,16 @@ def to_device(x, dtype=None):
     return xp.asarray(x, dtype=dtype)
 
 
-def seed(s):
+def seed(s=None):
     """Seed minicnn's host generator (initial weights, dropout masks) and, on the
-    GPU backend, CuPy's."""
+    GPU backend, CuPy's. With no seed, as torch.seed(): a fresh one from the OS, returned."""
+    if s is None:
+        s = int(np.random.SeedSequence().entropy % (2 ** 32))
     _state["rng"] = np.random.default_rng(s)
     np.random.seed(s)
     if _state["name"] == "cupy":
         _state["xp"].random.seed(s)
+    return s
 
 
 def default_rng(s=None):

@@ -305,7 +305,7 @@ def _seekable(f):
 # -- load --------------------------------------------------------------------------------------
 
 
-def load(f, map_location=None, weights_only=None):
+def load(f, map_location=None, pickle_module=None, *, weights_only=None, mmap=None, **pickle_load_args):
     """The object saved in f (a path or a readable binary file object) by minicnn.save or by
     torch.save (its zip format, or the legacy one from before PyTorch 1.6), told apart by content.
 
@@ -321,6 +321,11 @@ def load(f, map_location=None, weights_only=None):
     file's pickle asks for anything else. The whole file is read and checked before anything
     is returned.
     """
+    if pickle_module is not None or mmap or pickle_load_args:
+        given = "pickle_module" if pickle_module is not None else "mmap=True" if mmap else \
+            ", ".join(pickle_load_args)
+        raise TypeError(f"minicnn.load: {given} is not supported: minicnn reads files with its own unpickler, "
+                        "which allows only tensors and containers; call minicnn.load(f, map_location)")
     if weights_only not in (None, True, False):
         raise TypeError(f"minicnn.load: weights_only must be None, True or False, got {weights_only!r}")
     where = _location_rule(map_location)

@@ -188,12 +188,12 @@ def _softmax_dim(input, dim, name):
     return _dim(dim, input.ndim)
 
 
-def softmax(input, dim=None, dtype=None):
+def softmax(input, dim=None, _stacklevel=3, dtype=None):
     input = _t(input) if dtype is None else _t(input).type(dtype)
     return _elementwise(ops.softmax, ops.softmax_backward, "softmax", input, _softmax_dim(input, dim, "softmax"))
 
 
-def log_softmax(input, dim=None, dtype=None):
+def log_softmax(input, dim=None, _stacklevel=3, dtype=None):
     input = _t(input) if dtype is None else _t(input).type(dtype)
     return _elementwise(ops.log_softmax, ops.log_softmax_backward, "log_softmax", input,
                         _softmax_dim(input, dim, "log_softmax"))
@@ -216,7 +216,7 @@ def dropout(input, p=0.5, training=True, inplace=False):
     return record(out, ops.dropout_backward, mask, (input,), "dropout")
 
 
-def pad(input, pad, mode="constant", value=0):
+def pad(input, pad, mode="constant", value=None):
     """Pad the last len(pad)//2 dims: pad = (left, right, top, bottom, ...), last dim first, as torch."""
     if mode != "constant":
         raise NotImplementedError(f"pad: mode {mode!r} is not implemented yet (only 'constant')")
@@ -226,10 +226,13 @@ def pad(input, pad, mode="constant", value=0):
     widths = [(0, 0)] * input.ndim
     for i in range(len(pad) // 2):
         widths[input.ndim - 1 - i] = (int(pad[2 * i]), int(pad[2 * i + 1]))
-    out, cache = T.pad(input.array, tuple(widths), value)
+    out, cache = T.pad(input.array, tuple(widths), 0 if value is None else value)
     return record(out, T.pad_backward, cache, (input,), "pad")
 
 
 # -- losses: in functional_more.py (cross_entropy, nll_loss, mse_loss, binary_cross_entropy, ...) ----------
 
 from .functional_more import *  # noqa
+
+from .._tensor import _with_numpy_keywords  # noqa: E402
+_with_numpy_keywords(globals())  # F.softmax(x, axis=1), as torch takes NumPy's keyword too

@@ -46,35 +46,62 @@ def calculate_gain(nonlinearity, param=None):
     raise ValueError(f"calculate_gain: unknown nonlinearity {nonlinearity!r}")
 
 
-def uniform_(param, a=0.0, b=1.0):
+def _no_generator(generator, name):
+    if generator is not None:
+        raise TypeError(f"{name}: minicnn has no Generator objects; leave generator out and seed minicnn's "
+                        "generator with minicnn.manual_seed(seed)")
+
+
+def uniform_(tensor, a=0.0, b=1.0, generator=None):
     """U(a, b)."""
-    return _fill(param, default_rng().uniform(a, b, size=param.shape))
+    _no_generator(generator, "uniform_")
+    return _fill(tensor, default_rng().uniform(a, b, size=tensor.shape))
 
 
-def normal_(param, mean=0.0, std=1.0):
+def normal_(tensor, mean=0.0, std=1.0, generator=None):
     """N(mean, std^2)."""
-    return _fill(param, default_rng().normal(mean, std, size=param.shape))
+    _no_generator(generator, "normal_")
+    return _fill(tensor, default_rng().normal(mean, std, size=tensor.shape))
 
 
-def constant_(param, value):
-    return _fill(param, np.full(param.shape, value))
+def trunc_normal_(tensor, mean=0.0, std=1.0, a=-2.0, b=2.0, generator=None):
+    """N(mean, std^2) kept to [a, b]: each value outside is drawn again (the same distribution as
+    torch's inverse-CDF method; the draws differ, as every random number here does from torch's)."""
+    _no_generator(generator, "trunc_normal_")
+    if not a < b:
+        raise ValueError(f"trunc_normal_: need a < b, got a={a}, b={b}")
+    rng = default_rng()
+    values = rng.normal(mean, std, size=tensor.shape)
+    outside = (values < a) | (values > b)
+    while outside.any():
+        values[outside] = rng.normal(mean, std, size=int(outside.sum()))
+        outside = (values < a) | (values > b)
+    return _fill(tensor, values)
 
 
-def zeros_(param):
-    return constant_(param, 0.0)
+def constant_(tensor, val):
+    return _fill(tensor, np.full(tensor.shape, val))
 
 
-def xavier_uniform_(param, gain=1.0):
+def zeros_(tensor):
+    return constant_(tensor, 0.0)
+
+
+def ones_(tensor):
+    return constant_(tensor, 1.0)
+
+
+def xavier_uniform_(tensor, gain=1.0, generator=None):
     """U(-a, a) with a = gain * sqrt(6 / (fan_in + fan_out)) (Glorot & Bengio, 2010)."""
-    fan_in, fan_out = _fans(param.shape)
+    fan_in, fan_out = _fans(tensor.shape)
     bound = gain * math.sqrt(6.0 / (fan_in + fan_out))
-    return uniform_(param, -bound, bound)
+    return uniform_(tensor, -bound, bound, generator)
 
 
-def xavier_normal_(param, gain=1.0):
+def xavier_normal_(tensor, gain=1.0, generator=None):
     """N(0, std^2) with std = gain * sqrt(2 / (fan_in + fan_out))."""
-    fan_in, fan_out = _fans(param.shape)
-    return normal_(param, 0.0, gain * math.sqrt(2.0 / (fan_in + fan_out)))
+    fan_in, fan_out = _fans(tensor.shape)
+    return normal_(tensor, 0.0, gain * math.sqrt(2.0 / (fan_in + fan_out)), generator)
 
 
 def _kaiming_std(shape, a, mode, nonlinearity):
@@ -84,15 +111,15 @@ def _kaiming_std(shape, a, mode, nonlinearity):
     return calculate_gain(nonlinearity, a) / math.sqrt(fan_in if mode == "fan_in" else fan_out)
 
 
-def kaiming_uniform_(param, a=0.0, mode="fan_in", nonlinearity="leaky_relu"):
+def kaiming_uniform_(tensor, a=0, mode="fan_in", nonlinearity="leaky_relu", generator=None):
     """U(-b, b) with b = gain * sqrt(3 / fan) (He et al., 2015)."""
-    bound = math.sqrt(3.0) * _kaiming_std(param.shape, a, mode, nonlinearity)
-    return uniform_(param, -bound, bound)
+    bound = math.sqrt(3.0) * _kaiming_std(tensor.shape, a, mode, nonlinearity)
+    return uniform_(tensor, -bound, bound, generator)
 
 
-def kaiming_normal_(param, a=0.0, mode="fan_in", nonlinearity="leaky_relu"):
+def kaiming_normal_(tensor, a=0, mode="fan_in", nonlinearity="leaky_relu", generator=None):
     """N(0, std^2) with std = gain / sqrt(fan)."""
-    return normal_(param, 0.0, _kaiming_std(param.shape, a, mode, nonlinearity))
+    return normal_(tensor, 0.0, _kaiming_std(tensor.shape, a, mode, nonlinearity), generator)
 
 
 def torch_default_(weight, bias=None):

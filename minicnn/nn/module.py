@@ -435,13 +435,13 @@ class Sequential(_Container):
     """Modules applied one after another. net[i] is a layer, net[a:b] a new Sequential sharing them,
     as in torch's nn.Sequential(*list(net.children())[:4])."""
 
-    def __init__(self, *modules):
+    def __init__(self, *args):
         super().__init__()
-        if len(modules) == 1 and isinstance(modules[0], OrderedDict):
-            for name, m in modules[0].items():
+        if len(args) == 1 and isinstance(args[0], OrderedDict):
+            for name, m in args[0].items():
                 self.add_module(name, m)
         else:
-            self.extend(modules)
+            self.extend(args)
 
     @staticmethod
     def _from_list(layers):

@@ -6,9 +6,10 @@ from ..backend import get_array_module
 from .._tensor import Tensor
 
 
-def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=False):
+def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=False, foreach=None):
     """Scale the gradients in place so that their joint norm is at most max_norm; returns the norm
-    before clipping (a 0-d Tensor). norm_type: a p >= 1, or float('inf') for the largest |g|."""
+    before clipping (a 0-d Tensor). norm_type: a p >= 1, or float('inf') for the largest |g|.
+    foreach is accepted and ignored (one path)."""
     if isinstance(parameters, Tensor):
         parameters = [parameters]
     grads = [p.grad.array for p in parameters if p.grad is not None]

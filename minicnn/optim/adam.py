@@ -3,7 +3,7 @@
 from ..backend import get_array_module
 from ..ops import parallel
 from .._tensor import Tensor
-from .optimizer import Optimizer, _check_betas, _check_number
+from .optimizer import Optimizer, _check_betas, _check_number, _check_one_path
 
 
 class Adam(Optimizer):
@@ -16,13 +16,16 @@ class Adam(Optimizer):
         p = p - lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
 
     state[p]: 'step' (t, a Python int; torch keeps a tensor), 'exp_avg' (m), 'exp_avg_sq' (v) and,
-    with amsgrad, 'max_exp_avg_sq' (v_max): Tensors of p's shape, updated in place.
+    with amsgrad, 'max_exp_avg_sq' (v_max): Tensors of p's shape, updated in place. foreach is
+    accepted and ignored (one path); capturable=True, differentiable=True and fused=True are refused.
     """
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, amsgrad=False, *,
-                 maximize=False, decoupled_weight_decay=False):
+                 foreach=None, maximize=False, capturable=False, differentiable=False, fused=None,
+                 decoupled_weight_decay=False):
         defaults = dict(lr=lr, betas=tuple(betas) if isinstance(betas, list) else betas, eps=eps,
-                        weight_decay=weight_decay, amsgrad=amsgrad, maximize=maximize,
+                        weight_decay=weight_decay, amsgrad=amsgrad, maximize=maximize, foreach=foreach,
+                        capturable=capturable, differentiable=differentiable, fused=fused,
                         decoupled_weight_decay=decoupled_weight_decay)
         super().__init__(params, defaults)
 
@@ -30,6 +33,7 @@ class Adam(Optimizer):
         for name in ("lr", "eps", "weight_decay"):
             _check_number(options, name, where)
         _check_betas(options, where)
+        _check_one_path(self, options, where)
 
     def _update(self, p, grad, group):
         xp = get_array_module(p.array)
@@ -82,8 +86,9 @@ class AdamW(Adam):
     step, outside the moments), and weight_decay=1e-2 by default."""
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False, *,
-                 maximize=False):
-        super().__init__(params, lr, betas, eps, weight_decay, amsgrad, maximize=maximize,
+                 maximize=False, foreach=None, capturable=False, differentiable=False, fused=None):
+        super().__init__(params, lr, betas, eps, weight_decay, amsgrad, maximize=maximize, foreach=foreach,
+                         capturable=capturable, differentiable=differentiable, fused=fused,
                          decoupled_weight_decay=True)
 
     def load_state_dict(self, state_dict):

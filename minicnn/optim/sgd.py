@@ -3,7 +3,7 @@
 from ..backend import get_array_module
 from ..ops import parallel
 from .._tensor import Tensor
-from .optimizer import Optimizer, _check_number
+from .optimizer import Optimizer, _check_number, _check_one_path
 
 
 class SGD(Optimizer):
@@ -15,17 +15,20 @@ class SGD(Optimizer):
         p = p - lr * g
 
     state[p]['momentum_buffer'] is buf (a Tensor of p's shape, the optimizer's own: updated in place).
+    foreach is accepted and ignored (one path); differentiable=True and fused=True are refused.
     """
 
     def __init__(self, params, lr=1e-3, momentum=0, dampening=0, weight_decay=0, nesterov=False, *,
-                 maximize=False):
+                 maximize=False, foreach=None, differentiable=False, fused=None):
         defaults = dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
-                        nesterov=nesterov, maximize=maximize)
+                        nesterov=nesterov, maximize=maximize, foreach=foreach, differentiable=differentiable,
+                        fused=fused)
         super().__init__(params, defaults)
 
     def _check(self, options, where):
         for name in ("lr", "momentum", "weight_decay"):
             _check_number(options, name, where)
+        _check_one_path(self, options, where)
         if options["nesterov"] and (options["momentum"] <= 0 or options["dampening"] != 0):
             raise ValueError(f"Nesterov momentum requires a momentum and zero dampening{where}: got momentum="
                              f"{options['momentum']}, dampening={options['dampening']}")
