@@ -1329,7 +1329,7 @@ _numpy_aliases_of_methods()
 
 def _check_rounding(mode):
     if mode not in (None, "floor", "trunc"):
-        raise ValueError(f"div expected rounding_mode to be one of None, 'trunc', or 'floor' but found '{mode}'")
+        raise RuntimeError(f"div expected rounding_mode to be one of None, 'trunc', or 'floor' but found '{mode}'")
     return mode
 
 

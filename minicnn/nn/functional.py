@@ -233,6 +233,3 @@ def pad(input, pad, mode="constant", value=None):
 # -- losses: in functional_more.py (cross_entropy, nll_loss, mse_loss, binary_cross_entropy, ...) ----------
 
 from .functional_more import *  # noqa
-
-from .._tensor import _with_numpy_keywords  # noqa: E402
-_with_numpy_keywords(globals())  # F.softmax(x, axis=1), as torch takes NumPy's keyword too
