@@ -403,11 +403,12 @@ def test_init_takes_torchs_keywords_and_trunc_normal_keeps_to_its_bounds():
     w = mnn.Parameter(mc.zeros(2000))
     mnn.init.constant_(tensor=w, val=0.5)
     assert float(w.sum()) == 1000.0
+    mc.manual_seed(0)
     mnn.init.trunc_normal_(w, mean=0.0, std=1.0, a=-0.5, b=1.0)
     values = w.detach().numpy()
-    assert values.min() >= -0.5 and values.max() <= 1.0 and values.std() > 0.3
-    # the mean of N(0, 1) cut to [-0.5, 1]: (phi(-0.5) - phi(1)) / (Phi(1) - Phi(-0.5)), about 0.2288
-    assert abs(values.mean() - 0.2288) < 0.03
+    assert values.min() >= -0.5 and values.max() <= 1.0 and values.std() > 0.35
+    # the mean of N(0, 1) cut to [-0.5, 1]: (phi(-0.5) - phi(1)) / (Phi(1) - Phi(-0.5)) = 0.2066, std 0.4157
+    assert abs(values.mean() - 0.2066) < 0.03 and abs(values.std() - 0.4157) < 0.03  # 3 standard errors
     mnn.init.ones_(w)
     assert float(w.min()) == 1.0
     with pytest.raises(TypeError, match="no Generator"):
