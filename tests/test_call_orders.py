@@ -426,8 +426,8 @@ def test_frozen_parameters_get_no_gradient_and_are_not_stepped_like_torch(make_o
 def layer_buffer_bytes(net):
     """Bytes of arrays a layer holds beyond its parameters and buffers (none: convolutions use scratch)."""
     known = {id(a.array) for a in list(net.parameters()) + list(net.buffers())}
-    return sum(v.nbytes for m in net.modules() for v in vars(m).values()
-               if hasattr(v, "nbytes") and hasattr(v, "dtype") and id(v) not in known)
+    held = (v.array if isinstance(v, minicnn.Tensor) else v for m in net.modules() for v in vars(m).values())
+    return sum(a.nbytes for a in held if hasattr(a, "nbytes") and hasattr(a, "dtype") and id(a) not in known)
 
 
 def test_no_layer_keeps_a_buffer_the_scratch_does_not_grow_with_the_batch_and_the_graph_keeps_x_not_col(monkeypatch):
