@@ -116,3 +116,25 @@ def test_the_comparison_catches_a_renamed_argument_and_a_changed_default():
     for changed in (renamed, other_default, positional):
         pa = _parameters(inspect.signature(changed))
         assert not all(x[:2] == y[:2] and _same_default(x[2], y[2]) for x, y in zip(pa, reference))
+
+
+def test_vision_models_take_torchvisions_arguments():
+    """minicnn.vision.models against torchvision.models, where torchvision imports (see
+    test_vision_models for how); every builder and class minicnn has is compared."""
+    from test_vision_models import NO_TV, TV
+    if TV is None:
+        pytest.skip(NO_TV)
+    import minicnn.vision.models as ours
+    compared, found = 0, {}
+    for name in [n for n in dir(ours) if not n.startswith("_")]:
+        a, b = getattr(ours, name), getattr(TV.models, name, None)
+        if b is None or not callable(a):
+            continue
+        pa, pb = _parameters(_signature(a)), _parameters(_signature(b))
+        assert pa is not None and pb is not None, name
+        compared += 1
+        if not (len(pa) == len(pb) and all(x[:2] == y[:2] and _same_default(x[2], y[2]) for x, y in zip(pa, pb))):
+            found[name] = (pa, pb)
+    print(f"\nvision.models signatures compared with torchvision {TV.__version__}: {compared}")
+    assert compared >= 15
+    assert not found, found
