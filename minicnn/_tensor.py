@@ -68,7 +68,7 @@ from .ops import activation as A
 from .ops import tensor as T
 
 __all__ = [
-    "Tensor", "Size", "device", "cuda", "tensor", "as_tensor", "from_numpy", "zeros", "ones", "full", "empty", "rand",
+    "Tensor", "Size", "device", "cuda", "accelerator", "tensor", "as_tensor", "from_numpy", "zeros", "ones", "full", "empty", "rand",
     "randn", "randint", "randperm", "arange", "linspace", "eye", "zeros_like", "ones_like", "rand_like", "randn_like",
     "full_like", "empty_like", "cat", "concat", "concatenate", "stack", "maximum", "minimum", "where", "equal",
     "allclose", "isclose", "numel", "is_tensor", "manual_seed", "get_default_dtype",
@@ -1930,6 +1930,27 @@ class cuda:
         if cuda.is_available():
             from .backend import _load_cupy
             _load_cupy().cuda.Device().synchronize()
+
+
+class accelerator:
+    """torch.accelerator (torch 2.6+): the GPU when CuPy sees one, else none (the CPU)."""
+
+    @staticmethod
+    def is_available():
+        return cuda.is_available()
+
+    @staticmethod
+    def current_accelerator(check_available=False):
+        """device('cuda') where a GPU answers; None otherwise, as torch on a machine without one."""
+        return device("cuda") if cuda.is_available() else None
+
+    @staticmethod
+    def device_count():
+        return cuda.device_count()
+
+    @staticmethod
+    def synchronize(device=None):
+        cuda.synchronize()
 
 
 def _function(method):
