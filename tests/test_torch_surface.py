@@ -324,6 +324,15 @@ def test_device_choice_and_cudnn_flags_as_scripts_write_them():
     assert cudnn.is_available() is False  # minicnn calls no cuDNN
 
 
+def test_the_official_examples_device_line_runs():
+    use_accel = mc.accelerator.is_available()
+    assert use_accel == mc.cuda.is_available()
+    device = mc.accelerator.current_accelerator() if use_accel else mc.device("cpu")
+    assert device.type == ("cuda" if use_accel else "cpu")
+    if not torch.accelerator.is_available() and not use_accel:  # both on a CPU-only machine
+        assert mc.accelerator.current_accelerator() is torch.accelerator.current_accelerator() is None
+
+
 def test_no_gpu_means_current_device_is_an_error_that_says_why():
     if mc.cuda.is_available():
         pytest.skip("a GPU is here: current_device() answers 0")
