@@ -302,6 +302,13 @@ class Tensor:
         return is_cupy_array(self.array)
 
     @property
+    def is_cpu(self):
+        return not is_cupy_array(self.array)
+
+    # the devices and layouts minicnn has not: scripts test them to pick a code path
+    is_mps = is_xpu = is_meta = is_sparse = is_quantized = property(lambda self: False)
+
+    @property
     def is_leaf(self):
         return self.grad_fn is None
 

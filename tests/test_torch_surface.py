@@ -431,3 +431,20 @@ def test_load_refuses_a_pickle_module_it_would_not_use(tmp_path):
     with pytest.raises(TypeError, match="pickle_module is not supported"):
         mc.load(str(path), pickle_module=pickle)
     assert mc.equal(mc.load(str(path), "cpu", weights_only=True)["a"], mc.ones(2))
+
+
+def test_data_parallel_on_one_device_keeps_torchs_module_prefix_and_output():
+    ours, theirs = mnn.DataParallel(mnn.Linear(3, 2)), torch.nn.DataParallel(torch.nn.Linear(3, 2))
+    assert list(ours.state_dict()) == list(theirs.state_dict()) == ["module.weight", "module.bias"]
+    theirs.load_state_dict({k: torch.from_numpy(v.numpy()) for k, v in ours.state_dict().items()})
+    x = np.random.default_rng(0).standard_normal((4, 3)).astype(np.float32)
+    assert_same(ours(mc.tensor(x)), theirs(torch.tensor(x)))
+    assert_same(mnn.parallel.data_parallel(ours.module, mc.tensor(x)), theirs(torch.tensor(x)))
+    with pytest.raises(ValueError, match="one device"):
+        mnn.DataParallel(mnn.Linear(3, 2), device_ids=[0, 1])
+
+
+def test_device_and_layout_flags_scripts_test_are_torchs_on_the_cpu():
+    for t in (mc.ones(2), torch.ones(2)):
+        assert (t.is_cpu, t.is_cuda, t.is_mps, t.is_xpu, t.is_meta, t.is_sparse, t.is_quantized) == \
+               (True, False, False, False, False, False, False)

@@ -1,6 +1,7 @@
 """Layers with state: parameters, buffers, train/eval mode. Named and shaped like torch.nn."""
 
-from . import functional, init, utils
+from . import functional, init, parallel, utils
+from .parallel import DataParallel
 from .layers import (AdaptiveAvgPool2d, AdaptiveMaxPool2d, AvgPool2d, Conv2d, Dropout, Flatten,
                      GlobalAvgPool2d, GlobalMaxPool2d, Identity, Linear, LogSoftmax, MaxPool2d, ReLU,
                      Sigmoid, Softmax, Tanh)
