@@ -9,7 +9,6 @@ against torch 2.13 doing the same thing.
     the CPU machine's calls               cuda.is_available(), backends.cudnn flags, mps, threads, seeds
 """
 
-import warnings
 
 import numpy as np
 import pytest

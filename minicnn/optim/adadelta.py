@@ -2,8 +2,7 @@
 
 from ..backend import get_array_module
 from ..ops import parallel
-from .._tensor import Tensor
-from .optimizer import Optimizer, _check_number, _check_one_path
+from .optimizer import Optimizer, _first_state, _check_number, _check_one_path
 
 
 class Adadelta(Optimizer):
@@ -35,12 +34,8 @@ class Adadelta(Optimizer):
         _check_one_path(self, options, where)
 
     def _update(self, p, grad, group):
-        xp = get_array_module(p.array)
         state = self.state[p]
-        if not state:
-            state["step"] = 0
-            state["square_avg"] = Tensor._wrap(xp.zeros_like(p.array))
-            state["acc_delta"] = Tensor._wrap(xp.zeros_like(p.array))
+        _first_state(state, p, "square_avg", "acc_delta")
         state["step"] += 1
         # Python floats: a NumPy float64 scalar (from a schedule) would turn float32 arithmetic into float64
         options = dict(lr=float(group["lr"]), rho=float(group["rho"]), eps=float(group["eps"]),

@@ -3,7 +3,7 @@
 from ..backend import get_array_module
 from ..ops import parallel
 from .._tensor import Tensor
-from .optimizer import Optimizer, _check_betas, _check_number, _check_one_path
+from .optimizer import Optimizer, _first_state, _check_betas, _check_number, _check_one_path
 
 
 class Adam(Optimizer):
@@ -41,10 +41,7 @@ class Adam(Optimizer):
         lr, eps, weight_decay = float(group["lr"]), float(group["eps"]), float(group["weight_decay"])
         beta1, beta2 = (float(b) for b in group["betas"])
         state = self.state[p]
-        if not state:
-            state["step"] = 0
-            state["exp_avg"] = Tensor._wrap(xp.zeros_like(p.array))
-            state["exp_avg_sq"] = Tensor._wrap(xp.zeros_like(p.array))
+        _first_state(state, p, "exp_avg", "exp_avg_sq")
         if group["amsgrad"] and "max_exp_avg_sq" not in state:
             state["max_exp_avg_sq"] = Tensor._wrap(xp.zeros_like(p.array))
         state["step"] += 1

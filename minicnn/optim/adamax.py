@@ -2,9 +2,8 @@
 
 from ..backend import get_array_module
 from ..ops import parallel
-from .._tensor import Tensor
 from .adam import _lerp_
-from .optimizer import Optimizer, _check_betas, _check_number, _check_one_path
+from .optimizer import Optimizer, _check_adam_family, _first_state
 
 
 class Adamax(Optimizer):
@@ -28,19 +27,12 @@ class Adamax(Optimizer):
         super().__init__(params, defaults)
 
     def _check(self, options, where):
-        for name in ("lr", "eps"):
-            _check_number(options, name, where)
-        _check_betas(options, where)
-        _check_number(options, "weight_decay", where)
-        _check_one_path(self, options, where)
+        _check_adam_family(self, options, where)
 
     def _update(self, p, grad, group):
         xp = get_array_module(p.array)
         state = self.state[p]
-        if not state:
-            state["step"] = 0
-            state["exp_avg"] = Tensor._wrap(xp.zeros_like(p.array))
-            state["exp_inf"] = Tensor._wrap(xp.zeros_like(p.array))
+        _first_state(state, p, "exp_avg", "exp_inf")
         state["step"] += 1
         # Python floats: a NumPy float64 scalar (from a schedule) would turn float32 arithmetic into float64
         beta1, beta2 = (float(b) for b in group["betas"])

@@ -24,6 +24,7 @@ import warnings
 from collections import defaultdict
 
 from ..autograd import enable_grad, no_grad
+from ..backend import get_array_module
 from .._tensor import Tensor, _move
 
 
@@ -290,3 +291,23 @@ def _check_one_path(optimizer, options, where):
             raise ValueError(f"{type(optimizer).__name__}: {flag}=True ({what}) is not supported by minicnn, "
                              f"which has one plain path{where}: leave {flag} out (or set it to "
                              f"{None if flag == 'fused' else False})")
+
+
+def _first_state(state, p, *names):
+    """On a parameter's first step: state['step'] = 0 and, for each name, a zero Tensor of p's
+    shape (the optimizer's own buffer, updated in place). Later steps: state as it is."""
+    if not state:
+        xp = get_array_module(p.array)
+        state["step"] = 0
+        for name in names:
+            state[name] = Tensor._wrap(xp.zeros_like(p.array))
+    return state
+
+
+def _check_adam_family(optimizer, options, where):
+    """The options the Adam family shares: lr, eps, betas, weight_decay, and one code path."""
+    for name in ("lr", "eps"):
+        _check_number(options, name, where)
+    _check_betas(options, where)
+    _check_number(options, "weight_decay", where)
+    _check_one_path(optimizer, options, where)
