@@ -79,7 +79,8 @@ __all__ = [
     "log_softmax", "matmul", "mm", "var", "std", "topk", "gather", "t", "norm", "add", "sub", "mul", "div", "pow",
     "neg", "eq", "ne", "lt", "le", "gt", "ge", "detach", "clone", "all", "any",
     "multiply", "divide", "true_divide", "subtract", "absolute", "negative", "greater", "greater_equal", "less",
-    "less_equal", "not_equal", "swapaxes", "swapdims", "movedim", "moveaxis",
+    "less_equal", "not_equal", "swapaxes", "swapdims", "movedim", "moveaxis", "split", "chunk", "narrow", "unbind",
+    "flip", "index_select", "square", "isnan", "isinf", "isfinite",
     "use_deterministic_algorithms", "are_deterministic_algorithms_enabled", "set_float32_matmul_precision",
     "get_float32_matmul_precision",
 ]
@@ -1329,6 +1330,149 @@ def _movedim(self, source, destination):
 
 
 Tensor.movedim = _movedim
+
+
+# -- more of torch's Tensor methods that programs reach for, built from the recorded ops above -------
+
+
+def _split(self, split_size, dim=0):
+    """Views of consecutive pieces along dim: of split_size each (the last may be smaller), or of the
+    listed sizes (which must add up to the dim's size)."""
+    dim = _dim(dim, self.ndim)
+    n = self.shape[dim]
+    if isinstance(split_size, (list, tuple)):
+        sizes = [_int("split", s, "split_sizes") for s in split_size]
+        if builtins.sum(sizes) != n:
+            raise RuntimeError(f"split_with_sizes expects split_sizes to sum exactly to {n} (input tensor's size "
+                               f"at dimension {dim}), but got split_sizes={sizes}")
+    else:
+        size = _int("split", split_size, "split_size")
+        if size <= 0 and n:
+            raise RuntimeError(f"split_size can only be 0 if dimension size is 0, but got dimension size of {n}")
+        sizes = [builtins.min(size, n - start) for start in range(0, n, size)] if n else [0]
+    pieces, start = [], 0
+    for s in sizes:
+        pieces.append(self.narrow(dim, start, s))
+        start += s
+    return tuple(pieces)
+
+
+def _chunk(self, chunks, dim=0):
+    """At most `chunks` views along dim, each of ceil(size / chunks) (the last may be smaller)."""
+    chunks = _int("chunk", chunks, "chunks")
+    if chunks <= 0:
+        raise RuntimeError("chunk expects `chunks` to be greater than 0, got: " + str(chunks))
+    n = self.shape[_dim(dim, self.ndim)]
+    return _split(self, builtins.max(1, -(-n // chunks)), dim) if n else (self,) * 1
+
+
+def _narrow(self, dim, start, length):
+    """The view self[..., start:start + length, ...] along dim."""
+    dim = _dim(dim, self.ndim)
+    start, length = _int("narrow", start, "start"), _int("narrow", length, "length")
+    n = self.shape[dim]
+    start = start + n if start < 0 else start
+    if not (0 <= start <= n and 0 <= length <= n - start):
+        raise RuntimeError(f"start ({start}) + length ({length}) exceeds dimension size ({n}).")
+    return self[(slice(None),) * dim + (slice(start, start + length),)]
+
+
+def _unbind(self, dim=0):
+    """The views self.select(dim, i), i = 0 .. size - 1 (the dim removed)."""
+    dim = _dim(dim, self.ndim)
+    return tuple(self[(slice(None),) * dim + (i,)] for i in range(self.shape[dim]))
+
+
+def _repeat(self, *sizes):
+    """Tile the tensor sizes[i] times along dim i (leading sizes add dims), as torch's repeat: a copy.
+    Built as a view (1, s) per dim, expanded to (r, s), reshaped to r * s: the gradient sums the tiles."""
+    sizes = _shape_ints("repeat", sizes)
+    if len(sizes) < self.ndim:
+        raise RuntimeError("Number of dimensions of repeat dims can not be smaller than number of dimensions "
+                           "of tensor")
+    shape = (1,) * (len(sizes) - self.ndim) + tuple(self.shape)
+    paired = self.reshape(*[d for s in shape for d in (1, s)])
+    tiled = paired.expand(*[d for r, s in zip(sizes, shape) for d in (r, s)])
+    return tiled.reshape(*[r * s for r, s in zip(sizes, shape)])
+
+
+def _flip(self, *dims):
+    """The values in reverse order along each of dims (a copy, as torch's)."""
+    dims = dims[0] if len(dims) == 1 and isinstance(dims[0], (tuple, list)) else dims
+    out = self
+    for d in {_dim(d, self.ndim) for d in dims}:
+        out = out[(slice(None),) * d + (arange(self.shape[d] - 1, -1, -1),)]
+    return out if out is not self else self.clone()
+
+
+def _index_select(self, dim, index):
+    """The entries at index (a 1-d integer tensor) along dim, a copy; its gradient adds back per index."""
+    index = _t(index)
+    if index.ndim > 1 or index.dtype.kind not in "iu":
+        raise IndexError(f"index_select(): Index is supposed to be a vector of integers, got {index.dtype} "
+                         f"of shape {tuple(index.shape)}")
+    return self[(slice(None),) * _dim(dim, self.ndim) + (index.reshape(-1),)]
+
+
+def _scatter_(self, dim, index, src=None, value=None, *, reduce=None):
+    """self[..., index[i][j], ...] = src[i][j] (or value) along dim, in place; as torch's scatter_,
+    the one-hot idiom zeros(n, 10).scatter_(1, labels.unsqueeze(1), 1). Not recorded: a tensor
+    that needs a gradient through it is refused (use a mask and where)."""
+    if reduce is not None:
+        raise NotImplementedError("scatter_(reduce=...): minicnn has the plain scatter only")
+    if src is None:
+        src = value
+    index = _t(index)
+    if index.dtype.kind not in "iu":
+        raise RuntimeError(f"scatter(): Expected dtype int64 for index, got {index.dtype}")
+    if isinstance(src, Tensor) and src.dtype != self.dtype:
+        raise RuntimeError(f"scatter(): Expected self.dtype to be equal to src.dtype ({self.dtype} and {src.dtype})")
+    xp = get_array_module(self.array)
+    dim = _dim(dim, self.ndim)
+    idx = index.array
+    if idx.ndim != self.ndim:
+        raise RuntimeError("Index tensor must have the same number of dimensions as self tensor")
+    values = src.array if isinstance(src, Tensor) else src
+    grids = list(xp.indices(idx.shape, sparse=True))
+    grids[dim] = idx
+    cells = values[tuple(slice(0, n) for n in idx.shape)] if hasattr(values, "shape") and values.ndim else values
+
+    def write(a):
+        a[tuple(grids)] = cells
+    if not self._direct("scatter_", write, src):
+        raise RuntimeError("scatter_: minicnn does not record scatter, and a gradient would flow here; build "
+                           "the tensor under no_grad(), or from a mask with where()")
+    return self
+
+
+Tensor.split, Tensor.chunk, Tensor.narrow, Tensor.unbind = _split, _chunk, _narrow, _unbind
+Tensor.repeat, Tensor.flip, Tensor.index_select = _repeat, _flip, _index_select
+Tensor.scatter_ = _scatter_
+Tensor.square = lambda self: self * self
+Tensor.square.__doc__ = "self * self, with its gradient 2 * self * dout."
+Tensor.isnan = lambda self: Tensor._wrap(get_array_module(self.array).isnan(self.array))
+Tensor.isinf = lambda self: Tensor._wrap(get_array_module(self.array).isinf(self.array))
+Tensor.isfinite = lambda self: Tensor._wrap(get_array_module(self.array).isfinite(self.array))
+Tensor.stride = lambda self, dim=None: (tuple(s // self.array.itemsize for s in self.array.strides) if dim is None
+                                        else self.array.strides[_dim(dim, self.ndim)] // self.array.itemsize)
+Tensor.data_ptr = lambda self: builtins.int(self.array.__array_interface__["data"][0]) \
+    if not is_cupy_array(self.array) else builtins.int(self.array.data.ptr)
+
+
+def _new_like(name):
+    """self.new_zeros(2, 3) and friends: the creation function, with self's dtype and device."""
+    def new(self, *size, dtype=None, device=None, requires_grad=False):
+        return globals()[name](*size, dtype=dtype or self.dtype, device=device or self.device,
+                               requires_grad=requires_grad)
+    new.__name__ = "new_" + name
+    return new
+
+
+Tensor.new_zeros, Tensor.new_ones, Tensor.new_empty = _new_like("zeros"), _new_like("ones"), _new_like("empty")
+Tensor.new_full = lambda self, size, fill_value, dtype=None, device=None, requires_grad=False: full(
+    size, fill_value, dtype=dtype or self.dtype, device=device or self.device, requires_grad=requires_grad)
+Tensor.new_tensor = lambda self, data, dtype=None, device=None, requires_grad=False: tensor(
+    data, dtype=dtype or self.dtype, device=device or self.device, requires_grad=requires_grad)
 Tensor.itemsize = property(lambda self: self.array.itemsize, doc="bytes per element, as element_size()")
 Tensor.nbytes = property(lambda self: self.array.nbytes, doc="bytes of the data: numel() * itemsize")
 _numpy_aliases_of_methods()
@@ -1974,9 +2118,17 @@ for _name in ("sum", "mean", "max", "min", "argmax", "argmin", "amax", "amin", "
               "tanh", "softmax", "log_softmax", "matmul", "mm", "var", "std", "topk", "gather", "t", "norm",
               "add", "sub", "mul", "div", "pow", "neg", "eq", "ne", "lt", "le", "gt", "ge", "detach", "clone",
               "all", "any", "multiply", "divide", "true_divide", "subtract", "absolute", "negative", "greater",
-              "greater_equal", "less", "less_equal", "not_equal", "swapaxes", "swapdims", "movedim", "moveaxis"):
+              "greater_equal", "less", "less_equal", "not_equal", "swapaxes", "swapdims", "movedim", "moveaxis",
+              "chunk", "narrow", "unbind", "flip", "index_select", "square", "isnan", "isinf", "isfinite"):
     globals()[_name] = _function(_name)
 del _name
+
+
+def split(tensor, split_size_or_sections, dim=0):
+    """torch.split: tensor.split(split_size_or_sections, dim), pieces of one size or of the sizes listed."""
+    return _t(tensor).split(split_size_or_sections, dim)
+
+
 _with_numpy_keywords(globals())  # cat(..., axis=0), stack, and the rest
 
 backend = backend_name

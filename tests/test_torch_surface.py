@@ -447,3 +447,102 @@ def test_device_and_layout_flags_scripts_test_are_torchs_on_the_cpu():
     for t in (mc.ones(2), torch.ones(2)):
         assert (t.is_cpu, t.is_cuda, t.is_mps, t.is_xpu, t.is_meta, t.is_sparse, t.is_quantized) == \
                (True, False, False, False, False, False, False)
+
+
+# -- more of torch's Tensor methods, built from recorded ops: values and gradients against torch -----
+
+
+def _grad_pair(x, fn_ours, fn_theirs):
+    """(ours, theirs) outputs, and the input gradients of sum(out * w) for a fixed w, compared."""
+    xa, ta = mc.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+    ours, theirs = fn_ours(xa), fn_theirs(ta)
+    outs = list(ours) if isinstance(ours, tuple) else [ours]
+    refs = list(theirs) if isinstance(theirs, tuple) else [theirs]
+    assert len(outs) == len(refs)
+    total_o, total_t = 0, 0
+    for k, (o, r) in enumerate(zip(outs, refs)):
+        assert_same(o, r)
+        w = np.random.default_rng(k).standard_normal(tuple(r.shape))
+        total_o = total_o + (o * mc.tensor(w)).sum()
+        total_t = total_t + (r * torch.tensor(w)).sum()
+    total_o.backward()
+    total_t.backward()
+    assert_same(xa.grad, ta.grad)
+
+
+@settings(max_examples=60, deadline=None)
+@given(ndim=st.integers(1, 3), data=st.data())
+def test_split_chunk_narrow_unbind_equal_torchs_with_gradients(ndim, data):
+    shape = tuple(data.draw(st.lists(st.integers(1, 5), min_size=ndim, max_size=ndim)))
+    dim = data.draw(st.integers(-ndim, ndim - 1))
+    n = shape[dim]
+    x = np.random.default_rng(0).standard_normal(shape)
+    size = data.draw(st.integers(1, n + 1))
+    _grad_pair(x, lambda t: t.split(size, dim), lambda t: t.split(size, dim))
+    sections = data.draw(st.lists(st.integers(0, n), min_size=1, max_size=3))
+    assume(sum(sections) <= n)
+    sections = sections + [n - sum(sections)]
+    _grad_pair(x, lambda t: t.split(sections, dim), lambda t: t.split(sections, dim))
+    chunks = data.draw(st.integers(1, 6))
+    _grad_pair(x, lambda t: t.chunk(chunks, dim), lambda t: t.chunk(chunks, dim))
+    start = data.draw(st.integers(-n, n - 1))
+    length = data.draw(st.integers(0, n - (start % n)))
+    _grad_pair(x, lambda t: t.narrow(dim, start, length), lambda t: t.narrow(dim, start, length))
+    _grad_pair(x, lambda t: t.unbind(dim), lambda t: t.unbind(dim))
+
+
+@settings(max_examples=40, deadline=None)
+@given(ndim=st.integers(1, 3), extra=st.integers(0, 2), data=st.data())
+def test_repeat_and_flip_equal_torchs_with_gradients(ndim, extra, data):
+    shape = tuple(data.draw(st.lists(st.integers(1, 3), min_size=ndim, max_size=ndim)))
+    reps = tuple(data.draw(st.lists(st.integers(0, 3), min_size=ndim + extra, max_size=ndim + extra)))
+    x = np.random.default_rng(1).standard_normal(shape)
+    _grad_pair(x, lambda t: t.repeat(*reps), lambda t: t.repeat(*reps))
+    dims = tuple(data.draw(st.sets(st.integers(0, ndim - 1), min_size=1)))
+    _grad_pair(x, lambda t: t.flip(dims), lambda t: t.flip(dims))
+
+
+def test_index_select_square_and_the_nan_tests_equal_torchs():
+    x = np.random.default_rng(2).standard_normal((3, 4))
+    _grad_pair(x, lambda t: t.index_select(1, mc.tensor([3, 0, 3])),
+               lambda t: t.index_select(1, torch.tensor([3, 0, 3])))
+    _grad_pair(x, lambda t: t.square(), lambda t: t.square())
+    y = np.array([1.0, np.nan, np.inf, -np.inf])
+    for name in ("isnan", "isinf", "isfinite"):
+        assert_same(getattr(mc.tensor(y), name)(), getattr(torch.tensor(y), name)())
+
+
+def test_scatter_makes_the_one_hot_of_torch_programs_and_refuses_a_recorded_write():
+    labels = np.array([3, 0, 9, 3])
+    ours = mc.zeros(4, 10).scatter_(1, mc.tensor(labels).unsqueeze(1), 1.0)
+    theirs = torch.zeros(4, 10).scatter_(1, torch.tensor(labels).unsqueeze(1), 1.0)
+    assert_same(ours, theirs)
+    src = np.arange(6.0).reshape(2, 3)
+    index = np.array([[1, 0, 1]])
+    assert_same(mc.zeros(2, 3, dtype=mc.float64).scatter_(0, mc.tensor(index), mc.tensor(src)),
+                torch.zeros(2, 3, dtype=torch.float64).scatter_(0, torch.tensor(index), torch.tensor(src)))
+    with pytest.raises(RuntimeError, match="does not record scatter"):
+        mc.zeros(2, 3).scatter_(0, mc.tensor(index), mc.ones(2, 3, requires_grad=True))
+
+
+def test_new_tensors_stride_and_data_ptr_are_torchs():
+    x = np.arange(12.0).reshape(3, 4)
+    ours, theirs = mc.tensor(x), torch.tensor(x)
+    for name, args in (("new_zeros", (2, 3)), ("new_ones", ((2,),)), ("new_empty", (0,))):
+        o, t = getattr(ours, name)(*args), getattr(theirs, name)(*args)
+        assert (o.dtype, tuple(o.shape)) == (np.float64, tuple(t.shape))
+    assert_same(ours.new_full((2,), 7.0), theirs.new_full((2,), 7.0))
+    assert_same(ours.new_tensor([1.0, 2.0]), theirs.new_tensor([1.0, 2.0]))
+    assert ours.stride() == theirs.stride() and ours.t().stride() == theirs.t().stride()
+    assert ours.stride(1) == theirs.stride(1)
+    assert ours.view(12).data_ptr() == ours.data_ptr() != ours.clone().data_ptr()
+
+
+def test_the_function_forms_equal_the_methods_as_in_torch():
+    x = np.arange(12.0).reshape(3, 4)
+    for name, args in (("split", (2, 1)), ("chunk", (2,)), ("narrow", (1, 1, 2)), ("unbind", (0,)),
+                       ("flip", ((0, 1),)), ("square", ()), ("isnan", ())):
+        ours, theirs = getattr(mc, name)(mc.tensor(x), *args), getattr(torch, name)(torch.tensor(x), *args)
+        for o, t in zip(ours if isinstance(ours, tuple) else [ours], theirs if isinstance(theirs, tuple) else [theirs],
+                        strict=True):
+            assert_same(o, t)
