@@ -8,6 +8,10 @@ the CIFAR CNN, as the Performance issue times them) and inference throughput
     the small CIFAR CNN (minicnn.models.cifar_cnn, 3->32->64) at batch 100, on 3x32x32 images
     ResNet-20 (minicnn.models.resnet20, batch norm and residual adds) at batch 128, on 3x32x32 images
 
+DeZero 0.0.13 (benchmarks/_dezero.py), a NumPy engine of minicnn's own kind, runs LeNet-5 and
+the CIFAR CNN beside them on the CPU, with minicnn's weights (checked equal before timing);
+'minicnn fast / DeZero' is printed for each (pip install dezero==0.0.13; left out without it).
+
 minicnn's training step is the torch-style step through autograd (zero_grad, loss =
 criterion(model(x), y), loss.backward(), step()), with the fast conv/pool paths (the default)
 and with the plain ones (minicnn.set_impl('plain')); beside them, 'minicnn
@@ -63,12 +67,15 @@ import numpy as np
 from _common import (PAUSE, RESULTS, describe, draw, fmt_seconds, gemm_gflop_per_s, import_torch, interleaved,
                      machine_info, step_flops, table, use_threads, write_json)
 
+from _dezero import dezero_steps, import_dezero
+
 import minicnn
 from minicnn import models, nn, ops, optim
 from minicnn.backend import BackendError, to_device, to_numpy
 
 CONFIGS = [("LeNet-5", "lenet5", (1, 28, 28), (16, 64, 256)), ("CIFAR CNN", "cifar_cnn", (3, 32, 32), (100,)),
            ("ResNet-20", "resnet20", (3, 32, 32), (128,))]
+DEZERO = {"lenet5", "cifar_cnn"}  # what DeZero can express (no trainable batch norm: no ResNet-20)
 BY_HAND = {"lenet5", "cifar_cnn"}  # the Sequential chains by_hand_step can walk; not ResNet-20
 # minimum ratio of minicnn's throughput to torch's: (network, batch or None for all, mode) -> target
 # (float32, 2 threads each; no target for LeNet-5 at batch 16)
@@ -508,6 +515,7 @@ def main():
                     "torch_threads": torch.get_num_threads() if torch is not None and not gpu else None}
     print("float32 GEMM, 1024 x 1024, best of 5 blocks: "
           + ", ".join(f"{lib} {rate:.1f} GFLOP/s" for lib, rate in gemm.items()))
+    dezero = None if gpu else import_dezero()  # a NumPy engine: measured on the CPU only
     impls = ["fast"] if args.no_plain else ["fast", "plain"]
     results, flop_rows = [], []
     for title, name, shape, batches in CONFIGS:
@@ -527,6 +535,10 @@ def main():
                 with torch.no_grad():  # same weights, same function: check before timing
                     diff = np.abs(infer["torch"]().cpu().numpy() - to_numpy(infer["minicnn fast"]())).max()
                 assert diff < 1e-3, f"{title}: minicnn and torch disagree by {diff}"
+            if dezero is not None and name in DEZERO:
+                train["dezero"], infer["dezero"] = dezero_steps(dezero, net, x, y, name)
+                diff = np.abs(infer["dezero"]() - to_numpy(infer["minicnn fast"]())).max()
+                assert diff < 1e-3, f"{title}: minicnn and DeZero disagree by {diff}"
             flops = step_flops(net, (B, *shape))
             flop_rows.append([title, B, f"{flops['infer'] / 1e9:.4f}", f"{flops['train'] / 1e9:.4f}"])
             print(f"{title} batch {B}: timing ...", flush=True)
@@ -607,6 +619,15 @@ def main():
                 continue
             print(f"autograd step / by-hand step, {r['network']} batch {r['batch']}: "
                   f"{r['train_s_per_step'] / hand['train_s_per_step']:.3f} (1.00 = the tape costs nothing)")
+    for r in results:
+        if r["method"] == "minicnn fast":
+            peer = next((h for h in results if h["network"] == r["network"] and h["batch"] == r["batch"]
+                         and h["method"] == "dezero"), None)
+            if peer is not None:
+                r["train_vs_dezero"] = peer["train_s_per_step"] / r["train_s_per_step"]
+                r["infer_vs_dezero"] = peer["infer_s_per_batch"] / r["infer_s_per_batch"]
+                print(f"minicnn fast / DeZero throughput, {r['network']} batch {r['batch']}: training "
+                      f"{r['train_vs_dezero']:.2f}x, inference {r['infer_vs_dezero']:.2f}x")
 
     checks = []
     targets = GPU_TARGETS if gpu else TARGETS

@@ -188,3 +188,23 @@ def test_interleaved_times_every_method_every_round_in_alternating_order(monkeyp
     timed = seen[6:]  # after the warm-up and sizing calls (two each, in dict order)
     assert seen[:6] == ["a", "a", "b", "b", "c", "c"]
     assert timed == ["a", "b", "c", "c", "b", "a", "a", "b", "c", "c", "b", "a"]
+
+
+@pytest.mark.parametrize("name, shape", [("lenet5", (1, 28, 28)), ("cifar_cnn", (3, 32, 32))])
+def test_dezero_peer_runs_the_same_network_with_the_same_weights(name, shape):
+    """train_bench times DeZero beside minicnn only after checking it computes the same function;
+    here that check, and that a few of its training steps follow minicnn's (SGD with momentum is
+    the same update in both; DeZero's Adam puts eps elsewhere, so the CIFAR CNN is checked on the
+    forward only)."""
+    import _dezero
+    dezero = _dezero.import_dezero()
+    if dezero is None:
+        pytest.skip("DeZero is not installed (pip install dezero==0.0.13)")
+    x, y = train_bench.batch(shape, 8)
+    net, train, infer = train_bench.minicnn_steps(name, x, y, "fast")
+    d_train, d_infer = _dezero.dezero_steps(dezero, net, x, y, name)
+    np.testing.assert_allclose(d_infer(), infer().numpy(), rtol=1e-4, atol=1e-5)
+    if name == "lenet5":
+        for _ in range(3):
+            train(), d_train()
+        np.testing.assert_allclose(d_infer(), infer().numpy(), rtol=1e-4, atol=1e-5)
