@@ -208,3 +208,20 @@ def test_dezero_peer_runs_the_same_network_with_the_same_weights(name, shape):
         for _ in range(3):
             train(), d_train()
         np.testing.assert_allclose(d_infer(), infer().numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_profile_bench_names_only_functions_that_exist_and_its_kinds_add_up():
+    """profile_bench files each op pair under a kind by (file, function name): a renamed pair would
+    drop out of its kind silently, so each name must be a function of that file. And on a tiny
+    batch the kinds, the tape included, add up to the step's time."""
+    import importlib
+    import profile_bench
+    for (end, name) in profile_bench.KINDS:
+        module = importlib.import_module("minicnn." + end[:-3].replace("/", "."))
+        assert callable(getattr(module, name, None)) or hasattr(minicnn.optim.Optimizer, name), (end, name)
+    minicnn.seed(0)
+    x, y = train_bench.batch((3, 32, 32), 4)
+    kinds, plain = profile_bench.minicnn_profile(models.resnet20(), x, y, steps=1)
+    if kinds["the tape and the rest"] > 0:  # else the profiled ops alone took longer than the step
+        assert sum(kinds.values()) == pytest.approx(plain, rel=1e-9)
+    assert kinds["conv forward"] > 0 and kinds["conv backward (dW + dx)"] > 0 and kinds["BatchNorm forward"] > 0
