@@ -66,12 +66,14 @@ from .autograd import _root, record
 from .backend import BackendError, backend_name, default_rng, get_array_module, get_xp, is_cupy_array, to_numpy
 from .ops import activation as A
 from .ops import tensor as T
+from ._random import Generator, default_generator, rng_of  # noqa: F401
 
 __all__ = [
     "Tensor", "Size", "device", "cuda", "accelerator", "tensor", "as_tensor", "from_numpy", "zeros", "ones", "full", "empty", "rand",
     "randn", "randint", "randperm", "arange", "linspace", "eye", "zeros_like", "ones_like", "rand_like", "randn_like",
     "full_like", "empty_like", "cat", "concat", "concatenate", "stack", "maximum", "minimum", "where", "equal",
-    "allclose", "isclose", "numel", "is_tensor", "manual_seed", "get_default_dtype",
+    "allclose", "isclose", "numel", "is_tensor", "manual_seed", "initial_seed", "Generator", "default_generator",
+    "get_default_dtype",
     "float16", "half", "float32", "float", "float64", "double", "uint8", "int8", "int16", "short", "int32", "int",
     "int64", "long", "bool",
     "sum", "mean", "max", "min", "argmax", "argmin", "amax", "amin", "flatten", "reshape", "squeeze", "unsqueeze",
@@ -715,17 +717,21 @@ class Tensor:
     def masked_fill_(self, mask, value):
         return self._write("masked_fill_", lambda s, v: s.masked_fill(mask, v), value)
 
-    def normal_(self, mean=0.0, std=1.0):
-        def write(a):
-            a[...] = _random_like(a, lambda shape: default_rng().normal(mean, std, size=shape))
-        return self if self._direct("normal_", write) else self._write("normal_", lambda s: _fill(s, 0) + Tensor._wrap(
-            _random_like(s.array, lambda shape: default_rng().normal(mean, std, size=shape))))
+    def normal_(self, mean=0.0, std=1.0, *, generator=None):
+        rng = rng_of(generator, "normal_")
 
-    def uniform_(self, a=0.0, b=1.0):
+        def write(a):
+            a[...] = _random_like(a, lambda shape: rng.normal(mean, std, size=shape))
+        return self if self._direct("normal_", write) else self._write("normal_", lambda s: _fill(s, 0) + Tensor._wrap(
+            _random_like(s.array, lambda shape: rng.normal(mean, std, size=shape))))
+
+    def uniform_(self, a=0.0, b=1.0, *, generator=None):
+        rng = rng_of(generator, "uniform_")
+
         def write(arr):
-            arr[...] = _random_like(arr, lambda shape: default_rng().uniform(a, b, size=shape))
+            arr[...] = _random_like(arr, lambda shape: rng.uniform(a, b, size=shape))
         return self if self._direct("uniform_", write) else self._write("uniform_", lambda s: _fill(s, 0) + Tensor._wrap(
-            _random_like(s.array, lambda shape: default_rng().uniform(a, b, size=shape))))
+            _random_like(s.array, lambda shape: rng.uniform(a, b, size=shape))))
 
     def __iadd__(self, other):
         return self.add_(other)
@@ -1845,28 +1851,30 @@ def empty(*shape, size=None, dtype=None, device=None, requires_grad=False):
     return _new(lambda xp, s, d: xp.zeros(s, dtype=d), _size(shape, size), dtype, device, requires_grad, "empty")
 
 
-def rand(*shape, size=None, dtype=None, device=None, requires_grad=False):
-    """U[0, 1), from minicnn's generator (seeded by manual_seed)."""
-    return _new(lambda xp, s, d: xp.asarray(default_rng().random(s).astype(d)), _size(shape, size), dtype, device,
+def rand(*shape, size=None, generator=None, dtype=None, device=None, requires_grad=False):
+    """U[0, 1), from minicnn's generator (seeded by manual_seed), or from `generator`."""
+    rng = rng_of(generator, "rand")
+    return _new(lambda xp, s, d: xp.asarray(rng.random(s).astype(d)), _size(shape, size), dtype, device,
                 requires_grad, "rand")
 
 
-def randn(*shape, size=None, dtype=None, device=None, requires_grad=False):
-    """N(0, 1), from minicnn's generator."""
-    return _new(lambda xp, s, d: xp.asarray(default_rng().standard_normal(s).astype(d)), _size(shape, size), dtype,
+def randn(*shape, size=None, generator=None, dtype=None, device=None, requires_grad=False):
+    """N(0, 1), from minicnn's generator, or from `generator`."""
+    rng = rng_of(generator, "randn")
+    return _new(lambda xp, s, d: xp.asarray(rng.standard_normal(s).astype(d)), _size(shape, size), dtype,
                 device, requires_grad, "randn")
 
 
-def randint(low, high=None, size=None, dtype=None, device=None):
+def randint(low, high=None, size=None, generator=None, dtype=None, device=None):
     if high is None:
         low, high = 0, low
     xp = _default_xp(device)
-    return Tensor._wrap(xp.asarray(default_rng().integers(low, high, size=_shape_ints("randint", (size,))).astype(_dtype(dtype) or int64)))
+    return Tensor._wrap(xp.asarray(rng_of(generator, "randint").integers(low, high, size=_shape_ints("randint", (size,))).astype(_dtype(dtype) or int64)))
 
 
-def randperm(n, dtype=None, device=None):
+def randperm(n, generator=None, dtype=None, device=None):
     xp = _default_xp(device)
-    return Tensor._wrap(xp.asarray(default_rng().permutation(_int("randperm", n, "n")).astype(_dtype(dtype) or int64)))
+    return Tensor._wrap(xp.asarray(rng_of(generator, "randperm").permutation(_int("randperm", n, "n")).astype(_dtype(dtype) or int64)))
 
 
 def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False):
@@ -1999,9 +2007,14 @@ def is_tensor(obj, /):
 
 
 def manual_seed(seed):
-    """Seed minicnn's generator (weights, dropout, shuffling, rand/randn), as torch.manual_seed."""
-    from .backend import seed as _seed
-    _seed(seed)
+    """Seed minicnn's generator (weights, dropout, shuffling, rand/randn), as torch.manual_seed;
+    returns it (minicnn.default_generator)."""
+    return default_generator.manual_seed(seed)
+
+
+def initial_seed():
+    """The seed of the global generator (the last manual_seed, or the one drawn at import)."""
+    return default_generator.initial_seed()
 
 
 _settings = {"deterministic": False, "matmul_precision": "highest"}

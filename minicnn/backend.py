@@ -16,7 +16,8 @@ import numpy as np
 
 BACKENDS = ("numpy", "cupy")
 
-_state = {"name": "numpy", "xp": np, "rng": np.random.default_rng()}
+_first_seed = int(np.random.SeedSequence().entropy % (2 ** 32))  # torch.initial_seed() before any seeding
+_state = {"name": "numpy", "xp": np, "rng": np.random.default_rng(_first_seed), "seed": _first_seed}
 
 
 class BackendError(RuntimeError):
@@ -101,10 +102,16 @@ def seed(s=None):
     if s is None:
         s = int(np.random.SeedSequence().entropy % (2 ** 32))
     _state["rng"] = np.random.default_rng(s)
-    np.random.seed(s)
+    _state["seed"] = s
+    np.random.seed(s % 2 ** 32)  # the legacy global one takes 32 bits
     if _state["name"] == "cupy":
         _state["xp"].random.seed(s)
     return s
+
+
+def initial_seed():
+    """The seed the global generator was last seeded with (torch.initial_seed)."""
+    return _state["seed"]
 
 
 def default_rng(s=None):

@@ -419,8 +419,11 @@ def test_init_takes_torchs_keywords_and_trunc_normal_keeps_to_its_bounds():
     assert abs(values.mean() - 0.2066) < 0.03 and abs(values.std() - 0.4157) < 0.03  # 3 standard errors
     mnn.init.ones_(w)
     assert float(w.min()) == 1.0
-    with pytest.raises(TypeError, match="no Generator"):
+    with pytest.raises(TypeError, match="generator must be a minicnn.Generator"):
         mnn.init.normal_(w, generator=object())
+    first = mnn.init.normal_(mnn.Parameter(mc.zeros(5)), generator=mc.Generator().manual_seed(1)).detach().numpy()
+    again = mnn.init.normal_(mnn.Parameter(mc.zeros(5)), generator=mc.Generator().manual_seed(1)).detach().numpy()
+    np.testing.assert_array_equal(first, again)
 
 
 def test_load_refuses_a_pickle_module_it_would_not_use(tmp_path):
@@ -546,3 +549,56 @@ def test_the_function_forms_equal_the_methods_as_in_torch():
         for o, t in zip(ours if isinstance(ours, tuple) else [ours], theirs if isinstance(theirs, tuple) else [theirs],
                         strict=True):
             assert_same(o, t)
+
+
+
+# -- Generator objects --------------------------------------------------------------------------------
+
+
+def test_a_seeded_generator_gives_the_same_split_on_every_run_as_torchs_idiom():
+    from minicnn.utils.data import TensorDataset, random_split
+    data = TensorDataset(mc.arange(100))
+    splits = [random_split(data, [70, 30], generator=mc.Generator().manual_seed(42))[0].indices for _ in range(2)]
+    assert splits[0] == splits[1]
+    other = random_split(data, [70, 30], generator=mc.Generator().manual_seed(43))[0].indices
+    assert other != splits[0]
+    g = mc.Generator().manual_seed(42)  # one generator used twice advances, as torch's does
+    assert random_split(data, [70, 30], generator=g)[0].indices == splits[0]
+    assert random_split(data, [70, 30], generator=g)[0].indices != splits[0]
+    for lib in (mc, torch):  # the same behaviour in torch
+        tdata = (TensorDataset if lib is mc else torch.utils.data.TensorDataset)(lib.arange(100))
+        split = (random_split if lib is mc else torch.utils.data.random_split)
+        g = lib.Generator().manual_seed(7)
+        assert split(tdata, [70, 30], generator=g)[0].indices != split(tdata, [70, 30], generator=g)[0].indices
+
+
+def test_generator_streams_are_their_own_and_their_state_round_trips():
+    g = mc.Generator().manual_seed(5)
+    mc.manual_seed(0)
+    a = mc.rand(4, generator=g)
+    mc.manual_seed(1)  # the global stream does not touch g's
+    assert mc.equal(a, mc.rand(4, generator=mc.Generator().manual_seed(5)))
+    state = g.get_state()
+    assert state.dtype == np.uint8
+    b = mc.randn(3, generator=g)
+    g.set_state(state)
+    assert mc.equal(b, mc.randn(3, generator=g))
+    assert g.initial_seed() == 5 and isinstance(g.seed(), int)
+    x = mc.zeros(3).normal_(generator=mc.Generator().manual_seed(2))
+    assert mc.equal(x, mc.zeros(3).normal_(generator=mc.Generator().manual_seed(2)))
+    p = mc.randperm(10, generator=mc.Generator().manual_seed(3))
+    assert mc.equal(p, mc.randperm(10, generator=mc.Generator().manual_seed(3)))
+    with pytest.raises(RuntimeError, match="set_state"):
+        g.set_state(mc.tensor([1, 2, 3], dtype=mc.uint8))
+
+
+def test_manual_seed_returns_the_default_generator_and_initial_seed_reads_it_as_torch():
+    for lib in (mc, torch):
+        g = lib.manual_seed(1234)
+        assert g.initial_seed() == lib.initial_seed() == 1234
+        lib.manual_seed(-1)
+        assert lib.initial_seed() == 2 ** 64 - 1
+    assert mc.manual_seed(3) is mc.default_generator
+    a = mc.rand(3)
+    mc.default_generator.manual_seed(3)
+    assert mc.equal(a, mc.rand(3))

@@ -119,12 +119,15 @@ class ConcatDataset(Dataset):
 def generator_rng(generator, who):
     """A NumPy Generator for torch's `generator=` argument.
 
-    None: minicnn's global generator (seeded by minicnn.manual_seed); an int: a new generator
-    seeded with it; a NumPy Generator: itself; an object with initial_seed() (a torch.Generator,
-    or minicnn's if it has one): a new generator seeded with that.
+    None: minicnn's global generator (seeded by minicnn.manual_seed); a minicnn.Generator: its
+    stream; an int: a new generator seeded with it; a NumPy Generator: itself; another object with
+    initial_seed() (a torch.Generator): a new generator seeded with that.
     """
+    from .._random import Generator
     if generator is None:
         return default_rng()
+    if isinstance(generator, Generator):  # its own stream: each use advances it, as torch's
+        return generator._rng
     if isinstance(generator, np.random.Generator):
         return generator
     if isinstance(generator, numbers.Integral):

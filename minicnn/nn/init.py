@@ -46,31 +46,30 @@ def calculate_gain(nonlinearity, param=None):
     raise ValueError(f"calculate_gain: unknown nonlinearity {nonlinearity!r}")
 
 
-def _no_generator(generator, name):
-    if generator is not None:
-        raise TypeError(f"{name}: minicnn has no Generator objects; leave generator out and seed minicnn's "
-                        "generator with minicnn.manual_seed(seed)")
+def _rng(generator, name):
+    """minicnn's global generator for None, else the minicnn.Generator's own stream."""
+    if generator is None:
+        return default_rng()
+    from .._random import rng_of
+    return rng_of(generator, name)
 
 
 def uniform_(tensor, a=0.0, b=1.0, generator=None):
     """U(a, b)."""
-    _no_generator(generator, "uniform_")
-    return _fill(tensor, default_rng().uniform(a, b, size=tensor.shape))
+    return _fill(tensor, _rng(generator, "uniform_").uniform(a, b, size=tensor.shape))
 
 
 def normal_(tensor, mean=0.0, std=1.0, generator=None):
     """N(mean, std^2)."""
-    _no_generator(generator, "normal_")
-    return _fill(tensor, default_rng().normal(mean, std, size=tensor.shape))
+    return _fill(tensor, _rng(generator, "normal_").normal(mean, std, size=tensor.shape))
 
 
 def trunc_normal_(tensor, mean=0.0, std=1.0, a=-2.0, b=2.0, generator=None):
     """N(mean, std^2) kept to [a, b]: each value outside is drawn again (the same distribution as
     torch's inverse-CDF method; the draws differ, as every random number here does from torch's)."""
-    _no_generator(generator, "trunc_normal_")
     if not a < b:
         raise ValueError(f"trunc_normal_: need a < b, got a={a}, b={b}")
-    rng = default_rng()
+    rng = _rng(generator, "trunc_normal_")
     values = rng.normal(mean, std, size=tensor.shape)
     outside = (values < a) | (values > b)
     while outside.any():
