@@ -145,6 +145,18 @@ def _threads(x):
     return parallel.parts(x.shape[1], x.size, x) if x.ndim >= 2 else 1
 
 
+def _channel_dots(a, b, work):
+    """sum over the N and * axes of a * b, per channel: (C,) for a, b (N, C, *). Where each sample's
+    channel has at least 16 values, as N * C dot products (one matrix product call, no a * b array
+    written); else through work, an array of a's shape, as (a * b).sum()."""
+    N, C = a.shape[:2]
+    L = a.size // (N * C) if N * C else 0
+    if L >= 16:
+        ar, br = a.reshape(N, C, 1, L), b.reshape(N, C, L, 1)
+        return (ar @ br).sum(axis=(0, 2, 3))
+    return get_array_module(a).multiply(a, b, out=work).sum(axis=(0,) + tuple(range(2, a.ndim)))
+
+
 def _batch_norm_fast(x, gamma, beta, eps, axes):
     xp = get_array_module(x)
     shape = _channel_shape(x)
@@ -155,7 +167,8 @@ def _batch_norm_fast(x, gamma, beta, eps, axes):
         c = (slice(None), slice(c0, c1))
         m = x[c].mean(axis=axes, keepdims=True)
         xc = xp.subtract(x[c], m, out=xhat[c])
-        v = xp.multiply(xc, xc, out=out[c]).mean(axis=axes, keepdims=True)  # out[c] as scratch for xc^2
+        M = xc.size // xc.shape[1]
+        v = (_channel_dots(xc, xc, out[c]) / M).astype(x.dtype, copy=False).reshape(m.shape)  # out[c]: scratch
         i = 1 / xp.sqrt(v + eps)
         xc *= i  # xhat
         if gamma is not None:
@@ -179,13 +192,13 @@ def _batch_norm_backward_fast(dout, xhat, gamma, inv_std, has_beta, axes):
         c = (slice(None), slice(c0, c1))
         d, xh, o = dout[c], xhat[c], dx[c]
         sum_dy[c0:c1] = d.sum(axis=axes)
-        sum_dy_xhat[c0:c1] = xp.multiply(d, xh, out=o).sum(axis=axes)  # o as scratch for dy * xhat
+        sum_dy_xhat[c0:c1] = _channel_dots(d, xh, o)  # o as scratch where it needs one
         part = inv_std[c]
         scale = part / M if gamma is None else gamma[c0:c1].reshape(part.shape) * part / M
-        xp.multiply(M, d, out=o)                                       # dx = scale * (M * dy - sum(dy)
-        o -= sum_dy[c0:c1].reshape(part.shape)                         #      - xhat * sum(dy * xhat))
-        o -= xp.multiply(xh, sum_dy_xhat[c0:c1].reshape(part.shape), out=work[c])
-        o *= scale
+        # dx = scale * (M * dy - sum(dy) - xhat * sum(dy * xhat)), the scale taken inside: one pass fewer
+        xp.multiply(d, scale * M, out=o)
+        o -= scale * sum_dy[c0:c1].reshape(part.shape)
+        o -= xp.multiply(xh, scale * sum_dy_xhat[c0:c1].reshape(part.shape), out=work[c])
     parallel.split(channels, xhat.shape[1], xhat, k=_threads(xhat))
     return dx, (sum_dy_xhat if gamma is not None else None), (sum_dy if has_beta else None)
 
