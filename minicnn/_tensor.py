@@ -1832,14 +1832,17 @@ def _size(shape, size):
 
 
 def zeros(*shape, size=None, dtype=None, device=None, requires_grad=False):
+    """A tensor of zeros: zeros(2, 3), zeros((2, 3)) or zeros(size=(2, 3)); float32 by default."""
     return _new(lambda xp, s, d: xp.zeros(s, dtype=d), _size(shape, size), dtype, device, requires_grad, "zeros")
 
 
 def ones(*shape, size=None, dtype=None, device=None, requires_grad=False):
+    """A tensor of ones: ones(2, 3), ones((2, 3)) or ones(size=(2, 3)); float32 by default."""
     return _new(lambda xp, s, d: xp.ones(s, dtype=d), _size(shape, size), dtype, device, requires_grad, "ones")
 
 
 def full(size, fill_value, dtype=None, device=None, requires_grad=False):
+    """A tensor of shape size, every element fill_value (int64 for an int, bool for a bool, else float32)."""
     if dtype is None and isinstance(fill_value, numbers.Integral):
         dtype = bool if isinstance(fill_value, builtins.bool) else int64
     return _new(lambda xp, s, d: xp.full(s, fill_value, dtype=d), (size,), dtype, device, requires_grad,
@@ -1866,6 +1869,7 @@ def randn(*shape, size=None, generator=None, dtype=None, device=None, requires_g
 
 
 def randint(low, high=None, size=None, generator=None, dtype=None, device=None):
+    """Integers drawn uniformly from [low, high) (randint(high, size) starts at 0), int64 by default."""
     if high is None:
         low, high = 0, low
     xp = _default_xp(device)
@@ -1873,6 +1877,7 @@ def randint(low, high=None, size=None, generator=None, dtype=None, device=None):
 
 
 def randperm(n, generator=None, dtype=None, device=None):
+    """A random permutation of 0 .. n - 1, int64 by default."""
     xp = _default_xp(device)
     return Tensor._wrap(xp.asarray(rng_of(generator, "randperm").permutation(_int("randperm", n, "n")).astype(_dtype(dtype) or int64)))
 
@@ -1888,11 +1893,13 @@ def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False
 
 
 def linspace(start, end, steps, dtype=None, device=None):
+    """steps values evenly spaced from start to end, both included: shape (steps,)."""
     xp = _default_xp(device)
     return Tensor._wrap(xp.linspace(start, end, _int("linspace", steps, "steps"), dtype=_dtype(dtype) or _DEFAULT_FLOAT))
 
 
 def eye(n, m=None, dtype=None, device=None):
+    """The (n, m) identity matrix (m = n by default): ones on the diagonal."""
     xp = _default_xp(device)
     return Tensor._wrap(xp.eye(_int("eye", n, "n"), None if m is None else _int("eye", m, "m"), dtype=_dtype(dtype) or _DEFAULT_FLOAT))
 
@@ -1903,26 +1910,32 @@ def _like(fn, t, dtype, kwargs):
 
 
 def zeros_like(t, dtype=None, **kwargs):
+    """Zeros of t's shape, and its dtype and device unless given."""
     return _like(zeros, t, dtype, kwargs)
 
 
 def ones_like(t, dtype=None, **kwargs):
+    """Ones of t's shape, and its dtype and device unless given."""
     return _like(ones, t, dtype, kwargs)
 
 
 def rand_like(t, dtype=None, **kwargs):
+    """U[0, 1) values of t's shape, dtype and device."""
     return _like(rand, t, dtype, kwargs)
 
 
 def randn_like(t, dtype=None, **kwargs):
+    """N(0, 1) values of t's shape, dtype and device."""
     return _like(randn, t, dtype, kwargs)
 
 
 def full_like(t, fill_value, dtype=None, **kwargs):
+    """fill_value everywhere, in t's shape, dtype and device."""
     return full(t.shape, fill_value, dtype=dtype or t.dtype, device=kwargs.get("device", t.device))
 
 
 def empty_like(t, dtype=None, **kwargs):
+    """A tensor of t's shape, dtype and device (zeros: minicnn hands out no uninitialised memory)."""
     return zeros_like(t, dtype, **kwargs)
 
 
@@ -1959,18 +1972,21 @@ def stack(tensors, dim=0):
 
 
 def maximum(a, b):
+    """The larger of a and b, element by element (broadcast shapes); the gradient goes to the larger one."""
     a, b = _operands(_t(a), b, False)
     out, cache = T.maximum(a.array, b.array)
     return record(out, T.maximum_backward, cache, (a, b), "maximum")
 
 
 def minimum(a, b):
+    """The smaller of a and b, element by element (broadcast shapes); the gradient goes to the smaller one."""
     a, b = _operands(_t(a), b, False)
     out, cache = T.minimum(a.array, b.array)
     return record(out, T.minimum_backward, cache, (a, b), "minimum")
 
 
 def where(condition, a, b):
+    """a where condition holds, else b (broadcast shapes); gradients flow to the side that was taken."""
     condition = _t(condition)
     a = _t(a) if not isinstance(a, (numbers.Number, np.generic)) else a
     if isinstance(a, Tensor):
@@ -1988,21 +2004,25 @@ def equal(a, b):
 
 
 def allclose(a, b, rtol=1e-05, atol=1e-08, equal_nan=False):
+    """True when |a - b| <= atol + rtol * |b| everywhere (broadcast shapes), as torch.allclose."""
     a, b = _t(a), _t(b)
     xp = get_array_module(a.array)
     return builtins.bool(xp.allclose(a.array, b.array, rtol=rtol, atol=atol, equal_nan=equal_nan))
 
 
 def isclose(a, b, rtol=1e-05, atol=1e-08, equal_nan=False):
+    """The bool tensor |a - b| <= atol + rtol * |b|, element by element (broadcast shapes)."""
     a, b = _t(a), _t(b)
     return Tensor._wrap(get_array_module(a.array).isclose(a.array, b.array, rtol=rtol, atol=atol, equal_nan=equal_nan))
 
 
 def numel(t):
+    """The number of elements of t: the product of its shape."""
     return t.numel()
 
 
 def is_tensor(obj, /):
+    """True when obj is a minicnn Tensor (or a Parameter)."""
     return isinstance(obj, Tensor)
 
 
@@ -2026,6 +2046,7 @@ def use_deterministic_algorithms(mode, *, warn_only=False):
 
 
 def are_deterministic_algorithms_enabled():
+    """What use_deterministic_algorithms last set (minicnn's ops are deterministic either way)."""
     return _settings["deterministic"]
 
 
@@ -2037,10 +2058,12 @@ def set_float32_matmul_precision(precision):
 
 
 def get_float32_matmul_precision():
+    """What set_float32_matmul_precision last set ('highest' by default)."""
     return _settings["matmul_precision"]
 
 
 def get_default_dtype():
+    """float32: the dtype of floating tensors made from Python numbers."""
     return _DEFAULT_FLOAT
 
 

@@ -176,6 +176,7 @@ def _check_saved(node):
                 "backward().)"
             )
 def is_grad_enabled():
+    """True when operations are being recorded (outside no_grad, or inside enable_grad); per thread."""
     return _state.enabled
 
 

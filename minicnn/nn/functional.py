@@ -175,10 +175,12 @@ def relu(input, inplace=False):
 
 
 def sigmoid(input):
+    """1 / (1 + exp(-x)), element by element. Shapes: any, same as input."""
     return _elementwise(ops.sigmoid, ops.sigmoid_backward, "sigmoid", input)
 
 
 def tanh(input):
+    """tanh(x), element by element. Shapes: any, same as input."""
     return _elementwise(ops.tanh, ops.tanh_backward, "tanh", input)
 
 
@@ -189,11 +191,13 @@ def _softmax_dim(input, dim, name):
 
 
 def softmax(input, dim=None, _stacklevel=3, dtype=None):
+    """exp(x) / sum(exp(x)) along dim, computed from x - max(x) (no overflow). Shapes: any, same as input."""
     input = _t(input) if dtype is None else _t(input).type(dtype)
     return _elementwise(ops.softmax, ops.softmax_backward, "softmax", input, _softmax_dim(input, dim, "softmax"))
 
 
 def log_softmax(input, dim=None, _stacklevel=3, dtype=None):
+    """x - logsumexp(x) along dim, computed stably. Shapes: any, same as input."""
     input = _t(input) if dtype is None else _t(input).type(dtype)
     return _elementwise(ops.log_softmax, ops.log_softmax_backward, "log_softmax", input,
                         _softmax_dim(input, dim, "log_softmax"))

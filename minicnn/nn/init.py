@@ -79,14 +79,17 @@ def trunc_normal_(tensor, mean=0.0, std=1.0, a=-2.0, b=2.0, generator=None):
 
 
 def constant_(tensor, val):
+    """Every element val."""
     return _fill(tensor, np.full(tensor.shape, val))
 
 
 def zeros_(tensor):
+    """Every element 0."""
     return constant_(tensor, 0.0)
 
 
 def ones_(tensor):
+    """Every element 1."""
     return constant_(tensor, 1.0)
 
 
