@@ -529,3 +529,23 @@ def test_export_several_inputs_and_outputs_with_names(tmp_path):
     with minicnn.no_grad():
         for got, expected in zip(loaded(x, y), net(x, y)):
             assert_close(got.numpy(), expected.numpy())
+
+
+@pytest.mark.parametrize("to", [TensorProto.FLOAT8E5M2, TensorProto.FLOAT8E4M3FN, TensorProto.BFLOAT16,
+                                TensorProto.INT4, TensorProto.STRING])
+def test_load_refuses_a_cast_to_a_dtype_minicnn_cannot_hold(to):
+    nodes = [helper.make_node("Cast", ["x"], ["t"], to=to), helper.make_node("Cast", ["t"], ["y"], to=TensorProto.FLOAT)]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)])
+    with pytest.raises(mo.LoadError, match=f"node 0 .*casting to {TensorProto.DataType.Name(to)}"):
+        mo.load(model)
+
+
+def test_load_refuses_a_graph_input_of_bfloat16():
+    node = helper.make_node("Identity", ["x"], ["y"])
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.BFLOAT16, [2])],
+                              [helper.make_tensor_value_info("y", TensorProto.BFLOAT16, [2])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)])
+    with pytest.raises(mo.LoadError, match="BFLOAT16"):
+        mo.load(model)

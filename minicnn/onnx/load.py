@@ -30,7 +30,15 @@ any other operator, attribute or setting is a LoadError naming the node, at load
     Pad                      mode constant, or reflect, edge, wrap on the last two axes
     ReduceMean, ReduceSum    axes, keepdims, noop_with_empty_axes
     Dropout                  the identity (inference; training_mode must be false)
-    Identity, Cast (to), Constant, ConstantOfShape, Shape (start, end)
+    Identity, Cast (to: float16/32/64, int8-64, uint8-64, bool), Constant, ConstantOfShape, Shape (start, end)
+    Elu (alpha), Selu (alpha, gamma), PRelu (slope broadcast to x), HardSigmoid (alpha, beta), HardSwish,
+    Softplus, Softsign, Gelu (approximate)
+    InstanceNormalization (epsilon), LRN (alpha, beta, bias, size: odd sizes)
+    SoftmaxCrossEntropyLoss (reduction, ignore_index, weights; both outputs), NegativeLogLikelihoodLoss
+
+MaxPool and AveragePool with pads over half the kernel pad explicitly first (-inf, or zeros counted:
+count_include_pad=1), without ceil_mode. Graph inputs, outputs and initializers of a type minicnn
+cannot hold (float8, 4- and 2-bit types, bfloat16, strings, complex) are a LoadError.
 
 Pooling follows torch's output-size rule (with ceil_mode, a last window that would start in
 the padding is dropped), as ONNX's newer opsets specify it too.
@@ -118,6 +126,16 @@ class OnnxModule(Module):
             raise LoadError(f"minicnn.onnx.load: {label} holds a sparse initializer ({t.values.name!r}); "
                             "minicnn reads dense tensors only")
         known = {t.name for t in graph.initializer}  # (old files list initializers among the inputs too)
+        for value in list(graph.input) + list(graph.output):
+            elem = value.type.tensor_type.elem_type if value.type.HasField("tensor_type") else None
+            if elem is None or (elem and elem not in _TYPES):
+                what = _type_name(elem) if elem else "a non-tensor type"
+                raise LoadError(f"minicnn.onnx.load: {label}: the graph's {value.name!r} is {what}; minicnn holds "
+                                "tensors of float16/32/64, int8-64, uint8-64 and bool")
+        for t in graph.initializer:
+            if t.data_type not in _TYPES:
+                raise LoadError(f"minicnn.onnx.load: {label}: the initializer {t.name!r} is "
+                                f"{_type_name(t.data_type)}, which minicnn cannot hold")
         self.input_names = [i.name for i in graph.input if i.name not in known]
         self.input_shapes = [_dims(i) for i in graph.input if i.name not in known]
         self._input_dtypes = [_elem_dtype(i) for i in graph.input if i.name not in known]
@@ -371,14 +389,40 @@ def _pool_args(a):
     return k, stride, (int(pads[0]), int(pads[1]))
 
 
-@_op("MaxPool", check=_check_2d, auto_pad="NOTSET", ceil_mode=0, dilations=None, kernel_shape=None, pads=None,
+def _wide_pads(kernel, padding):
+    return any(p > k // 2 for p, k in zip(padding, kernel))
+
+
+def _check_wide_pads(a):
+    """Pads over half the kernel are run as explicit padding, which is exact without ceil_mode only."""
+    if a.get("pads") is None or a.get("kernel_shape") is None or len(a["pads"]) != 2 * len(a["kernel_shape"]):
+        return None
+    if _wide_pads(a["kernel_shape"], a["pads"]) and a["ceil_mode"]:
+        return f"pads {list(a['pads'])} over half the kernel {list(a['kernel_shape'])} with ceil_mode=1"
+    return None
+
+
+def _check_max(a, opset, node):
+    return _check_2d(a, opset, node) or _check_wide_pads(a)
+
+
+@_op("MaxPool", check=_check_max, auto_pad="NOTSET", ceil_mode=0, dilations=None, kernel_shape=None, pads=None,
      storage_order=0, strides=None)
 def _max_pool(step, a, x):
     k, stride, padding = _pool_args(a)
+    if _wide_pads(k, padding):  # torch's pool takes at most half the kernel: pad with the lowest value first
+        low = float("-inf") if x.dtype.kind == "f" else int(np.iinfo(x.dtype).min)
+        x, padding = F.pad(x, [padding[1], padding[1], padding[0], padding[0]], value=low), (0, 0)
     return F.max_pool2d(x, k, stride, padding, tuple(a["dilations"] or (1, 1)), ceil_mode=bool(a["ceil_mode"]))
 
 
 def _check_avg(a, opset, node):
+    why = _check_2d(a, opset, node) or _check_wide_pads(a)
+    if why:
+        return why
+    if a["pads"] is not None and _wide_pads(a["kernel_shape"], a["pads"]) and not a["count_include_pad"]:
+        return (f"pads {list(a['pads'])} over half the kernel {list(a['kernel_shape'])} with "
+                "count_include_pad=0 are not supported")
     if a["dilations"] is not None and any(d != 1 for d in a["dilations"]):
         return f"dilations {list(a['dilations'])} are not supported for AveragePool (only 1)"
     return _check_2d(a, opset, node)
@@ -388,6 +432,8 @@ def _check_avg(a, opset, node):
      kernel_shape=None, pads=None, strides=None)
 def _avg_pool(step, a, x):
     k, stride, padding = _pool_args(a)
+    if _wide_pads(k, padding):  # count_include_pad (checked at load): the zeros are counted, as padded data
+        x, padding = F.pad(x, [padding[1], padding[1], padding[0], padding[0]], value=0.0), (0, 0)
     return F.avg_pool2d(x, k, stride, padding, ceil_mode=bool(a["ceil_mode"]),
                         count_include_pad=bool(a["count_include_pad"]))
 
@@ -475,6 +521,11 @@ _op("LogSoftmax", axis=None)(_softmax_op(F.log_softmax))
 
 @_op("Clip", inputs=3)
 def _clip(step, a, x, low=None, high=None):
+    if x.dtype.kind in "iu":  # integers stay integers (clamp would give floats)
+        xp = get_array_module(x.array)
+        low = x.array.min() if low is None else low.array
+        high = x.array.max() if high is None else high.array
+        return Tensor._wrap(xp.minimum(xp.maximum(x.array, low), high).astype(x.dtype))
     return x.clamp(None if low is None else _float(low), None if high is None else _float(high))
 
 
@@ -503,6 +554,9 @@ def _div(step, a, x, y):
 
 @_op("Pow", inputs=2)
 def _pow(step, a, x, y):
+    if x.dtype.kind in "iu":  # ONNX: the result has the base's type
+        xp = get_array_module(x.array)
+        return Tensor._wrap(xp.power(x.array.astype(np.float64), y.array).astype(x.dtype))
     return x ** (_float(y) if y.numel() == 1 else y)
 
 
@@ -659,11 +713,17 @@ _op("ReduceMean", inputs=2, axes=None, keepdims=1, noop_with_empty_axes=0)(_redu
 _op("ReduceSum", inputs=2, axes=None, keepdims=1, noop_with_empty_axes=0)(_reduce("sum", 13))
 
 
-@_op("Dropout", inputs=3, ratio=None, seed=None)
+def _check_dropout(a, opset, node):
+    if len(node.input) > 2 and node.input[2]:
+        return ("a training_mode input is not supported: minicnn loads the inference graph, where Dropout is "
+                "the identity")
+    return None
+
+
+@_op("Dropout", inputs=3, outputs=2, check=_check_dropout, ratio=None, seed=None)
 def _dropout(step, a, x, ratio=None, training_mode=None):
-    if training_mode is not None and bool(np.asarray(to_numpy(training_mode)).reshape(-1)[0]):
-        raise ValueError("Dropout with training_mode=True is not supported: minicnn runs the inference graph")
-    return x
+    xp = get_array_module(x.array)
+    return x, Tensor._wrap(xp.ones(x.shape, dtype=bool))  # inference: nothing dropped, the mask all True
 
 
 @_op("Identity")
@@ -671,13 +731,20 @@ def _identity(step, a, x):
     return x
 
 
+# the ONNX element types minicnn holds (NumPy's own dtypes); float8, 4- and 2-bit types, bfloat16,
+# strings and complex numbers are refused at load
+_TYPES = {getattr(onnx.TensorProto, t) for t in ("FLOAT", "DOUBLE", "FLOAT16", "INT8", "INT16", "INT32", "INT64",
+                                                  "UINT8", "UINT16", "UINT32", "UINT64", "BOOL")}
+
+
+def _type_name(elem):
+    return onnx.TensorProto.DataType.Name(elem) if elem in onnx.TensorProto.DataType.values() else str(elem)
+
+
 def _check_cast(a, opset, node):
-    try:
-        dtype = np.dtype(helper.tensor_dtype_to_np_dtype(int(a["to"])))
-    except Exception:
-        dtype = None
-    if dtype is None or dtype.kind not in "fiub" or dtype.itemsize > 8:
-        return f"casting to the ONNX type {a['to']} is not supported (float, int, uint and bool types)"
+    if a["to"] is None or int(a["to"]) not in _TYPES:
+        return (f"casting to {_type_name(a['to'])} is not supported: minicnn holds float16/32/64, int8-64, "
+                "uint8-64 and bool")
     return None
 
 
@@ -701,3 +768,95 @@ def _constant_of_shape(step, a, shape):
 def _shape(step, a, x):
     return _like(x, np.asarray(x.shape[a["start"]:a["end"]], dtype=np.int64))
 
+
+
+# -- activations with attributes ---------------------------------------------------------------------
+
+
+@_op("Elu", alpha=1.0)
+def _elu(step, a, x):
+    return F.elu(x, float(a["alpha"]))
+
+
+@_op("Selu", alpha=1.67326319217681884765625, gamma=1.05070102214813232421875)
+def _selu(step, a, x):
+    return F.elu(x, float(a["alpha"])) * float(a["gamma"])  # gamma * elu(x, alpha), for any alpha and gamma
+
+
+@_op("PRelu", inputs=2)
+def _prelu(step, a, x, slope):
+    # slope broadcasts to x (not only per channel): relu(x) + slope * min(x, 0), exact on both sides of 0
+    positive = F.relu(x)
+    return positive + slope * (x - positive)
+
+
+@_op("HardSigmoid", alpha=0.2, beta=0.5)
+def _hard_sigmoid(step, a, x):
+    return (x * float(a["alpha"]) + float(a["beta"])).clamp(0.0, 1.0)
+
+
+@_op("HardSwish")
+def _hard_swish(step, a, x):
+    return F.hardswish(x)
+
+
+@_op("Softplus")
+def _softplus(step, a, x):
+    return F.softplus(x)
+
+
+@_op("Softsign")
+def _softsign(step, a, x):
+    return F.softsign(x)
+
+
+@_op("Gelu", check=lambda a, o, n: None if a["approximate"] in ("none", "tanh") else
+     f"approximate={a['approximate']!r} is not supported (none or tanh)", approximate="none")
+def _gelu(step, a, x):
+    return F.gelu(x, approximate=a["approximate"])
+
+
+# -- normalisation -----------------------------------------------------------------------------------
+
+
+@_op("InstanceNormalization", inputs=3, epsilon=1e-5)
+def _instance_norm(step, a, x, scale, bias):
+    return F.group_norm(x, x.shape[1], scale, bias, eps=float(a["epsilon"]))  # one group per channel
+
+
+def _check_lrn(a, opset, node):
+    if a["size"] is None or a["size"] % 2 == 0:
+        return (f"size={a['size']} is not supported: only an odd size, where ONNX's channel window "
+                "(floor((size-1)/2) before, ceil((size-1)/2) after) is torch's")
+    return None
+
+
+@_op("LRN", check=_check_lrn, alpha=1e-4, beta=0.75, bias=1.0, size=None)
+def _lrn(step, a, x):
+    return F.local_response_norm(x, int(a["size"]), float(a["alpha"]), float(a["beta"]), float(a["bias"]))
+
+
+# -- losses --------------------------------------------------------------------------------------------
+
+_NO_INDEX = -(2 ** 62)  # ONNX's loss without ignore_index ignores no class (torch's default is -100)
+
+
+def _check_loss(a, opset, node):
+    if a["reduction"] not in ("mean", "sum", "none"):
+        return f"reduction={a['reduction']!r} is not supported (mean, sum, none)"
+    return None
+
+
+@_op("SoftmaxCrossEntropyLoss", inputs=3, outputs=2, check=_check_loss, reduction="mean", ignore_index=None)
+def _softmax_cross_entropy_loss(step, a, scores, labels, weights=None):
+    # scores (N, C, d1, ...), labels (N, d1, ...): the mean is weighted, sum / sum of w[label], as torch's
+    log_prob = F.log_softmax(scores, dim=1)
+    ignore = _NO_INDEX if a["ignore_index"] is None else int(a["ignore_index"])
+    loss = F.nll_loss(log_prob, labels, weights, ignore_index=ignore, reduction=a["reduction"])
+    return loss, log_prob
+
+
+@_op("NegativeLogLikelihoodLoss", inputs=3, check=_check_loss, reduction="mean", ignore_index=None)
+def _nll_loss(step, a, log_prob, target, weight=None):
+    ignore = _NO_INDEX if a["ignore_index"] is None else int(a["ignore_index"])
+    return F.nll_loss(log_prob, target, weight, ignore_index=ignore, reduction=a["reduction"])
