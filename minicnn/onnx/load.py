@@ -17,6 +17,8 @@ The operators of the default domain, opset 11 or newer, each with the attributes
 any other operator, attribute or setting is a LoadError naming the node, at load time:
 
     Conv                     2-D; strides, pads, dilations, group, kernel_shape, auto_pad
+    ConvTranspose            1-D, 2-D; strides, pads, dilations, group, kernel_shape, output_padding,
+                             output_shape, auto_pad
     MaxPool, AveragePool     2-D; kernel_shape, strides, pads (the same before and after),
                              ceil_mode, auto_pad NOTSET or VALID; MaxPool: dilations,
                              storage_order; AveragePool: count_include_pad
@@ -147,6 +149,7 @@ class OnnxModule(Module):
                  for i in (3, 4) if len(n.input) > i}
         for tensor in graph.initializer:
             self._place_initializer(tensor, tensor.name in stats)
+        self._ranks = _ranks(proto)
         for index, node in enumerate(graph.node):
             self._add_node(index, node)
 
@@ -209,6 +212,10 @@ class OnnxModule(Module):
                          f"for {len(outputs)} ({', '.join(outputs)})")
         if len(node.input) > spec.inputs:
             raise refuse(f"{node.op_type} takes at most {spec.inputs} inputs here, the node has {len(node.input)}")
+        rank = self._ranks.get(node.input[0]) if node.input else None
+        if spec.ranks is not None and rank is not None and rank not in spec.ranks:
+            raise refuse(f"the input {node.input[0]!r} has rank {rank}; minicnn runs {node.op_type} on rank "
+                         f"{' or '.join(map(str, sorted(spec.ranks)))}")
         if spec.check is not None:
             why = spec.check(attrs, self._opset, node)
             if why:
@@ -278,6 +285,20 @@ def _default_opset(proto, label):
     return opset
 
 
+def _ranks(proto):
+    """{value name: rank} for the values whose rank the file states or ONNX's shape inference finds."""
+    try:
+        graph = onnx.shape_inference.infer_shapes(proto).graph
+    except Exception:  # inference is a help, not a requirement
+        graph = proto.graph
+    ranks = {t.name: len(t.dims) for t in graph.initializer}
+    for v in list(graph.input) + list(graph.value_info) + list(graph.output):
+        t = v.type.tensor_type
+        if v.type.HasField("tensor_type") and t.HasField("shape"):
+            ranks[v.name] = len(t.shape.dim)
+    return ranks
+
+
 def _dims(value_info):
     t = value_info.type.tensor_type
     if not t.HasField("shape"):
@@ -306,18 +327,20 @@ def _constant_value(a):
 
 
 class _Spec:
-    __slots__ = ("fn", "attrs", "inputs", "outputs", "check")
+    __slots__ = ("fn", "attrs", "inputs", "outputs", "check", "ranks")
 
-    def __init__(self, fn, attrs, inputs, outputs, check):
+    def __init__(self, fn, attrs, inputs, outputs, check, ranks):
         self.fn, self.attrs, self.inputs, self.outputs, self.check = fn, attrs, inputs, outputs, check
+        self.ranks = ranks
 
 
 OPERATORS = {}
 
 
-def _op(name, inputs=1, outputs=1, check=None, **attrs):
+def _op(name, inputs=1, outputs=1, check=None, ranks=None, **attrs):
+    """Register fn(step, attrs, *inputs) for the operator `name`; ranks: the ranks its first input may have."""
     def register(fn):
-        OPERATORS[name] = _Spec(fn, attrs, inputs, outputs, check)
+        OPERATORS[name] = _Spec(fn, attrs, inputs, outputs, check, ranks)
         return fn
     return register
 
@@ -860,3 +883,65 @@ def _softmax_cross_entropy_loss(step, a, scores, labels, weights=None):
 def _nll_loss(step, a, log_prob, target, weight=None):
     ignore = _NO_INDEX if a["ignore_index"] is None else int(a["ignore_index"])
     return F.nll_loss(log_prob, target, weight, ignore_index=ignore, reduction=a["reduction"])
+
+
+# -- transposed convolution ----------------------------------------------------------------------------
+
+
+def _check_conv_transpose(a, opset, node):
+    k = a["kernel_shape"]
+    if k is not None and len(k) not in (1, 2):
+        return f"only 1-D and 2-D transposed convolutions are supported, kernel_shape is {list(k)}"
+    if a["auto_pad"] not in ("NOTSET", "VALID", "SAME_UPPER", "SAME_LOWER"):
+        return f"auto_pad={a['auto_pad']!r} is not supported"
+    return None
+
+
+@_op("ConvTranspose", inputs=3, ranks={3, 4}, check=_check_conv_transpose, auto_pad="NOTSET", dilations=None,
+     group=1, kernel_shape=None, output_padding=None, output_shape=None, pads=None, strides=None)
+def _conv_transpose(step, a, x, w, b=None):
+    if x.ndim == 3:  # 1-D: run as 2-D with a height of 1
+        return _conv_transpose(step, _attrs_2d(a), x.unsqueeze(2), w.unsqueeze(2), b).squeeze(2)
+    if w.ndim != 4 or x.ndim != 4:
+        raise ValueError(f"only 1-D and 2-D transposed convolutions: input {tuple(x.shape)}, weight {tuple(w.shape)}")
+    K = tuple(w.shape[2:])
+    if a["kernel_shape"] is not None and tuple(a["kernel_shape"]) != K:
+        raise ValueError(f"kernel_shape {list(a['kernel_shape'])} does not match the weight {tuple(w.shape)}")
+    S = tuple(a["strides"] or (1, 1))
+    D = tuple(a["dilations"] or (1, 1))
+    extra = tuple(a["output_padding"] or (0, 0))
+    # with no padding, each axis is S*(n-1) + D*(K-1) + 1 long; ONNX's output is a window of it
+    # (begin..begin+size), zeros where the window passes its end (output_padding, a larger output_shape)
+    y = F.conv_transpose2d(x, w, None, stride=S, dilation=D, groups=int(a["group"]))
+    full = [s * (n - 1) + d * (k - 1) + 1 for n, k, s, d in zip(x.shape[2:], K, S, D)]
+    if a["output_shape"] is not None or (a["pads"] is None and a["auto_pad"] in ("SAME_UPPER", "SAME_LOWER")):
+        size = (list(a["output_shape"][-2:]) if a["output_shape"] is not None
+                else [n * s for n, s in zip(x.shape[2:], S)])
+        total = [f + e - o for f, e, o in zip(full, extra, size)]
+        begin = [t // 2 if a["auto_pad"] == "SAME_UPPER" else t - t // 2 for t in total]
+    else:
+        pads = a["pads"] if a["pads"] is not None and a["auto_pad"] == "NOTSET" else (0, 0, 0, 0)
+        begin = [pads[0], pads[1]]
+        size = [f + e - pb - pe for f, e, pb, pe in zip(full, extra, begin, pads[2:])]
+    widths = []
+    for f, pb, o in zip(full, begin, size):
+        widths.append((max(-pb, 0), max(pb + o - f, 0)))  # zeros before / after the computed part
+    if any(w_ != (0, 0) for w_ in widths):
+        y = F.pad(y, [widths[1][0], widths[1][1], widths[0][0], widths[0][1]])
+    top, left = begin[0] + widths[0][0], begin[1] + widths[1][0]
+    y = y[:, :, top:top + size[0], left:left + size[1]]
+    if b is not None:
+        y = y + b.reshape(1, -1, 1, 1)
+    return y
+
+
+def _attrs_2d(a):
+    """A 1-D operator's attributes as the 2-D ones of a height-1 input."""
+    two = dict(a)
+    for key, one in (("kernel_shape", 1), ("strides", 1), ("dilations", 1), ("output_padding", 0),
+                     ("output_shape", 1)):
+        if a.get(key) is not None:
+            two[key] = [one] + list(a[key])
+    if a.get("pads") is not None:
+        two["pads"] = [0, a["pads"][0], 0, a["pads"][1]]
+    return two
