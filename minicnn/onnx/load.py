@@ -37,6 +37,8 @@ any other operator, attribute or setting is a LoadError naming the node, at load
     Softplus, Softsign, Gelu (approximate)
     InstanceNormalization (epsilon), LRN (alpha, beta, bias, size: odd sizes)
     SoftmaxCrossEntropyLoss (reduction, ignore_index, weights; both outputs), NegativeLogLikelihoodLoss
+    Resize                   4-D, on H and W: nearest (asymmetric, floor: torch's nearest), linear (half_pixel,
+                             pytorch_half_pixel, align_corners with sizes: torch's bilinear)
 
 MaxPool and AveragePool with pads over half the kernel pad explicitly first (-inf, or zeros counted:
 count_include_pad=1), without ceil_mode. Graph inputs, outputs and initializers of a type minicnn
@@ -945,3 +947,59 @@ def _attrs_2d(a):
     if a.get("pads") is not None:
         two["pads"] = [0, a["pads"][0], 0, a["pads"][1]]
     return two
+
+
+# -- resizing ------------------------------------------------------------------------------------------
+
+
+def _check_resize(a, opset, node):
+    if a["mode"] == "nearest":
+        if (a["coordinate_transformation_mode"], a["nearest_mode"]) != ("asymmetric", "floor"):
+            return (f"mode 'nearest' with coordinate_transformation_mode={a['coordinate_transformation_mode']!r} "
+                    f"and nearest_mode={a['nearest_mode']!r} is not supported: only asymmetric and floor (torch's "
+                    "'nearest')")
+    elif a["mode"] == "linear":
+        if a["coordinate_transformation_mode"] not in ("half_pixel", "pytorch_half_pixel", "align_corners"):
+            return (f"mode 'linear' with coordinate_transformation_mode={a['coordinate_transformation_mode']!r} is "
+                    "not supported (half_pixel, pytorch_half_pixel or align_corners: torch's bilinear)")
+    else:
+        return f"mode={a['mode']!r} is not supported (nearest, linear)"
+    if (a["coordinate_transformation_mode"] == "align_corners" and len(node.input) > 2 and node.input[2]
+            and not (len(node.input) > 3 and node.input[3])):
+        return ("align_corners with scales is not supported: ONNX divides by the unrounded output size "
+                "(H * scale - 1), torch by OH - 1; give sizes")
+    if a["antialias"]:
+        return "antialias=1 is not supported"
+    if a["axes"] is not None:
+        return "the axes attribute is not supported"
+    if a["keep_aspect_ratio_policy"] != "stretch":
+        return f"keep_aspect_ratio_policy={a['keep_aspect_ratio_policy']!r} is not supported (stretch)"
+    return None
+
+
+@_op("Resize", inputs=4, ranks={4}, check=_check_resize, mode="nearest", coordinate_transformation_mode="half_pixel",
+     nearest_mode="round_prefer_floor", antialias=0, axes=None, cubic_coeff_a=-0.75, exclude_outside=0,
+     extrapolation_value=0.0, keep_aspect_ratio_policy="stretch")
+def _resize(step, a, x, roi=None, scales=None, sizes=None):
+    # (N, C, H, W) resized on H and W only: scales (1, 1, SH, SW) or sizes (N, C, OH, OW)
+    mode = "nearest" if a["mode"] == "nearest" else "bilinear"
+    corners = None if mode == "nearest" else a["coordinate_transformation_mode"] == "align_corners"
+    if sizes is not None and sizes.numel():
+        size = _ints(sizes)
+        if size[:2] != list(x.shape[:2]):
+            raise ValueError(f"Resize: only H and W can be resized, sizes are {size} for an input {tuple(x.shape)}")
+        size, factors = size[2:], None
+    else:
+        factors = [float(v) for v in np.asarray(to_numpy(scales)).reshape(-1)]
+        if factors[:2] != [1.0, 1.0]:
+            raise ValueError(f"Resize: only H and W can be resized, scales are {factors}")
+        factors = factors[2:]
+        size = [math.floor(n * f) for n, f in zip(x.shape[2:], factors)]
+    if a["coordinate_transformation_mode"] == "pytorch_half_pixel":  # an axis resized to 1 takes its first row
+        if size[0] == 1:
+            x, factors = x[:, :, :1], None
+        if size[1] == 1:
+            x, factors = x[:, :, :, :1], None
+    if factors is None or corners:  # align_corners: (in - 1) / (out - 1) whatever the scales
+        return F.interpolate(x, size=tuple(size), mode=mode, align_corners=corners)
+    return F.interpolate(x, scale_factor=tuple(factors), mode=mode, align_corners=corners)
