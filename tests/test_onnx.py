@@ -549,3 +549,43 @@ def test_load_refuses_a_graph_input_of_bfloat16():
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)])
     with pytest.raises(mo.LoadError, match="BFLOAT16"):
         mo.load(model)
+
+
+@needs_torch
+def test_torch_exported_batch_norm_prelu_conv_transpose_upsample_match_torch_and_train_as_torch():
+    """Conv, BatchNorm2d, PReLU, ConvTranspose2d and Upsample out of torch.onnx.export: the loaded graph
+    gives torch's outputs, and 10 SGD steps on minicnn's tape follow torch's own 10 steps."""
+    torch.manual_seed(0)
+    twin = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.BatchNorm2d(4), torch.nn.PReLU(4),
+                               torch.nn.ConvTranspose2d(4, 2, 3, stride=2, padding=1, output_padding=1),
+                               torch.nn.Upsample(scale_factor=2))
+    with torch.no_grad():
+        twin[1].running_mean.uniform_(-0.5, 0.5), twin[1].running_var.uniform_(0.5, 2.0)
+        twin[2].weight.uniform_(0.1, 0.4)
+    twin.eval()
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 3, 8, 8)).astype(np.float32)
+    target = rng.standard_normal((2, 2, 32, 32)).astype(np.float32)
+    buffer = io.BytesIO()
+    torch_export(twin, x, buffer, do_constant_folding=False, training=torch.onnx.TrainingMode.PRESERVE)
+    net = mo.load(buffer.getvalue())
+    ops = {step.op_type for step in net._plan}
+    assert {"Conv", "BatchNormalization", "PRelu", "ConvTranspose", "Resize"} <= ops
+    with torch.no_grad():
+        assert_close(run(net, x), twin(torch.from_numpy(x)).numpy())
+
+    net.eval()  # the inference graph (BatchNormalization with running statistics), trained by SGD
+    opt = minicnn.optim.SGD(net.parameters(), lr=0.05)
+    torch_opt = torch.optim.SGD(twin.parameters(), lr=0.05)
+    for _ in range(10):
+        opt.zero_grad()
+        loss = F.mse_loss(net(minicnn.from_numpy(x)), minicnn.from_numpy(target))
+        loss.backward()
+        opt.step()
+        torch_opt.zero_grad()
+        torch_loss = torch.nn.functional.mse_loss(twin(torch.from_numpy(x)), torch.from_numpy(target))
+        torch_loss.backward()
+        torch_opt.step()
+        np.testing.assert_allclose(float(loss.item()), float(torch_loss.item()), rtol=1e-5)
+    with torch.no_grad():
+        assert_close(run(net, x), twin(torch.from_numpy(x)).numpy())
