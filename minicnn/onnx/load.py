@@ -40,6 +40,11 @@ any other operator, attribute or setting is a LoadError naming the node, at load
     Resize                   4-D, on H and W: nearest (asymmetric, floor: torch's nearest), linear (half_pixel,
                              pytorch_half_pixel, align_corners with sizes: torch's bilinear)
 
+    Max, Min, Sum, Mean (any number of inputs), Where, Equal, Less, Greater, Not, Reciprocal,
+    Floor, Ceil, Sign (constants on the tape: their gradient is 0)
+    ReduceMax, ReduceMin (axes, keepdims, noop_with_empty_axes), ArgMax, ArgMin (axis, keepdims,
+    select_last_index), Split (axis, split, num_outputs), Tile, Range
+
 MaxPool and AveragePool with pads over half the kernel pad explicitly first (-inf, or zeros counted:
 count_include_pad=1), without ceil_mode. Graph inputs, outputs and initializers of a type minicnn
 cannot hold (float8, 4- and 2-bit types, bfloat16, strings, complex) are a LoadError.
@@ -56,7 +61,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from .._tensor import Tensor, as_tensor, cat
+from .._tensor import Tensor, as_tensor, cat, maximum, minimum, where
 from ..autograd import record
 from ..backend import get_array_module, to_numpy
 from ..nn import functional as F
@@ -1003,3 +1008,167 @@ def _resize(step, a, x, roi=None, scales=None, sizes=None):
     if factors is None or corners:  # align_corners: (in - 1) / (out - 1) whatever the scales
         return F.interpolate(x, size=tuple(size), mode=mode, align_corners=corners)
     return F.interpolate(x, scale_factor=tuple(factors), mode=mode, align_corners=corners)
+
+
+# -- element-wise and comparisons ----------------------------------------------------------------------
+
+
+@_op("Max", inputs=2 ** 31)
+def _max(step, a, *xs):
+    out = xs[0]
+    for x in xs[1:]:
+        out = maximum(out, x)
+    return out
+
+
+@_op("Min", inputs=2 ** 31)
+def _min(step, a, *xs):
+    out = xs[0]
+    for x in xs[1:]:
+        out = minimum(out, x)
+    return out
+
+
+@_op("Sum", inputs=2 ** 31)
+def _sum(step, a, *xs):
+    out = xs[0]
+    for x in xs[1:]:
+        out = out + x
+    return out
+
+
+@_op("Mean", inputs=2 ** 31)
+def _mean(step, a, *xs):
+    return _sum(step, a, *xs) / float(len(xs))
+
+
+@_op("Where", inputs=3)
+def _where(step, a, condition, x, y):
+    return where(condition, x, y)
+
+
+@_op("Equal", inputs=2)
+def _equal(step, a, x, y):
+    return x == y
+
+
+@_op("Less", inputs=2)
+def _less(step, a, x, y):
+    return x < y
+
+
+@_op("Greater", inputs=2)
+def _greater(step, a, x, y):
+    return x > y
+
+
+@_op("Not")
+def _not(step, a, x):
+    return ~x
+
+
+@_op("Reciprocal")
+def _reciprocal(step, a, x):
+    return 1.0 / x
+
+
+def _step_function(name):
+    # floor, ceil and sign are flat almost everywhere: their output is a constant on the tape (gradient 0)
+    def run(step, a, x):
+        xp = get_array_module(x.array)
+        return Tensor._wrap(getattr(xp, name)(x.array))
+    return run
+
+
+_op("Floor")(_step_function("floor"))
+_op("Ceil")(_step_function("ceil"))
+_op("Sign")(_step_function("sign"))
+
+
+def _lowest_or_highest(dtype, highest):
+    """The identity of max (the dtype's lowest value) or of min (its highest): -inf / inf, False / True, ..."""
+    if dtype.kind == "b":
+        return highest
+    if dtype.kind in "iu":
+        return np.iinfo(dtype).max if highest else np.iinfo(dtype).min
+    return np.inf if highest else -np.inf
+
+
+def _reduce_extreme(method, empty):
+    def run(step, a, x, axes=None):
+        axes = _axes(step, a, axes, 18)
+        if not axes:
+            if a["noop_with_empty_axes"]:
+                return x
+            axes = list(range(x.ndim))
+        axes = tuple(sorted(d % x.ndim for d in axes))
+        if any(x.shape[d] == 0 for d in axes):  # the maximum of no values is the lowest value (min: highest)
+            shape = [1 if d in axes else n for d, n in enumerate(x.shape)]
+            if not a["keepdims"]:
+                shape = [n for d, n in enumerate(shape) if d not in axes]
+            return _like(x, np.full(shape, _lowest_or_highest(x.dtype, empty > 0), dtype=x.dtype))
+        return getattr(x, method)(dim=axes, keepdim=bool(a["keepdims"]))
+    return run
+
+
+_op("ReduceMax", inputs=2, axes=None, keepdims=1, noop_with_empty_axes=0)(_reduce_extreme("amax", -1))
+_op("ReduceMin", inputs=2, axes=None, keepdims=1, noop_with_empty_axes=0)(_reduce_extreme("amin", 1))
+
+
+def _arg_extreme(method):
+    def run(step, a, x):
+        axis = int(a["axis"]) % x.ndim
+        xp = get_array_module(x.array)
+        data = x.array
+        if a["select_last_index"]:  # the last of equal extremes: search the reversed axis
+            data = xp.flip(data, axis=axis)
+        index = getattr(xp, method)(data, axis=axis)
+        if a["select_last_index"]:
+            index = x.shape[axis] - 1 - index
+        if a["keepdims"]:
+            index = xp.expand_dims(index, axis)
+        return Tensor._wrap(index.astype(np.int64))
+    return run
+
+
+_op("ArgMax", axis=0, keepdims=1, select_last_index=0)(_arg_extreme("argmax"))
+_op("ArgMin", axis=0, keepdims=1, select_last_index=0)(_arg_extreme("argmin"))
+
+
+# -- shapes ------------------------------------------------------------------------------------------
+
+
+@_op("Split", inputs=2, outputs=2 ** 31, axis=0, split=None, num_outputs=None)
+def _split(step, a, x, split=None):
+    axis = int(a["axis"]) % x.ndim
+    n = x.shape[axis]
+    if split is not None:
+        sizes = _ints(split)
+    elif a["split"] is not None:
+        sizes = [int(v) for v in a["split"]]
+    else:  # equal parts (num_outputs, or one per output); the last one smaller when they do not divide
+        parts = int(a["num_outputs"]) if a["num_outputs"] is not None else len(step.outputs)
+        size = -(-n // parts)
+        sizes = [min(size, n - i * size) for i in range(parts)]
+    if sum(sizes) != n:
+        raise ValueError(f"Split: the parts {sizes} do not add up to the axis' size {n}")
+    outs, start = [], 0
+    for size in sizes:
+        outs.append(x[(slice(None),) * axis + (slice(start, start + size),)])
+        start += size
+    return tuple(outs)
+
+
+@_op("Tile", inputs=2)
+def _tile(step, a, x, repeats):
+    for axis, r in enumerate(_ints(repeats)):
+        if r != 1:
+            x = cat([x] * r, dim=axis)
+    return x
+
+
+@_op("Range", inputs=3)
+def _range(step, a, start, limit, delta):
+    first, last, by = (np.asarray(to_numpy(t)).reshape(()) for t in (start, limit, delta))
+    count = max(math.ceil((float(last) - float(first)) / float(by)), 0)
+    return _like(start, (first + np.arange(count, dtype=first.dtype) * by).astype(first.dtype))
