@@ -473,7 +473,7 @@ def test_load_refuses_an_unsupported_operator_naming_the_node():
     (helper.make_node("AveragePool", ["x"], ["y"], kernel_shape=[2, 2], dilations=[2, 2]), "dilations"),
     (helper.make_node("MaxPool", ["x"], ["y", "i"], kernel_shape=[2, 2]), "first 1 output"),
     (helper.make_node("MaxPool", ["x"], ["y"], kernel_shape=[2, 2, 2]), "2-D"),
-    (helper.make_node("Conv", ["x", "w"], ["y"], kernel_shape=[3]), "2-D"),
+    (helper.make_node("Conv", ["x", "w"], ["y"], kernel_shape=[3, 3, 3]), "1-D and 2-D"),
     (helper.make_node("Cast", ["x"], ["y"], to=TensorProto.STRING), "casting"),
     (helper.make_node("BatchNormalization", ["x", "s", "s", "s", "s"], ["y"], training_mode=1), "training_mode"),
 ])

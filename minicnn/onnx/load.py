@@ -16,10 +16,10 @@ loaded graph can be trained further.
 The operators of the default domain, opset 11 or newer, each with the attributes listed;
 any other operator, attribute or setting is a LoadError naming the node, at load time:
 
-    Conv                     2-D; strides, pads, dilations, group, kernel_shape, auto_pad
+    Conv                     1-D, 2-D; strides, pads, dilations, group, kernel_shape, auto_pad
     ConvTranspose            1-D, 2-D; strides, pads, dilations, group, kernel_shape, output_padding,
                              output_shape, auto_pad
-    MaxPool, AveragePool     2-D; kernel_shape, strides, pads (the same before and after),
+    MaxPool, AveragePool     1-D, 2-D; kernel_shape, strides, pads (the same before and after),
                              ceil_mode, auto_pad NOTSET or VALID; MaxPool: dilations,
                              storage_order; AveragePool: count_include_pad
     GlobalAveragePool, GlobalMaxPool
@@ -368,9 +368,11 @@ def _like(x, array):
 
 
 def _check_2d(a, opset, node, pooling=True):
+    if a.get("kernel_shape") is not None and len(a["kernel_shape"]) == 1:
+        a = _attrs_2d(a)  # 1-D runs as 2-D, with a height of 1
     k = a.get("kernel_shape")
     if k is not None and len(k) != 2:
-        return f"only 2-D operations are supported, kernel_shape is {list(k)}"
+        return f"only 1-D and 2-D operations are supported, kernel_shape is {list(k)}"
     if a.get("auto_pad", "NOTSET") not in (("NOTSET", "VALID") if pooling else
                                            ("NOTSET", "VALID", "SAME_UPPER", "SAME_LOWER")):
         return f"auto_pad={a['auto_pad']!r} is not supported (NOTSET or VALID)"
@@ -393,11 +395,13 @@ def _same_pads(size, kernel, stride, dilation, upper):
     return (small, total - small) if upper else (total - small, small)
 
 
-@_op("Conv", inputs=3, check=lambda a, o, n: _check_2d(a, o, n, pooling=False), auto_pad="NOTSET", dilations=None,
+@_op("Conv", inputs=3, ranks={3, 4}, check=lambda a, o, n: _check_2d(a, o, n, pooling=False), auto_pad="NOTSET", dilations=None,
      group=1, kernel_shape=None, pads=None, strides=None)
 def _conv(step, a, x, w, b=None):
+    if x.ndim == 3:  # 1-D: run as 2-D with a height of 1
+        return _conv(step, _attrs_2d(a), x.unsqueeze(2), w.unsqueeze(2), b).squeeze(2)
     if w.ndim != 4 or x.ndim != 4:
-        raise ValueError(f"only 2-D convolutions are supported: input {tuple(x.shape)}, weight {tuple(w.shape)}")
+        raise ValueError(f"only 1-D and 2-D convolutions are supported: input {tuple(x.shape)}, weight {tuple(w.shape)}")
     KH, KW = w.shape[2:]
     if a["kernel_shape"] is not None and tuple(a["kernel_shape"]) != (KH, KW):
         raise ValueError(f"kernel_shape {list(a['kernel_shape'])} does not match the weight {tuple(w.shape)}")
@@ -433,12 +437,14 @@ def _check_wide_pads(a):
 
 
 def _check_max(a, opset, node):
-    return _check_2d(a, opset, node) or _check_wide_pads(a)
+    return _check_2d(a, opset, node) or _check_wide_pads(_as_2d(a))
 
 
-@_op("MaxPool", check=_check_max, auto_pad="NOTSET", ceil_mode=0, dilations=None, kernel_shape=None, pads=None,
+@_op("MaxPool", ranks={3, 4}, check=_check_max, auto_pad="NOTSET", ceil_mode=0, dilations=None, kernel_shape=None, pads=None,
      storage_order=0, strides=None)
 def _max_pool(step, a, x):
+    if len(a["kernel_shape"]) == 1:
+        return _max_pool(step, _attrs_2d(a), x.unsqueeze(2)).squeeze(2)
     k, stride, padding = _pool_args(a)
     if _wide_pads(k, padding):  # torch's pool takes at most half the kernel: pad with the lowest value first
         low = float("-inf") if x.dtype.kind == "f" else int(np.iinfo(x.dtype).min)
@@ -447,9 +453,10 @@ def _max_pool(step, a, x):
 
 
 def _check_avg(a, opset, node):
-    why = _check_2d(a, opset, node) or _check_wide_pads(a)
+    why = _check_2d(a, opset, node) or _check_wide_pads(_as_2d(a))
     if why:
         return why
+    a = _as_2d(a)
     if a["pads"] is not None and _wide_pads(a["kernel_shape"], a["pads"]) and not a["count_include_pad"]:
         return (f"pads {list(a['pads'])} over half the kernel {list(a['kernel_shape'])} with "
                 "count_include_pad=0 are not supported")
@@ -458,9 +465,11 @@ def _check_avg(a, opset, node):
     return _check_2d(a, opset, node)
 
 
-@_op("AveragePool", check=_check_avg, auto_pad="NOTSET", ceil_mode=0, count_include_pad=0, dilations=None,
+@_op("AveragePool", ranks={3, 4}, check=_check_avg, auto_pad="NOTSET", ceil_mode=0, count_include_pad=0, dilations=None,
      kernel_shape=None, pads=None, strides=None)
 def _avg_pool(step, a, x):
+    if len(a["kernel_shape"]) == 1:
+        return _avg_pool(step, _attrs_2d(a), x.unsqueeze(2)).squeeze(2)
     k, stride, padding = _pool_args(a)
     if _wide_pads(k, padding):  # count_include_pad (checked at load): the zeros are counted, as padded data
         x, padding = F.pad(x, [padding[1], padding[1], padding[0], padding[0]], value=0.0), (0, 0)
@@ -940,6 +949,10 @@ def _conv_transpose(step, a, x, w, b=None):
     if b is not None:
         y = y + b.reshape(1, -1, 1, 1)
     return y
+
+
+def _as_2d(a):
+    return _attrs_2d(a) if a.get("kernel_shape") is not None and len(a["kernel_shape"]) == 1 else a
 
 
 def _attrs_2d(a):
