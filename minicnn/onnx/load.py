@@ -42,7 +42,9 @@ any other operator, attribute or setting is a LoadError naming the node, at load
 
     Max, Min, Sum, Mean (any number of inputs), Where, Equal, Less, Greater, Not, Reciprocal,
     Floor, Ceil, Sign (constants on the tape: their gradient is 0)
-    ReduceMax, ReduceMin (axes, keepdims, noop_with_empty_axes), ArgMax, ArgMin (axis, keepdims,
+    LayerNormalization (axis, epsilon, stash_type; Y, Mean, InvStdDev), GroupNormalization-21 (num_groups,
+    epsilon, stash_type), MaxUnpool (2-D; kernel_shape, strides, pads; no output_shape input)
+    ReduceMax, ReduceMin, ReduceProd (axes, keepdims, noop_with_empty_axes), ArgMax, ArgMin (axis, keepdims,
     select_last_index), Split (axis, split, num_outputs), Tile, Range
 
 MaxPool and AveragePool with pads over half the kernel pad explicitly first (-inf, or zeros counted:
@@ -1185,3 +1187,95 @@ def _range(step, a, start, limit, delta):
     first, last, by = (np.asarray(to_numpy(t)).reshape(()) for t in (start, limit, delta))
     count = max(math.ceil((float(last) - float(first)) / float(by)), 0)
     return _like(start, (first + np.arange(count, dtype=first.dtype) * by).astype(first.dtype))
+
+
+# -- more normalisation, unpooling, products -----------------------------------------------------------
+
+
+def _stashed(a, x):
+    """x in the stash_type precision ONNX computes the statistics in (float32 by default)."""
+    dtype = np.dtype(helper.tensor_dtype_to_np_dtype(int(a["stash_type"])))
+    return x.type(dtype) if x.dtype != dtype else x
+
+
+def _check_stash(a, opset, node):
+    if a["stash_type"] not in (onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE):
+        return f"stash_type={_type_name(a['stash_type'])} is not supported (FLOAT or DOUBLE)"
+    return None
+
+
+@_op("LayerNormalization", inputs=3, outputs=3, check=_check_stash, axis=-1, epsilon=1e-5, stash_type=1)
+def _layer_norm(step, a, x, scale, bias=None):
+    # Y = (x - mean) / sqrt(var + eps) * scale + bias over the axes from `axis` on; Mean, InvStdDev kept
+    axis = int(a["axis"]) % x.ndim
+    shape = tuple(x.shape[axis:])
+    eps = float(a["epsilon"])
+    z = _stashed(a, x)
+    weight = scale.type(z.dtype).expand(*shape)
+    shift = None if bias is None else bias.type(z.dtype).expand(*shape)
+    y = F.layer_norm(z, shape, weight, shift, eps=eps).type(x.dtype)
+    dims = tuple(range(axis, x.ndim))
+    mean = z.mean(dim=dims, keepdim=True)
+    inv_std = 1.0 / (((z - mean) ** 2).mean(dim=dims, keepdim=True) + eps).sqrt()
+    return y, mean, inv_std
+
+
+def _check_group_norm(a, opset, node):
+    if opset < 21:
+        return ("opset < 21 is not supported: GroupNormalization-18 scales per group, minicnn's group_norm "
+                "per channel (GroupNormalization-21)")
+    return _check_stash(a, opset, node)
+
+
+@_op("GroupNormalization", inputs=3, check=_check_group_norm, epsilon=1e-5, num_groups=None, stash_type=1)
+def _group_norm(step, a, x, scale, bias):
+    z = _stashed(a, x)
+    return F.group_norm(z, int(a["num_groups"]), scale.type(z.dtype), bias.type(z.dtype),
+                        eps=float(a["epsilon"])).type(x.dtype)
+
+
+def _check_unpool(a, opset, node):
+    if len(node.input) > 2 and node.input[2]:
+        return "the output_shape input is not supported (the output is (H - 1) * stride - 2 * pad + kernel)"
+    if a["kernel_shape"] is None or len(a["kernel_shape"]) != 2:
+        return f"only 2-D MaxUnpool is supported, kernel_shape is {a['kernel_shape']}"
+    pads = a["pads"]
+    if pads is not None and (len(pads) != 4 or pads[0] != pads[2] or pads[1] != pads[3]):
+        return f"pads {list(pads)} must be 4 values, the same before and after"
+    return None
+
+
+@_op("MaxUnpool", inputs=3, ranks={4}, check=_check_unpool, kernel_shape=None, pads=None, strides=None)
+def _max_unpool(step, a, x, indices, output_shape=None):
+    k = tuple(a["kernel_shape"])
+    stride = tuple(a["strides"] or (1, 1))
+    pads = a["pads"] or (0, 0, 0, 0)
+    size = tuple((n - 1) * s - 2 * p + kk for n, s, p, kk in zip(x.shape[2:], stride, pads[:2], k))
+    # ONNX's indices count over the whole (N, C, OH, OW) tensor, torch's within each (OH, OW) plane
+    xp = get_array_module(indices.array)
+    plane = xp.asarray(indices.array) % (size[0] * size[1])
+    return F.max_unpool2d(x, Tensor._wrap(plane), k, stride, (int(pads[0]), int(pads[1])), output_size=size)
+
+
+@_op("ReduceProd", inputs=2, axes=None, keepdims=1, noop_with_empty_axes=0)
+def _reduce_prod(step, a, x, axes=None):
+    axes = _axes(step, a, axes, 18)
+    if not axes:
+        if a["noop_with_empty_axes"]:
+            return x
+        axes = list(range(x.ndim))
+    axes = sorted({d % x.ndim for d in axes})
+    if any(x.shape[d] == 0 for d in axes):  # the product of no values is 1
+        shape = [1 if d in axes else n for d, n in enumerate(x.shape)]
+        out = _like(x, np.ones(shape, dtype=x.dtype))
+    else:
+        out = x
+        for d in axes:  # a product of slices along each axis, recorded as multiplications
+            index = (slice(None),) * d
+            product = out[index + (slice(0, 1),)]
+            for i in range(1, out.shape[d]):
+                product = product * out[index + (slice(i, i + 1),)]
+            out = product
+    if not a["keepdims"]:
+        out = out.reshape(*[n for d, n in enumerate(out.shape) if d not in axes])
+    return out
