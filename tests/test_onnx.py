@@ -589,3 +589,49 @@ def test_torch_exported_batch_norm_prelu_conv_transpose_upsample_match_torch_and
         np.testing.assert_allclose(float(loss.item()), float(torch_loss.item()), rtol=1e-5)
     with torch.no_grad():
         assert_close(run(net, x), twin(torch.from_numpy(x)).numpy())
+
+
+@needs_torch
+def test_loaded_new_operators_record_on_the_tape_with_torch_gradients():
+    """ConvTranspose (asymmetric pads), InstanceNormalization, LayerNormalization, PRelu, HardSigmoid, Selu
+    and SoftmaxCrossEntropyLoss: the loaded graph's loss and weight gradients are torch's."""
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal((3, 2, 3, 3)).astype(np.float32) * 0.3
+    scale, bias = rng.uniform(0.5, 1.5, 2).astype(np.float32), rng.standard_normal(2).astype(np.float32)
+    slope = rng.uniform(0.1, 0.3, (2, 1, 1)).astype(np.float32)
+    layer_scale = rng.uniform(0.5, 1.5, 8).astype(np.float32)
+    nodes = [helper.make_node("ConvTranspose", ["x", "w"], ["a"], strides=[2, 2], pads=[1, 0, 0, 1]),
+             helper.make_node("InstanceNormalization", ["a", "s", "b"], ["c"], epsilon=1e-3),
+             helper.make_node("PRelu", ["c", "slope"], ["d"]),
+             helper.make_node("HardSigmoid", ["d"], ["e"], alpha=0.3, beta=0.4),
+             helper.make_node("Selu", ["e"], ["f"], alpha=1.5, gamma=1.2),
+             helper.make_node("LayerNormalization", ["f", "ls"], ["g"], axis=-1),
+             helper.make_node("Reshape", ["g", "shape"], ["h"]),
+             helper.make_node("SoftmaxCrossEntropyLoss", ["h", "labels"], ["y"], reduction="sum")]
+    g = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3, 4, 4]),
+                     helper.make_tensor_value_info("labels", TensorProto.INT64, [2, 64])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [])],
+        initializer=[numpy_helper.from_array(w, "w"), numpy_helper.from_array(scale, "s"),
+                     numpy_helper.from_array(bias, "b"), numpy_helper.from_array(slope, "slope"),
+                     numpy_helper.from_array(layer_scale, "ls"),
+                     numpy_helper.from_array(np.array([2, 2, -1], np.int64), "shape")])
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 21)])
+    x = rng.standard_normal((2, 3, 4, 4)).astype(np.float32)
+    labels = rng.integers(0, 2, (2, 64))
+    net = mo.load(model)
+    loss = net(minicnn.from_numpy(x), minicnn.from_numpy(labels))
+    loss.backward()
+
+    tw, ts, tb, tslope, tls = (torch.tensor(v, requires_grad=True) for v in (w, scale, bias, slope, layer_scale))
+    a = torch.nn.functional.conv_transpose2d(torch.from_numpy(x), tw, stride=2)[:, :, 1:, :-1]
+    c = torch.nn.functional.instance_norm(a, weight=ts, bias=tb, eps=1e-3)
+    d = torch.where(c > 0, c, tslope * c)
+    e = (d * 0.3 + 0.4).clamp(0, 1)
+    f = 1.2 * torch.nn.functional.elu(e, 1.5)
+    h = torch.nn.functional.layer_norm(f, (8,), tls).reshape(2, 2, -1)
+    torch_loss = torch.nn.functional.cross_entropy(h, torch.from_numpy(labels), reduction="sum")
+    torch_loss.backward()
+    np.testing.assert_allclose(float(loss.item()), float(torch_loss.item()), rtol=1e-5)
+    for name, t in (("w", tw), ("s", ts), ("b", tb), ("slope", tslope), ("ls", tls)):
+        np.testing.assert_allclose(getattr(net, name).grad.numpy(), t.grad.numpy(), rtol=1e-4, atol=1e-5)
