@@ -112,6 +112,8 @@ CASES = {
     "linear_no_bias_3d": (lambda s, x: s.l(x), (2, 4, 5), dict(l=nn.Linear(5, 3, bias=False)), {"Gemm", "Reshape"}),
     "activations": (lambda s, x: F.leaky_relu(F.relu(x) - F.sigmoid(x) * F.tanh(x), 0.2), (2, 5), {},
                     {"Relu", "Sigmoid", "Tanh", "LeakyRelu"}),
+    "activations_more": (lambda s, x: F.softsign(F.hardswish(F.hardsigmoid(F.selu(x * 3)) * 4 - 2)), (2, 5), {},
+                         {"Selu", "HardSigmoid", "HardSwish", "Softsign"}),
     "softmax": (lambda s, x: F.log_softmax(F.softmax(x, dim=1), dim=-1), (2, 3, 4), {}, {"Softmax", "LogSoftmax"}),
     "batch_norm": (lambda s, x: s.b(x), (2, 3, 4, 4), dict(b=nn.BatchNorm2d(3)), {"BatchNormalization"}),
     "batch_norm_1d_no_affine": (lambda s, x: s.b(x), (4, 3), dict(b=nn.BatchNorm1d(3, affine=False)),
