@@ -536,7 +536,8 @@ def test_export_several_inputs_and_outputs_with_names(tmp_path):
 @pytest.mark.parametrize("to", [TensorProto.FLOAT8E5M2, TensorProto.FLOAT8E4M3FN, TensorProto.BFLOAT16,
                                 TensorProto.INT4, TensorProto.STRING])
 def test_load_refuses_a_cast_to_a_dtype_minicnn_cannot_hold(to):
-    nodes = [helper.make_node("Cast", ["x"], ["t"], to=to), helper.make_node("Cast", ["t"], ["y"], to=TensorProto.FLOAT)]
+    nodes = [helper.make_node("Cast", ["x"], ["t"], to=to),
+             helper.make_node("Cast", ["t"], ["y"], to=TensorProto.FLOAT)]
     graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)])

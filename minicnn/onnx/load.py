@@ -397,13 +397,14 @@ def _same_pads(size, kernel, stride, dilation, upper):
     return (small, total - small) if upper else (total - small, small)
 
 
-@_op("Conv", inputs=3, ranks={3, 4}, check=lambda a, o, n: _check_2d(a, o, n, pooling=False), auto_pad="NOTSET", dilations=None,
-     group=1, kernel_shape=None, pads=None, strides=None)
+@_op("Conv", inputs=3, ranks={3, 4}, check=lambda a, o, n: _check_2d(a, o, n, pooling=False), auto_pad="NOTSET",
+     dilations=None, group=1, kernel_shape=None, pads=None, strides=None)
 def _conv(step, a, x, w, b=None):
     if x.ndim == 3:  # 1-D: run as 2-D with a height of 1
         return _conv(step, _attrs_2d(a), x.unsqueeze(2), w.unsqueeze(2), b).squeeze(2)
     if w.ndim != 4 or x.ndim != 4:
-        raise ValueError(f"only 1-D and 2-D convolutions are supported: input {tuple(x.shape)}, weight {tuple(w.shape)}")
+        raise ValueError(f"only 1-D and 2-D convolutions are supported: input {tuple(x.shape)}, "
+                         f"weight {tuple(w.shape)}")
     KH, KW = w.shape[2:]
     if a["kernel_shape"] is not None and tuple(a["kernel_shape"]) != (KH, KW):
         raise ValueError(f"kernel_shape {list(a['kernel_shape'])} does not match the weight {tuple(w.shape)}")
@@ -442,8 +443,8 @@ def _check_max(a, opset, node):
     return _check_2d(a, opset, node) or _check_wide_pads(_as_2d(a))
 
 
-@_op("MaxPool", ranks={3, 4}, check=_check_max, auto_pad="NOTSET", ceil_mode=0, dilations=None, kernel_shape=None, pads=None,
-     storage_order=0, strides=None)
+@_op("MaxPool", ranks={3, 4}, check=_check_max, auto_pad="NOTSET", ceil_mode=0, dilations=None, kernel_shape=None,
+     pads=None, storage_order=0, strides=None)
 def _max_pool(step, a, x):
     if len(a["kernel_shape"]) == 1:
         return _max_pool(step, _attrs_2d(a), x.unsqueeze(2)).squeeze(2)
