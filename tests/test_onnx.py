@@ -112,6 +112,8 @@ CASES = {
     "linear_no_bias_3d": (lambda s, x: s.l(x), (2, 4, 5), dict(l=nn.Linear(5, 3, bias=False)), {"Gemm", "Reshape"}),
     "activations": (lambda s, x: F.leaky_relu(F.relu(x) - F.sigmoid(x) * F.tanh(x), 0.2), (2, 5), {},
                     {"Relu", "Sigmoid", "Tanh", "LeakyRelu"}),
+    "activations_more": (lambda s, x: F.softsign(F.hardswish(F.hardsigmoid(F.selu(x * 3)) * 4 - 2)), (2, 5), {},
+                         {"Selu", "HardSigmoid", "HardSwish", "Softsign"}),
     "softmax": (lambda s, x: F.log_softmax(F.softmax(x, dim=1), dim=-1), (2, 3, 4), {}, {"Softmax", "LogSoftmax"}),
     "batch_norm": (lambda s, x: s.b(x), (2, 3, 4, 4), dict(b=nn.BatchNorm2d(3)), {"BatchNormalization"}),
     "batch_norm_1d_no_affine": (lambda s, x: s.b(x), (4, 3), dict(b=nn.BatchNorm1d(3, affine=False)),
@@ -473,7 +475,7 @@ def test_load_refuses_an_unsupported_operator_naming_the_node():
     (helper.make_node("AveragePool", ["x"], ["y"], kernel_shape=[2, 2], dilations=[2, 2]), "dilations"),
     (helper.make_node("MaxPool", ["x"], ["y", "i"], kernel_shape=[2, 2]), "first 1 output"),
     (helper.make_node("MaxPool", ["x"], ["y"], kernel_shape=[2, 2, 2]), "2-D"),
-    (helper.make_node("Conv", ["x", "w"], ["y"], kernel_shape=[3]), "2-D"),
+    (helper.make_node("Conv", ["x", "w"], ["y"], kernel_shape=[3, 3, 3]), "1-D and 2-D"),
     (helper.make_node("Cast", ["x"], ["y"], to=TensorProto.STRING), "casting"),
     (helper.make_node("BatchNormalization", ["x", "s", "s", "s", "s"], ["y"], training_mode=1), "training_mode"),
 ])
@@ -529,3 +531,110 @@ def test_export_several_inputs_and_outputs_with_names(tmp_path):
     with minicnn.no_grad():
         for got, expected in zip(loaded(x, y), net(x, y)):
             assert_close(got.numpy(), expected.numpy())
+
+
+@pytest.mark.parametrize("to", [TensorProto.FLOAT8E5M2, TensorProto.FLOAT8E4M3FN, TensorProto.BFLOAT16,
+                                TensorProto.INT4, TensorProto.STRING])
+def test_load_refuses_a_cast_to_a_dtype_minicnn_cannot_hold(to):
+    nodes = [helper.make_node("Cast", ["x"], ["t"], to=to),
+             helper.make_node("Cast", ["t"], ["y"], to=TensorProto.FLOAT)]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)])
+    with pytest.raises(mo.LoadError, match=f"node 0 .*casting to {TensorProto.DataType.Name(to)}"):
+        mo.load(model)
+
+
+def test_load_refuses_a_graph_input_of_bfloat16():
+    node = helper.make_node("Identity", ["x"], ["y"])
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.BFLOAT16, [2])],
+                              [helper.make_tensor_value_info("y", TensorProto.BFLOAT16, [2])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)])
+    with pytest.raises(mo.LoadError, match="BFLOAT16"):
+        mo.load(model)
+
+
+@needs_torch
+def test_torch_exported_batch_norm_prelu_conv_transpose_upsample_match_torch_and_train_as_torch():
+    """Conv, BatchNorm2d, PReLU, ConvTranspose2d and Upsample out of torch.onnx.export: the loaded graph
+    gives torch's outputs, and 10 SGD steps on minicnn's tape follow torch's own 10 steps."""
+    torch.manual_seed(0)
+    twin = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.BatchNorm2d(4), torch.nn.PReLU(4),
+                               torch.nn.ConvTranspose2d(4, 2, 3, stride=2, padding=1, output_padding=1),
+                               torch.nn.Upsample(scale_factor=2))
+    with torch.no_grad():
+        twin[1].running_mean.uniform_(-0.5, 0.5), twin[1].running_var.uniform_(0.5, 2.0)
+        twin[2].weight.uniform_(0.1, 0.4)
+    twin.eval()
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 3, 8, 8)).astype(np.float32)
+    target = rng.standard_normal((2, 2, 32, 32)).astype(np.float32)
+    buffer = io.BytesIO()
+    torch_export(twin, x, buffer, do_constant_folding=False, training=torch.onnx.TrainingMode.PRESERVE)
+    net = mo.load(buffer.getvalue())
+    ops = {step.op_type for step in net._plan}
+    assert {"Conv", "BatchNormalization", "PRelu", "ConvTranspose", "Resize"} <= ops
+    with torch.no_grad():
+        assert_close(run(net, x), twin(torch.from_numpy(x)).numpy())
+
+    net.eval()  # the inference graph (BatchNormalization with running statistics), trained by SGD
+    opt = minicnn.optim.SGD(net.parameters(), lr=0.05)
+    torch_opt = torch.optim.SGD(twin.parameters(), lr=0.05)
+    for _ in range(10):
+        opt.zero_grad()
+        loss = F.mse_loss(net(minicnn.from_numpy(x)), minicnn.from_numpy(target))
+        loss.backward()
+        opt.step()
+        torch_opt.zero_grad()
+        torch_loss = torch.nn.functional.mse_loss(twin(torch.from_numpy(x)), torch.from_numpy(target))
+        torch_loss.backward()
+        torch_opt.step()
+        np.testing.assert_allclose(float(loss.item()), float(torch_loss.item()), rtol=1e-5)
+    with torch.no_grad():
+        assert_close(run(net, x), twin(torch.from_numpy(x)).numpy())
+
+
+@needs_torch
+def test_loaded_new_operators_record_on_the_tape_with_torch_gradients():
+    """ConvTranspose (asymmetric pads), InstanceNormalization, LayerNormalization, PRelu, HardSigmoid, Selu
+    and SoftmaxCrossEntropyLoss: the loaded graph's loss and weight gradients are torch's."""
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal((3, 2, 3, 3)).astype(np.float32) * 0.3
+    scale, bias = rng.uniform(0.5, 1.5, 2).astype(np.float32), rng.standard_normal(2).astype(np.float32)
+    slope = rng.uniform(0.1, 0.3, (2, 1, 1)).astype(np.float32)
+    layer_scale = rng.uniform(0.5, 1.5, 8).astype(np.float32)
+    nodes = [helper.make_node("ConvTranspose", ["x", "w"], ["a"], strides=[2, 2], pads=[1, 0, 0, 1]),
+             helper.make_node("InstanceNormalization", ["a", "s", "b"], ["c"], epsilon=1e-3),
+             helper.make_node("PRelu", ["c", "slope"], ["d"]),
+             helper.make_node("HardSigmoid", ["d"], ["e"], alpha=0.3, beta=0.4),
+             helper.make_node("Selu", ["e"], ["f"], alpha=1.5, gamma=1.2),
+             helper.make_node("LayerNormalization", ["f", "ls"], ["g"], axis=-1),
+             helper.make_node("Reshape", ["g", "shape"], ["h"]),
+             helper.make_node("SoftmaxCrossEntropyLoss", ["h", "labels"], ["y"], reduction="sum")]
+    g = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3, 4, 4]),
+                     helper.make_tensor_value_info("labels", TensorProto.INT64, [2, 64])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [])],
+        initializer=[numpy_helper.from_array(w, "w"), numpy_helper.from_array(scale, "s"),
+                     numpy_helper.from_array(bias, "b"), numpy_helper.from_array(slope, "slope"),
+                     numpy_helper.from_array(layer_scale, "ls"),
+                     numpy_helper.from_array(np.array([2, 2, -1], np.int64), "shape")])
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 21)])
+    x = rng.standard_normal((2, 3, 4, 4)).astype(np.float32)
+    labels = rng.integers(0, 2, (2, 64))
+    net = mo.load(model)
+    loss = net(minicnn.from_numpy(x), minicnn.from_numpy(labels))
+    loss.backward()
+
+    tw, ts, tb, tslope, tls = (torch.tensor(v, requires_grad=True) for v in (w, scale, bias, slope, layer_scale))
+    a = torch.nn.functional.conv_transpose2d(torch.from_numpy(x), tw, stride=2)[:, :, 1:, :-1]
+    c = torch.nn.functional.instance_norm(a, weight=ts, bias=tb, eps=1e-3)
+    d = torch.where(c > 0, c, tslope * c)
+    e = (d * 0.3 + 0.4).clamp(0, 1)
+    f = 1.2 * torch.nn.functional.elu(e, 1.5)
+    h = torch.nn.functional.layer_norm(f, (8,), tls).reshape(2, 2, -1)
+    torch_loss = torch.nn.functional.cross_entropy(h, torch.from_numpy(labels), reduction="sum")
+    torch_loss.backward()
+    np.testing.assert_allclose(float(loss.item()), float(torch_loss.item()), rtol=1e-5)
+    for name, t in (("w", tw), ("s", ts), ("b", tb), ("slope", tslope), ("ls", tls)):
+        np.testing.assert_allclose(getattr(net, name).grad.numpy(), t.grad.numpy(), rtol=1e-4, atol=1e-5)

@@ -25,6 +25,8 @@ their state_dict names, so minicnn.onnx.load gives back a module with the same s
                                                                         (initializers), eps
     relu sigmoid tanh             Relu Sigmoid Tanh
     leaky_relu                    LeakyRelu                             cache: negative_slope -> alpha
+    selu, hardsigmoid, hardswish  Selu, HardSigmoid (1/6, 0.5), HardSwish
+    softsign                      Softsign
     softmax log_softmax           Softmax LogSoftmax                    cache: axis
     add sub mul div pow neg       Add Sub Mul Div Pow Neg               a number operand -> a Constant
     matmul exp log sqrt abs       MatMul Exp Log Sqrt Abs
@@ -657,6 +659,10 @@ HANDLERS = {
     "sigmoid": _unary("Sigmoid"),
     "tanh": _unary("Tanh"),
     "leaky_relu": _leaky_relu,
+    "selu": _unary("Selu"),  # ONNX's default alpha and gamma are torch's constants
+    "hardsigmoid": lambda b, node, x: b.emit("HardSigmoid", [x], alpha=1.0 / 6, beta=0.5),
+    "hardswish": _unary("HardSwish"),
+    "softsign": _unary("Softsign"),
     "softmax": _softmax("Softmax"),
     "log_softmax": _softmax("LogSoftmax"),
     "add": _binary("Add"),

@@ -16,8 +16,10 @@ loaded graph can be trained further.
 The operators of the default domain, opset 11 or newer, each with the attributes listed;
 any other operator, attribute or setting is a LoadError naming the node, at load time:
 
-    Conv                     2-D; strides, pads, dilations, group, kernel_shape, auto_pad
-    MaxPool, AveragePool     2-D; kernel_shape, strides, pads (the same before and after),
+    Conv                     1-D, 2-D; strides, pads, dilations, group, kernel_shape, auto_pad
+    ConvTranspose            1-D, 2-D; strides, pads, dilations, group, kernel_shape, output_padding,
+                             output_shape, auto_pad
+    MaxPool, AveragePool     1-D, 2-D; kernel_shape, strides, pads (the same before and after),
                              ceil_mode, auto_pad NOTSET or VALID; MaxPool: dilations,
                              storage_order; AveragePool: count_include_pad
     GlobalAveragePool, GlobalMaxPool
@@ -30,7 +32,24 @@ any other operator, attribute or setting is a LoadError naming the node, at load
     Pad                      mode constant, or reflect, edge, wrap on the last two axes
     ReduceMean, ReduceSum    axes, keepdims, noop_with_empty_axes
     Dropout                  the identity (inference; training_mode must be false)
-    Identity, Cast (to), Constant, ConstantOfShape, Shape (start, end)
+    Identity, Cast (to: float16/32/64, int8-64, uint8-64, bool), Constant, ConstantOfShape, Shape (start, end)
+    Elu (alpha), Selu (alpha, gamma), PRelu (slope broadcast to x), HardSigmoid (alpha, beta), HardSwish,
+    Softplus, Softsign, Gelu (approximate)
+    InstanceNormalization (epsilon), LRN (alpha, beta, bias, size: odd sizes)
+    SoftmaxCrossEntropyLoss (reduction, ignore_index, weights; both outputs), NegativeLogLikelihoodLoss
+    Resize                   4-D, on H and W: nearest (asymmetric, floor: torch's nearest), linear (half_pixel,
+                             pytorch_half_pixel, align_corners with sizes: torch's bilinear)
+
+    Max, Min, Sum, Mean (any number of inputs), Where, Equal, Less, Greater, Not, Reciprocal,
+    Floor, Ceil, Sign (constants on the tape: their gradient is 0)
+    LayerNormalization (axis, epsilon, stash_type; Y, Mean, InvStdDev), GroupNormalization-21 (num_groups,
+    epsilon, stash_type), MaxUnpool (2-D; kernel_shape, strides, pads; no output_shape input)
+    ReduceMax, ReduceMin, ReduceProd (axes, keepdims, noop_with_empty_axes), ArgMax, ArgMin (axis, keepdims,
+    select_last_index), Split (axis, split, num_outputs), Tile, Range
+
+MaxPool and AveragePool with pads over half the kernel pad explicitly first (-inf, or zeros counted:
+count_include_pad=1), without ceil_mode. Graph inputs, outputs and initializers of a type minicnn
+cannot hold (float8, 4- and 2-bit types, bfloat16, strings, complex) are a LoadError.
 
 Pooling follows torch's output-size rule (with ceil_mode, a last window that would start in
 the padding is dropped), as ONNX's newer opsets specify it too.
@@ -44,7 +63,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from .._tensor import Tensor, as_tensor, cat
+from .._tensor import Tensor, as_tensor, cat, maximum, minimum, where
 from ..autograd import record
 from ..backend import get_array_module, to_numpy
 from ..nn import functional as F
@@ -118,6 +137,16 @@ class OnnxModule(Module):
             raise LoadError(f"minicnn.onnx.load: {label} holds a sparse initializer ({t.values.name!r}); "
                             "minicnn reads dense tensors only")
         known = {t.name for t in graph.initializer}  # (old files list initializers among the inputs too)
+        for value in list(graph.input) + list(graph.output):
+            elem = value.type.tensor_type.elem_type if value.type.HasField("tensor_type") else None
+            if elem is None or (elem and elem not in _TYPES):
+                what = _type_name(elem) if elem else "a non-tensor type"
+                raise LoadError(f"minicnn.onnx.load: {label}: the graph's {value.name!r} is {what}; minicnn holds "
+                                "tensors of float16/32/64, int8-64, uint8-64 and bool")
+        for t in graph.initializer:
+            if t.data_type not in _TYPES:
+                raise LoadError(f"minicnn.onnx.load: {label}: the initializer {t.name!r} is "
+                                f"{_type_name(t.data_type)}, which minicnn cannot hold")
         self.input_names = [i.name for i in graph.input if i.name not in known]
         self.input_shapes = [_dims(i) for i in graph.input if i.name not in known]
         self._input_dtypes = [_elem_dtype(i) for i in graph.input if i.name not in known]
@@ -129,6 +158,7 @@ class OnnxModule(Module):
                  for i in (3, 4) if len(n.input) > i}
         for tensor in graph.initializer:
             self._place_initializer(tensor, tensor.name in stats)
+        self._ranks = _ranks(proto)
         for index, node in enumerate(graph.node):
             self._add_node(index, node)
 
@@ -191,6 +221,10 @@ class OnnxModule(Module):
                          f"for {len(outputs)} ({', '.join(outputs)})")
         if len(node.input) > spec.inputs:
             raise refuse(f"{node.op_type} takes at most {spec.inputs} inputs here, the node has {len(node.input)}")
+        rank = self._ranks.get(node.input[0]) if node.input else None
+        if spec.ranks is not None and rank is not None and rank not in spec.ranks:
+            raise refuse(f"the input {node.input[0]!r} has rank {rank}; minicnn runs {node.op_type} on rank "
+                         f"{' or '.join(map(str, sorted(spec.ranks)))}")
         if spec.check is not None:
             why = spec.check(attrs, self._opset, node)
             if why:
@@ -260,6 +294,20 @@ def _default_opset(proto, label):
     return opset
 
 
+def _ranks(proto):
+    """{value name: rank} for the values whose rank the file states or ONNX's shape inference finds."""
+    try:
+        graph = onnx.shape_inference.infer_shapes(proto).graph
+    except Exception:  # inference is a help, not a requirement
+        graph = proto.graph
+    ranks = {t.name: len(t.dims) for t in graph.initializer}
+    for v in list(graph.input) + list(graph.value_info) + list(graph.output):
+        t = v.type.tensor_type
+        if v.type.HasField("tensor_type") and t.HasField("shape"):
+            ranks[v.name] = len(t.shape.dim)
+    return ranks
+
+
 def _dims(value_info):
     t = value_info.type.tensor_type
     if not t.HasField("shape"):
@@ -288,18 +336,20 @@ def _constant_value(a):
 
 
 class _Spec:
-    __slots__ = ("fn", "attrs", "inputs", "outputs", "check")
+    __slots__ = ("fn", "attrs", "inputs", "outputs", "check", "ranks")
 
-    def __init__(self, fn, attrs, inputs, outputs, check):
+    def __init__(self, fn, attrs, inputs, outputs, check, ranks):
         self.fn, self.attrs, self.inputs, self.outputs, self.check = fn, attrs, inputs, outputs, check
+        self.ranks = ranks
 
 
 OPERATORS = {}
 
 
-def _op(name, inputs=1, outputs=1, check=None, **attrs):
+def _op(name, inputs=1, outputs=1, check=None, ranks=None, **attrs):
+    """Register fn(step, attrs, *inputs) for the operator `name`; ranks: the ranks its first input may have."""
     def register(fn):
-        OPERATORS[name] = _Spec(fn, attrs, inputs, outputs, check)
+        OPERATORS[name] = _Spec(fn, attrs, inputs, outputs, check, ranks)
         return fn
     return register
 
@@ -320,9 +370,11 @@ def _like(x, array):
 
 
 def _check_2d(a, opset, node, pooling=True):
+    if a.get("kernel_shape") is not None and len(a["kernel_shape"]) == 1:
+        a = _attrs_2d(a)  # 1-D runs as 2-D, with a height of 1
     k = a.get("kernel_shape")
     if k is not None and len(k) != 2:
-        return f"only 2-D operations are supported, kernel_shape is {list(k)}"
+        return f"only 1-D and 2-D operations are supported, kernel_shape is {list(k)}"
     if a.get("auto_pad", "NOTSET") not in (("NOTSET", "VALID") if pooling else
                                            ("NOTSET", "VALID", "SAME_UPPER", "SAME_LOWER")):
         return f"auto_pad={a['auto_pad']!r} is not supported (NOTSET or VALID)"
@@ -345,11 +397,14 @@ def _same_pads(size, kernel, stride, dilation, upper):
     return (small, total - small) if upper else (total - small, small)
 
 
-@_op("Conv", inputs=3, check=lambda a, o, n: _check_2d(a, o, n, pooling=False), auto_pad="NOTSET", dilations=None,
-     group=1, kernel_shape=None, pads=None, strides=None)
+@_op("Conv", inputs=3, ranks={3, 4}, check=lambda a, o, n: _check_2d(a, o, n, pooling=False), auto_pad="NOTSET",
+     dilations=None, group=1, kernel_shape=None, pads=None, strides=None)
 def _conv(step, a, x, w, b=None):
+    if x.ndim == 3:  # 1-D: run as 2-D with a height of 1
+        return _conv(step, _attrs_2d(a), x.unsqueeze(2), w.unsqueeze(2), b).squeeze(2)
     if w.ndim != 4 or x.ndim != 4:
-        raise ValueError(f"only 2-D convolutions are supported: input {tuple(x.shape)}, weight {tuple(w.shape)}")
+        raise ValueError(f"only 1-D and 2-D convolutions are supported: input {tuple(x.shape)}, "
+                         f"weight {tuple(w.shape)}")
     KH, KW = w.shape[2:]
     if a["kernel_shape"] is not None and tuple(a["kernel_shape"]) != (KH, KW):
         raise ValueError(f"kernel_shape {list(a['kernel_shape'])} does not match the weight {tuple(w.shape)}")
@@ -371,23 +426,56 @@ def _pool_args(a):
     return k, stride, (int(pads[0]), int(pads[1]))
 
 
-@_op("MaxPool", check=_check_2d, auto_pad="NOTSET", ceil_mode=0, dilations=None, kernel_shape=None, pads=None,
-     storage_order=0, strides=None)
+def _wide_pads(kernel, padding):
+    return any(p > k // 2 for p, k in zip(padding, kernel))
+
+
+def _check_wide_pads(a):
+    """Pads over half the kernel are run as explicit padding, which is exact without ceil_mode only."""
+    if a.get("pads") is None or a.get("kernel_shape") is None or len(a["pads"]) != 2 * len(a["kernel_shape"]):
+        return None
+    if _wide_pads(a["kernel_shape"], a["pads"]) and a["ceil_mode"]:
+        return f"pads {list(a['pads'])} over half the kernel {list(a['kernel_shape'])} with ceil_mode=1"
+    return None
+
+
+def _check_max(a, opset, node):
+    return _check_2d(a, opset, node) or _check_wide_pads(_as_2d(a))
+
+
+@_op("MaxPool", ranks={3, 4}, check=_check_max, auto_pad="NOTSET", ceil_mode=0, dilations=None, kernel_shape=None,
+     pads=None, storage_order=0, strides=None)
 def _max_pool(step, a, x):
+    if len(a["kernel_shape"]) == 1:
+        return _max_pool(step, _attrs_2d(a), x.unsqueeze(2)).squeeze(2)
     k, stride, padding = _pool_args(a)
+    if _wide_pads(k, padding):  # torch's pool takes at most half the kernel: pad with the lowest value first
+        low = float("-inf") if x.dtype.kind == "f" else int(np.iinfo(x.dtype).min)
+        x, padding = F.pad(x, [padding[1], padding[1], padding[0], padding[0]], value=low), (0, 0)
     return F.max_pool2d(x, k, stride, padding, tuple(a["dilations"] or (1, 1)), ceil_mode=bool(a["ceil_mode"]))
 
 
 def _check_avg(a, opset, node):
+    why = _check_2d(a, opset, node) or _check_wide_pads(_as_2d(a))
+    if why:
+        return why
+    a = _as_2d(a)
+    if a["pads"] is not None and _wide_pads(a["kernel_shape"], a["pads"]) and not a["count_include_pad"]:
+        return (f"pads {list(a['pads'])} over half the kernel {list(a['kernel_shape'])} with "
+                "count_include_pad=0 are not supported")
     if a["dilations"] is not None and any(d != 1 for d in a["dilations"]):
         return f"dilations {list(a['dilations'])} are not supported for AveragePool (only 1)"
     return _check_2d(a, opset, node)
 
 
-@_op("AveragePool", check=_check_avg, auto_pad="NOTSET", ceil_mode=0, count_include_pad=0, dilations=None,
+@_op("AveragePool", ranks={3, 4}, check=_check_avg, auto_pad="NOTSET", ceil_mode=0, count_include_pad=0, dilations=None,
      kernel_shape=None, pads=None, strides=None)
 def _avg_pool(step, a, x):
+    if len(a["kernel_shape"]) == 1:
+        return _avg_pool(step, _attrs_2d(a), x.unsqueeze(2)).squeeze(2)
     k, stride, padding = _pool_args(a)
+    if _wide_pads(k, padding):  # count_include_pad (checked at load): the zeros are counted, as padded data
+        x, padding = F.pad(x, [padding[1], padding[1], padding[0], padding[0]], value=0.0), (0, 0)
     return F.avg_pool2d(x, k, stride, padding, ceil_mode=bool(a["ceil_mode"]),
                         count_include_pad=bool(a["count_include_pad"]))
 
@@ -475,6 +563,11 @@ _op("LogSoftmax", axis=None)(_softmax_op(F.log_softmax))
 
 @_op("Clip", inputs=3)
 def _clip(step, a, x, low=None, high=None):
+    if x.dtype.kind in "iu":  # integers stay integers (clamp would give floats)
+        xp = get_array_module(x.array)
+        low = x.array.min() if low is None else low.array
+        high = x.array.max() if high is None else high.array
+        return Tensor._wrap(xp.minimum(xp.maximum(x.array, low), high).astype(x.dtype))
     return x.clamp(None if low is None else _float(low), None if high is None else _float(high))
 
 
@@ -503,6 +596,9 @@ def _div(step, a, x, y):
 
 @_op("Pow", inputs=2)
 def _pow(step, a, x, y):
+    if x.dtype.kind in "iu":  # ONNX: the result has the base's type
+        xp = get_array_module(x.array)
+        return Tensor._wrap(xp.power(x.array.astype(np.float64), y.array).astype(x.dtype))
     return x ** (_float(y) if y.numel() == 1 else y)
 
 
@@ -659,11 +755,17 @@ _op("ReduceMean", inputs=2, axes=None, keepdims=1, noop_with_empty_axes=0)(_redu
 _op("ReduceSum", inputs=2, axes=None, keepdims=1, noop_with_empty_axes=0)(_reduce("sum", 13))
 
 
-@_op("Dropout", inputs=3, ratio=None, seed=None)
+def _check_dropout(a, opset, node):
+    if len(node.input) > 2 and node.input[2]:
+        return ("a training_mode input is not supported: minicnn loads the inference graph, where Dropout is "
+                "the identity")
+    return None
+
+
+@_op("Dropout", inputs=3, outputs=2, check=_check_dropout, ratio=None, seed=None)
 def _dropout(step, a, x, ratio=None, training_mode=None):
-    if training_mode is not None and bool(np.asarray(to_numpy(training_mode)).reshape(-1)[0]):
-        raise ValueError("Dropout with training_mode=True is not supported: minicnn runs the inference graph")
-    return x
+    xp = get_array_module(x.array)
+    return x, Tensor._wrap(xp.ones(x.shape, dtype=bool))  # inference: nothing dropped, the mask all True
 
 
 @_op("Identity")
@@ -671,13 +773,20 @@ def _identity(step, a, x):
     return x
 
 
+# the ONNX element types minicnn holds (NumPy's own dtypes); float8, 4- and 2-bit types, bfloat16,
+# strings and complex numbers are refused at load
+_TYPES = {getattr(onnx.TensorProto, t) for t in ("FLOAT", "DOUBLE", "FLOAT16", "INT8", "INT16", "INT32", "INT64",
+                                                  "UINT8", "UINT16", "UINT32", "UINT64", "BOOL")}
+
+
+def _type_name(elem):
+    return onnx.TensorProto.DataType.Name(elem) if elem in onnx.TensorProto.DataType.values() else str(elem)
+
+
 def _check_cast(a, opset, node):
-    try:
-        dtype = np.dtype(helper.tensor_dtype_to_np_dtype(int(a["to"])))
-    except Exception:
-        dtype = None
-    if dtype is None or dtype.kind not in "fiub" or dtype.itemsize > 8:
-        return f"casting to the ONNX type {a['to']} is not supported (float, int, uint and bool types)"
+    if a["to"] is None or int(a["to"]) not in _TYPES:
+        return (f"casting to {_type_name(a['to'])} is not supported: minicnn holds float16/32/64, int8-64, "
+                "uint8-64 and bool")
     return None
 
 
@@ -701,3 +810,473 @@ def _constant_of_shape(step, a, shape):
 def _shape(step, a, x):
     return _like(x, np.asarray(x.shape[a["start"]:a["end"]], dtype=np.int64))
 
+
+
+# -- activations with attributes ---------------------------------------------------------------------
+
+
+@_op("Elu", alpha=1.0)
+def _elu(step, a, x):
+    return F.elu(x, float(a["alpha"]))
+
+
+@_op("Selu", alpha=1.67326319217681884765625, gamma=1.05070102214813232421875)
+def _selu(step, a, x):
+    return F.elu(x, float(a["alpha"])) * float(a["gamma"])  # gamma * elu(x, alpha), for any alpha and gamma
+
+
+@_op("PRelu", inputs=2)
+def _prelu(step, a, x, slope):
+    # slope broadcasts to x (not only per channel): relu(x) + slope * min(x, 0), exact on both sides of 0
+    positive = F.relu(x)
+    return positive + slope * (x - positive)
+
+
+@_op("HardSigmoid", alpha=0.2, beta=0.5)
+def _hard_sigmoid(step, a, x):
+    return (x * float(a["alpha"]) + float(a["beta"])).clamp(0.0, 1.0)
+
+
+@_op("HardSwish")
+def _hard_swish(step, a, x):
+    return F.hardswish(x)
+
+
+@_op("Softplus")
+def _softplus(step, a, x):
+    return F.softplus(x)
+
+
+@_op("Softsign")
+def _softsign(step, a, x):
+    return F.softsign(x)
+
+
+@_op("Gelu", check=lambda a, o, n: None if a["approximate"] in ("none", "tanh") else
+     f"approximate={a['approximate']!r} is not supported (none or tanh)", approximate="none")
+def _gelu(step, a, x):
+    return F.gelu(x, approximate=a["approximate"])
+
+
+# -- normalisation -----------------------------------------------------------------------------------
+
+
+@_op("InstanceNormalization", inputs=3, epsilon=1e-5)
+def _instance_norm(step, a, x, scale, bias):
+    return F.group_norm(x, x.shape[1], scale, bias, eps=float(a["epsilon"]))  # one group per channel
+
+
+def _check_lrn(a, opset, node):
+    if a["size"] is None or a["size"] % 2 == 0:
+        return (f"size={a['size']} is not supported: only an odd size, where ONNX's channel window "
+                "(floor((size-1)/2) before, ceil((size-1)/2) after) is torch's")
+    return None
+
+
+@_op("LRN", check=_check_lrn, alpha=1e-4, beta=0.75, bias=1.0, size=None)
+def _lrn(step, a, x):
+    return F.local_response_norm(x, int(a["size"]), float(a["alpha"]), float(a["beta"]), float(a["bias"]))
+
+
+# -- losses --------------------------------------------------------------------------------------------
+
+_NO_INDEX = -(2 ** 62)  # ONNX's loss without ignore_index ignores no class (torch's default is -100)
+
+
+def _check_loss(a, opset, node):
+    if a["reduction"] not in ("mean", "sum", "none"):
+        return f"reduction={a['reduction']!r} is not supported (mean, sum, none)"
+    return None
+
+
+@_op("SoftmaxCrossEntropyLoss", inputs=3, outputs=2, check=_check_loss, reduction="mean", ignore_index=None)
+def _softmax_cross_entropy_loss(step, a, scores, labels, weights=None):
+    # scores (N, C, d1, ...), labels (N, d1, ...): the mean is weighted, sum / sum of w[label], as torch's
+    log_prob = F.log_softmax(scores, dim=1)
+    ignore = _NO_INDEX if a["ignore_index"] is None else int(a["ignore_index"])
+    loss = F.nll_loss(log_prob, labels, weights, ignore_index=ignore, reduction=a["reduction"])
+    return loss, log_prob
+
+
+@_op("NegativeLogLikelihoodLoss", inputs=3, check=_check_loss, reduction="mean", ignore_index=None)
+def _nll_loss(step, a, log_prob, target, weight=None):
+    ignore = _NO_INDEX if a["ignore_index"] is None else int(a["ignore_index"])
+    return F.nll_loss(log_prob, target, weight, ignore_index=ignore, reduction=a["reduction"])
+
+
+# -- transposed convolution ----------------------------------------------------------------------------
+
+
+def _check_conv_transpose(a, opset, node):
+    k = a["kernel_shape"]
+    if k is not None and len(k) not in (1, 2):
+        return f"only 1-D and 2-D transposed convolutions are supported, kernel_shape is {list(k)}"
+    if a["auto_pad"] not in ("NOTSET", "VALID", "SAME_UPPER", "SAME_LOWER"):
+        return f"auto_pad={a['auto_pad']!r} is not supported"
+    return None
+
+
+@_op("ConvTranspose", inputs=3, ranks={3, 4}, check=_check_conv_transpose, auto_pad="NOTSET", dilations=None,
+     group=1, kernel_shape=None, output_padding=None, output_shape=None, pads=None, strides=None)
+def _conv_transpose(step, a, x, w, b=None):
+    if x.ndim == 3:  # 1-D: run as 2-D with a height of 1
+        return _conv_transpose(step, _attrs_2d(a), x.unsqueeze(2), w.unsqueeze(2), b).squeeze(2)
+    if w.ndim != 4 or x.ndim != 4:
+        raise ValueError(f"only 1-D and 2-D transposed convolutions: input {tuple(x.shape)}, weight {tuple(w.shape)}")
+    K = tuple(w.shape[2:])
+    if a["kernel_shape"] is not None and tuple(a["kernel_shape"]) != K:
+        raise ValueError(f"kernel_shape {list(a['kernel_shape'])} does not match the weight {tuple(w.shape)}")
+    S = tuple(a["strides"] or (1, 1))
+    D = tuple(a["dilations"] or (1, 1))
+    extra = tuple(a["output_padding"] or (0, 0))
+    # with no padding, each axis is S*(n-1) + D*(K-1) + 1 long; ONNX's output is a window of it
+    # (begin..begin+size), zeros where the window passes its end (output_padding, a larger output_shape)
+    y = F.conv_transpose2d(x, w, None, stride=S, dilation=D, groups=int(a["group"]))
+    full = [s * (n - 1) + d * (k - 1) + 1 for n, k, s, d in zip(x.shape[2:], K, S, D)]
+    if a["output_shape"] is not None or (a["pads"] is None and a["auto_pad"] in ("SAME_UPPER", "SAME_LOWER")):
+        size = (list(a["output_shape"][-2:]) if a["output_shape"] is not None
+                else [n * s for n, s in zip(x.shape[2:], S)])
+        total = [f + e - o for f, e, o in zip(full, extra, size)]
+        begin = [t // 2 if a["auto_pad"] == "SAME_UPPER" else t - t // 2 for t in total]
+    else:
+        pads = a["pads"] if a["pads"] is not None and a["auto_pad"] == "NOTSET" else (0, 0, 0, 0)
+        begin = [pads[0], pads[1]]
+        size = [f + e - pb - pe for f, e, pb, pe in zip(full, extra, begin, pads[2:])]
+    widths = []
+    for f, pb, o in zip(full, begin, size):
+        widths.append((max(-pb, 0), max(pb + o - f, 0)))  # zeros before / after the computed part
+    if any(w_ != (0, 0) for w_ in widths):
+        y = F.pad(y, [widths[1][0], widths[1][1], widths[0][0], widths[0][1]])
+    top, left = begin[0] + widths[0][0], begin[1] + widths[1][0]
+    y = y[:, :, top:top + size[0], left:left + size[1]]
+    if b is not None:
+        y = y + b.reshape(1, -1, 1, 1)
+    return y
+
+
+def _as_2d(a):
+    return _attrs_2d(a) if a.get("kernel_shape") is not None and len(a["kernel_shape"]) == 1 else a
+
+
+def _attrs_2d(a):
+    """A 1-D operator's attributes as the 2-D ones of a height-1 input."""
+    two = dict(a)
+    for key, one in (("kernel_shape", 1), ("strides", 1), ("dilations", 1), ("output_padding", 0),
+                     ("output_shape", 1)):
+        if a.get(key) is not None:
+            two[key] = [one] + list(a[key])
+    if a.get("pads") is not None:
+        two["pads"] = [0, a["pads"][0], 0, a["pads"][1]]
+    return two
+
+
+# -- resizing ------------------------------------------------------------------------------------------
+
+
+def _check_resize(a, opset, node):
+    if a["mode"] == "nearest":
+        if (a["coordinate_transformation_mode"], a["nearest_mode"]) != ("asymmetric", "floor"):
+            return (f"mode 'nearest' with coordinate_transformation_mode={a['coordinate_transformation_mode']!r} "
+                    f"and nearest_mode={a['nearest_mode']!r} is not supported: only asymmetric and floor (torch's "
+                    "'nearest')")
+    elif a["mode"] == "linear":
+        if a["coordinate_transformation_mode"] not in ("half_pixel", "pytorch_half_pixel", "align_corners"):
+            return (f"mode 'linear' with coordinate_transformation_mode={a['coordinate_transformation_mode']!r} is "
+                    "not supported (half_pixel, pytorch_half_pixel or align_corners: torch's bilinear)")
+    else:
+        return f"mode={a['mode']!r} is not supported (nearest, linear)"
+    if (a["coordinate_transformation_mode"] == "align_corners" and len(node.input) > 2 and node.input[2]
+            and not (len(node.input) > 3 and node.input[3])):
+        return ("align_corners with scales is not supported: ONNX divides by the unrounded output size "
+                "(H * scale - 1), torch by OH - 1; give sizes")
+    if a["antialias"]:
+        return "antialias=1 is not supported"
+    if a["axes"] is not None:
+        return "the axes attribute is not supported"
+    if a["keep_aspect_ratio_policy"] != "stretch":
+        return f"keep_aspect_ratio_policy={a['keep_aspect_ratio_policy']!r} is not supported (stretch)"
+    return None
+
+
+@_op("Resize", inputs=4, ranks={4}, check=_check_resize, mode="nearest", coordinate_transformation_mode="half_pixel",
+     nearest_mode="round_prefer_floor", antialias=0, axes=None, cubic_coeff_a=-0.75, exclude_outside=0,
+     extrapolation_value=0.0, keep_aspect_ratio_policy="stretch")
+def _resize(step, a, x, roi=None, scales=None, sizes=None):
+    # (N, C, H, W) resized on H and W only: scales (1, 1, SH, SW) or sizes (N, C, OH, OW)
+    mode = "nearest" if a["mode"] == "nearest" else "bilinear"
+    corners = None if mode == "nearest" else a["coordinate_transformation_mode"] == "align_corners"
+    if sizes is not None and sizes.numel():
+        size = _ints(sizes)
+        if size[:2] != list(x.shape[:2]):
+            raise ValueError(f"Resize: only H and W can be resized, sizes are {size} for an input {tuple(x.shape)}")
+        size, factors = size[2:], None
+    else:
+        factors = [float(v) for v in np.asarray(to_numpy(scales)).reshape(-1)]
+        if factors[:2] != [1.0, 1.0]:
+            raise ValueError(f"Resize: only H and W can be resized, scales are {factors}")
+        factors = factors[2:]
+        size = [math.floor(n * f) for n, f in zip(x.shape[2:], factors)]
+    if a["coordinate_transformation_mode"] == "pytorch_half_pixel":  # an axis resized to 1 takes its first row
+        if size[0] == 1:
+            x, factors = x[:, :, :1], None
+        if size[1] == 1:
+            x, factors = x[:, :, :, :1], None
+    if factors is None or corners:  # align_corners: (in - 1) / (out - 1) whatever the scales
+        return F.interpolate(x, size=tuple(size), mode=mode, align_corners=corners)
+    return F.interpolate(x, scale_factor=tuple(factors), mode=mode, align_corners=corners)
+
+
+# -- element-wise and comparisons ----------------------------------------------------------------------
+
+
+@_op("Max", inputs=2 ** 31)
+def _max(step, a, *xs):
+    out = xs[0]
+    for x in xs[1:]:
+        out = maximum(out, x)
+    return out
+
+
+@_op("Min", inputs=2 ** 31)
+def _min(step, a, *xs):
+    out = xs[0]
+    for x in xs[1:]:
+        out = minimum(out, x)
+    return out
+
+
+@_op("Sum", inputs=2 ** 31)
+def _sum(step, a, *xs):
+    out = xs[0]
+    for x in xs[1:]:
+        out = out + x
+    return out
+
+
+@_op("Mean", inputs=2 ** 31)
+def _mean(step, a, *xs):
+    return _sum(step, a, *xs) / float(len(xs))
+
+
+@_op("Where", inputs=3)
+def _where(step, a, condition, x, y):
+    return where(condition, x, y)
+
+
+@_op("Equal", inputs=2)
+def _equal(step, a, x, y):
+    return x == y
+
+
+@_op("Less", inputs=2)
+def _less(step, a, x, y):
+    return x < y
+
+
+@_op("Greater", inputs=2)
+def _greater(step, a, x, y):
+    return x > y
+
+
+@_op("Not")
+def _not(step, a, x):
+    return ~x
+
+
+@_op("Reciprocal")
+def _reciprocal(step, a, x):
+    return 1.0 / x
+
+
+def _step_function(name):
+    # floor, ceil and sign are flat almost everywhere: their output is a constant on the tape (gradient 0)
+    def run(step, a, x):
+        xp = get_array_module(x.array)
+        return Tensor._wrap(getattr(xp, name)(x.array))
+    return run
+
+
+_op("Floor")(_step_function("floor"))
+_op("Ceil")(_step_function("ceil"))
+_op("Sign")(_step_function("sign"))
+
+
+def _lowest_or_highest(dtype, highest):
+    """The identity of max (the dtype's lowest value) or of min (its highest): -inf / inf, False / True, ..."""
+    if dtype.kind == "b":
+        return highest
+    if dtype.kind in "iu":
+        return np.iinfo(dtype).max if highest else np.iinfo(dtype).min
+    return np.inf if highest else -np.inf
+
+
+def _reduce_extreme(method, empty):
+    def run(step, a, x, axes=None):
+        axes = _axes(step, a, axes, 18)
+        if not axes:
+            if a["noop_with_empty_axes"]:
+                return x
+            axes = list(range(x.ndim))
+        axes = tuple(sorted(d % x.ndim for d in axes))
+        if any(x.shape[d] == 0 for d in axes):  # the maximum of no values is the lowest value (min: highest)
+            shape = [1 if d in axes else n for d, n in enumerate(x.shape)]
+            if not a["keepdims"]:
+                shape = [n for d, n in enumerate(shape) if d not in axes]
+            return _like(x, np.full(shape, _lowest_or_highest(x.dtype, empty > 0), dtype=x.dtype))
+        return getattr(x, method)(dim=axes, keepdim=bool(a["keepdims"]))
+    return run
+
+
+_op("ReduceMax", inputs=2, axes=None, keepdims=1, noop_with_empty_axes=0)(_reduce_extreme("amax", -1))
+_op("ReduceMin", inputs=2, axes=None, keepdims=1, noop_with_empty_axes=0)(_reduce_extreme("amin", 1))
+
+
+def _arg_extreme(method):
+    def run(step, a, x):
+        axis = int(a["axis"]) % x.ndim
+        xp = get_array_module(x.array)
+        data = x.array
+        if a["select_last_index"]:  # the last of equal extremes: search the reversed axis
+            data = xp.flip(data, axis=axis)
+        index = getattr(xp, method)(data, axis=axis)
+        if a["select_last_index"]:
+            index = x.shape[axis] - 1 - index
+        if a["keepdims"]:
+            index = xp.expand_dims(index, axis)
+        return Tensor._wrap(index.astype(np.int64))
+    return run
+
+
+_op("ArgMax", axis=0, keepdims=1, select_last_index=0)(_arg_extreme("argmax"))
+_op("ArgMin", axis=0, keepdims=1, select_last_index=0)(_arg_extreme("argmin"))
+
+
+# -- shapes ------------------------------------------------------------------------------------------
+
+
+@_op("Split", inputs=2, outputs=2 ** 31, axis=0, split=None, num_outputs=None)
+def _split(step, a, x, split=None):
+    axis = int(a["axis"]) % x.ndim
+    n = x.shape[axis]
+    if split is not None:
+        sizes = _ints(split)
+    elif a["split"] is not None:
+        sizes = [int(v) for v in a["split"]]
+    else:  # equal parts (num_outputs, or one per output); the last one smaller when they do not divide
+        parts = int(a["num_outputs"]) if a["num_outputs"] is not None else len(step.outputs)
+        size = -(-n // parts)
+        sizes = [min(size, n - i * size) for i in range(parts)]
+    if sum(sizes) != n:
+        raise ValueError(f"Split: the parts {sizes} do not add up to the axis' size {n}")
+    outs, start = [], 0
+    for size in sizes:
+        outs.append(x[(slice(None),) * axis + (slice(start, start + size),)])
+        start += size
+    return tuple(outs)
+
+
+@_op("Tile", inputs=2)
+def _tile(step, a, x, repeats):
+    for axis, r in enumerate(_ints(repeats)):
+        if r != 1:
+            x = cat([x] * r, dim=axis)
+    return x
+
+
+@_op("Range", inputs=3)
+def _range(step, a, start, limit, delta):
+    first, last, by = (np.asarray(to_numpy(t)).reshape(()) for t in (start, limit, delta))
+    count = max(math.ceil((float(last) - float(first)) / float(by)), 0)
+    return _like(start, (first + np.arange(count, dtype=first.dtype) * by).astype(first.dtype))
+
+
+# -- more normalisation, unpooling, products -----------------------------------------------------------
+
+
+def _stashed(a, x):
+    """x in the stash_type precision ONNX computes the statistics in (float32 by default)."""
+    dtype = np.dtype(helper.tensor_dtype_to_np_dtype(int(a["stash_type"])))
+    return x.type(dtype) if x.dtype != dtype else x
+
+
+def _check_stash(a, opset, node):
+    if a["stash_type"] not in (onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE):
+        return f"stash_type={_type_name(a['stash_type'])} is not supported (FLOAT or DOUBLE)"
+    return None
+
+
+@_op("LayerNormalization", inputs=3, outputs=3, check=_check_stash, axis=-1, epsilon=1e-5, stash_type=1)
+def _layer_norm(step, a, x, scale, bias=None):
+    # Y = (x - mean) / sqrt(var + eps) * scale + bias over the axes from `axis` on; Mean, InvStdDev kept
+    axis = int(a["axis"]) % x.ndim
+    shape = tuple(x.shape[axis:])
+    eps = float(a["epsilon"])
+    z = _stashed(a, x)
+    weight = scale.type(z.dtype).expand(*shape)
+    shift = None if bias is None else bias.type(z.dtype).expand(*shape)
+    y = F.layer_norm(z, shape, weight, shift, eps=eps).type(x.dtype)
+    dims = tuple(range(axis, x.ndim))
+    mean = z.mean(dim=dims, keepdim=True)
+    inv_std = 1.0 / (((z - mean) ** 2).mean(dim=dims, keepdim=True) + eps).sqrt()
+    return y, mean, inv_std
+
+
+def _check_group_norm(a, opset, node):
+    if opset < 21:
+        return ("opset < 21 is not supported: GroupNormalization-18 scales per group, minicnn's group_norm "
+                "per channel (GroupNormalization-21)")
+    return _check_stash(a, opset, node)
+
+
+@_op("GroupNormalization", inputs=3, check=_check_group_norm, epsilon=1e-5, num_groups=None, stash_type=1)
+def _group_norm(step, a, x, scale, bias):
+    z = _stashed(a, x)
+    return F.group_norm(z, int(a["num_groups"]), scale.type(z.dtype), bias.type(z.dtype),
+                        eps=float(a["epsilon"])).type(x.dtype)
+
+
+def _check_unpool(a, opset, node):
+    if len(node.input) > 2 and node.input[2]:
+        return "the output_shape input is not supported (the output is (H - 1) * stride - 2 * pad + kernel)"
+    if a["kernel_shape"] is None or len(a["kernel_shape"]) != 2:
+        return f"only 2-D MaxUnpool is supported, kernel_shape is {a['kernel_shape']}"
+    pads = a["pads"]
+    if pads is not None and (len(pads) != 4 or pads[0] != pads[2] or pads[1] != pads[3]):
+        return f"pads {list(pads)} must be 4 values, the same before and after"
+    return None
+
+
+@_op("MaxUnpool", inputs=3, ranks={4}, check=_check_unpool, kernel_shape=None, pads=None, strides=None)
+def _max_unpool(step, a, x, indices, output_shape=None):
+    k = tuple(a["kernel_shape"])
+    stride = tuple(a["strides"] or (1, 1))
+    pads = a["pads"] or (0, 0, 0, 0)
+    size = tuple((n - 1) * s - 2 * p + kk for n, s, p, kk in zip(x.shape[2:], stride, pads[:2], k))
+    # ONNX's indices count over the whole (N, C, OH, OW) tensor, torch's within each (OH, OW) plane
+    xp = get_array_module(indices.array)
+    plane = xp.asarray(indices.array) % (size[0] * size[1])
+    return F.max_unpool2d(x, Tensor._wrap(plane), k, stride, (int(pads[0]), int(pads[1])), output_size=size)
+
+
+@_op("ReduceProd", inputs=2, axes=None, keepdims=1, noop_with_empty_axes=0)
+def _reduce_prod(step, a, x, axes=None):
+    axes = _axes(step, a, axes, 18)
+    if not axes:
+        if a["noop_with_empty_axes"]:
+            return x
+        axes = list(range(x.ndim))
+    axes = sorted({d % x.ndim for d in axes})
+    if any(x.shape[d] == 0 for d in axes):  # the product of no values is 1
+        shape = [1 if d in axes else n for d, n in enumerate(x.shape)]
+        out = _like(x, np.ones(shape, dtype=x.dtype))
+    else:
+        out = x
+        for d in axes:  # a product of slices along each axis, recorded as multiplications
+            index = (slice(None),) * d
+            product = out[index + (slice(0, 1),)]
+            for i in range(1, out.shape[d]):
+                product = product * out[index + (slice(i, i + 1),)]
+            out = product
+    if not a["keepdims"]:
+        out = out.reshape(*[n for d, n in enumerate(out.shape) if d not in axes])
+    return out
