@@ -114,6 +114,9 @@ CASES = {
                     {"Relu", "Sigmoid", "Tanh", "LeakyRelu"}),
     "activations_more": (lambda s, x: F.softsign(F.hardswish(F.hardsigmoid(F.selu(x * 3)) * 4 - 2)), (2, 5), {},
                          {"Selu", "HardSigmoid", "HardSwish", "Softsign"}),
+    "activations_clip_elu": (lambda s, x: F.relu6(F.hardtanh(F.elu(x * 3, alpha=0.7), -0.5, 2.0) * 5 + 1), (2, 5), {},
+                             {"Elu", "Clip"}),
+    "silu": (lambda s, x: F.silu(x * 2), (2, 5), {}, {"Sigmoid", "Mul"}),
     "softmax": (lambda s, x: F.log_softmax(F.softmax(x, dim=1), dim=-1), (2, 3, 4), {}, {"Softmax", "LogSoftmax"}),
     "batch_norm": (lambda s, x: s.b(x), (2, 3, 4, 4), dict(b=nn.BatchNorm2d(3)), {"BatchNormalization"}),
     "batch_norm_1d_no_affine": (lambda s, x: s.b(x), (4, 3), dict(b=nn.BatchNorm1d(3, affine=False)),
@@ -175,6 +178,18 @@ def test_export_circular_padding_needs_opset_19(tmp_path):
     proto = mo.export(net, x, tmp_path / "c.onnx", opset_version=19)
     assert "wrap" in str(proto.graph.node)
     assert_close(run(mo.load(tmp_path / "c.onnx"), x.numpy()), run(net, x.numpy()))
+
+
+@pytest.mark.parametrize("approximate", ["none", "tanh"])
+def test_export_gelu_needs_opset_20_and_round_trips_there(approximate, tmp_path):
+    net = Net(lambda s, x: F.gelu(x * 2, approximate=approximate))
+    x = np.random.default_rng(2).standard_normal((2, 5)).astype(np.float32)
+    with pytest.raises(mo.ExportError, match="opset 20"):
+        mo.export(net, minicnn.from_numpy(x), tmp_path / "g.onnx")
+    proto = mo.export(net, minicnn.from_numpy(x), tmp_path / "g.onnx", opset_version=20)
+    assert "Gelu" in {n.op_type for n in proto.graph.node}
+    assert_close(reference(proto, x), run(net, x))
+    assert_close(run(mo.load(tmp_path / "g.onnx"), x), run(net, x))
 
 
 # -- export and load of the models ------------------------------------------------------------------
@@ -388,8 +403,8 @@ def export_error(fn, shape=(2, 3, 4, 4), **layers):
 
 
 def test_export_refuses_an_op_without_onnx_form_naming_the_node():
-    message = export_error(lambda s, x: F.gelu(s.c(x)), c=nn.Conv2d(3, 3, 1))
-    assert "cannot export node 1 (gelu in Net.forward)" in message and "'gelu'" in message
+    message = export_error(lambda s, x: F.softplus(s.c(x)), c=nn.Conv2d(3, 3, 1))
+    assert "cannot export node 1 (softplus in Net.forward)" in message and "'softplus'" in message
 
 
 def test_export_refuses_advanced_indexing_dropout_in_eval_and_batch_statistics():

@@ -463,6 +463,27 @@ def _leaky_relu(b, node, x):
     return b.emit("LeakyRelu", [x], alpha=float(node.cache[1]))
 
 
+def _clip(low, high):
+    """Clip between constants: hardtanh's (min_val, max_val) from the cache, relu6's (0, 6)."""
+    def handler(b, node, x):
+        lo, hi = (node.cache[1], node.cache[2]) if low is None else (low, high)
+        return b.emit("Clip", [x, b.constant(np.asarray(lo, dtype=node.dtype)),
+                               b.constant(np.asarray(hi, dtype=node.dtype))])
+    return handler
+
+
+def _silu(b, node, x):
+    return b.emit("Mul", [x, b.emit("Sigmoid", [x])])
+
+
+def _gelu(b, node, x):
+    """ONNX's Gelu (opset 20), exact or with torch's tanh approximation."""
+    if b.opset < 20:
+        raise b.error(f"gelu is ONNX Gelu, new in opset 20; export with opset_version=20 or later (this is "
+                      f"{b.opset})")
+    return b.emit("Gelu", [x], approximate=str(node.cache[2]))
+
+
 def _softmax(op):
     def handler(b, node, x):
         axis = node.cache[1] % max(len(node.shape), 1)
@@ -660,6 +681,11 @@ HANDLERS = {
     "tanh": _unary("Tanh"),
     "leaky_relu": _leaky_relu,
     "selu": _unary("Selu"),  # ONNX's default alpha and gamma are torch's constants
+    "elu": lambda b, node, x: b.emit("Elu", [x], alpha=float(node.cache[1])),
+    "hardtanh": _clip(None, None),
+    "relu6": _clip(0.0, 6.0),
+    "silu": _silu,
+    "gelu": _gelu,
     "hardsigmoid": lambda b, node, x: b.emit("HardSigmoid", [x], alpha=1.0 / 6, beta=0.5),
     "hardswish": _unary("HardSwish"),
     "softsign": _unary("Softsign"),
