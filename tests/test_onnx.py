@@ -89,6 +89,13 @@ def test_minicnn_onnx_without_onnx_says_what_to_install():
 
 # -- export: one op kind at a time -----------------------------------------------------------------
 
+def _prelu_with(slopes):
+    layer = nn.PReLU(len(slopes))
+    with minicnn.no_grad():
+        layer.weight.copy_(minicnn.tensor(slopes, dtype=minicnn.float32))
+    return layer
+
+
 CASES = {
     # name: (forward, input shape, layers, ONNX ops the graph must hold)
     "conv": (lambda s, x: s.c(x), (2, 4, 7, 7),
@@ -117,6 +124,9 @@ CASES = {
     "activations_clip_elu": (lambda s, x: F.relu6(F.hardtanh(F.elu(x * 3, alpha=0.7), -0.5, 2.0) * 5 + 1), (2, 5), {},
                              {"Elu", "Clip"}),
     "silu": (lambda s, x: F.silu(x * 2), (2, 5), {}, {"Sigmoid", "Mul"}),
+    "prelu_channels": (lambda s, x: s.p(x - 0.5), (2, 3, 4, 4), dict(p=_prelu_with([0.1, 0.5, -0.3])),
+                       {"PRelu", "Reshape"}),  # a slope per channel: a channel mix-up would show
+    "prelu_shared_2d": (lambda s, x: s.p(x), (2, 3), dict(p=nn.PReLU()), {"PRelu"}),
     "softmax": (lambda s, x: F.log_softmax(F.softmax(x, dim=1), dim=-1), (2, 3, 4), {}, {"Softmax", "LogSoftmax"}),
     "batch_norm": (lambda s, x: s.b(x), (2, 3, 4, 4), dict(b=nn.BatchNorm2d(3)), {"BatchNormalization"}),
     "batch_norm_1d_no_affine": (lambda s, x: s.b(x), (4, 3), dict(b=nn.BatchNorm1d(3, affine=False)),

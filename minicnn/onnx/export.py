@@ -472,6 +472,15 @@ def _clip(low, high):
     return handler
 
 
+def _prelu(b, node, x, w):
+    """ONNX's PRelu broadcasts the slope from the last axis: a per-channel weight (C,) of a
+    (N, C, *) input is reshaped to (C, 1, ..., 1) first."""
+    rank, (C,) = len(b.shape_of(node.inputs[0])), b.shape_of(node.inputs[1])
+    if rank > 2 and C != 1:
+        w = b.emit("Reshape", [w, b.ints([C] + [1] * (rank - 2))])
+    return b.emit("PRelu", [x, w])
+
+
 def _silu(b, node, x):
     return b.emit("Mul", [x, b.emit("Sigmoid", [x])])
 
@@ -685,6 +694,7 @@ HANDLERS = {
     "hardtanh": _clip(None, None),
     "relu6": _clip(0.0, 6.0),
     "silu": _silu,
+    "prelu": _prelu,
     "gelu": _gelu,
     "hardsigmoid": lambda b, node, x: b.emit("HardSigmoid", [x], alpha=1.0 / 6, beta=0.5),
     "hardswish": _unary("HardSwish"),
