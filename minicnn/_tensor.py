@@ -1369,7 +1369,9 @@ def _chunk(self, chunks, dim=0):
     if chunks <= 0:
         raise RuntimeError("chunk expects `chunks` to be greater than 0, got: " + str(chunks))
     n = self.shape[_dim(dim, self.ndim)]
-    return _split(self, builtins.max(1, -(-n // chunks)), dim) if n else (self,) * 1
+    if n == 0:  # as torch: `chunks` empty pieces
+        return tuple(self.narrow(dim, 0, 0) for _ in range(chunks))
+    return _split(self, -(-n // chunks), dim)
 
 
 def _narrow(self, dim, start, length):

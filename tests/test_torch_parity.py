@@ -581,12 +581,12 @@ def test_a_uint8_index_matches_torch_in_values_grad_and_assignment(case):
     if values.size == 1:  # torch takes a one-element value for a number, and masked_fill_ refuses uint8
         with pytest.raises(RuntimeError, match="masked_fill_ only supports boolean masks"):
             b[torch.tensor(mask)] = torch.tensor(values)
-        return
-    with pytest.warns(UserWarning, match="uint8"):
-        a[mc.tensor(mask)] = mc.tensor(values)
-    with pytest.warns(UserWarning, match="uint8"):
-        b[torch.tensor(mask)] = torch.tensor(values)
-    assert_same(a, b)
+    else:
+        with pytest.warns(UserWarning, match="uint8"):
+            a[mc.tensor(mask)] = mc.tensor(values)
+        with pytest.warns(UserWarning, match="uint8"):
+            b[torch.tensor(mask)] = torch.tensor(values)
+        assert_same(a, b)
 
 
 # -- 9. a dim out of range is an IndexError, in torch's words -------------------------------------

@@ -602,3 +602,9 @@ def test_manual_seed_returns_the_default_generator_and_initial_seed_reads_it_as_
     a = mc.rand(3)
     mc.default_generator.manual_seed(3)
     assert mc.equal(a, mc.rand(3))
+
+
+def test_chunk_of_an_empty_dim_gives_torchs_empty_pieces():
+    for lib in (mc, torch):
+        pieces = lib.ones(0, 2).chunk(3)
+        assert [tuple(p.shape) for p in pieces] == [(0, 2)] * 3
