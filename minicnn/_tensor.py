@@ -1995,7 +1995,8 @@ def where(condition, a, b):
         a, b = _operands(a, b, False)
     else:
         b, a = _operands(_t(b), a, False)
-    out, cache = T.where(condition.array.astype(builtins.bool), a.array, b.array)
+    # copy=False: a bool mask stays its own array in the cache (minicnn.onnx's export finds a buffer by it)
+    out, cache = T.where(condition.array.astype(builtins.bool, copy=False), a.array, b.array)
     return record(out, T.where_backward, cache, (a, b), "where")
 
 

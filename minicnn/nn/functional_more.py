@@ -312,6 +312,30 @@ def _constant(t, what, name):
     return t
 
 
+class _ClassLoss(tuple):
+    """The settings of a cross_entropy or nll_loss against class indices, kept on the tape beside
+    the op's cache for minicnn.onnx's export: (reduction, class weight array or None, ignore_index,
+    label_smoothing). The target Tensor is the node's second input (it gets no gradient)."""
+
+    __slots__ = ()
+
+    def __new__(cls, reduction, weight, ignore_index, label_smoothing):
+        return super().__new__(cls, (reduction, weight, ignore_index, label_smoothing))
+
+
+# the ops' backwards, reading their own cache from the (cache, settings) pair a class loss records
+def _softmax_cross_entropy_backward(dout, cache):
+    return L.softmax_cross_entropy_backward(dout, cache[0])
+
+
+def _cross_entropy_nd_backward(dout, cache):
+    return L.cross_entropy_nd_backward(dout, cache[0])
+
+
+def _nll_loss_nd_backward(dout, cache):
+    return L.nll_loss_nd_backward(dout, cache[0])
+
+
 def _class_indices(target):
     """The array of an integer target (a Tensor, an array or a list)."""
     if isinstance(target, Tensor):
@@ -359,11 +383,13 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
     plain = (weight is None and label_smoothing == 0 and reduction == "mean" and input.ndim == 2
              and labels.dtype.kind in "iu" and tuple(labels.shape) == (input.shape[0],)
              and not bool((labels == ignore_index).any()))
+    settings = _ClassLoss(reduction, _arr(weight), int(ignore_index), float(label_smoothing))
+    parents = (input, target if isinstance(target, Tensor) else None)
     if plain:  # the common case: one fused pair, softmax minus one-hot
         out, cache = L.softmax_cross_entropy(input.array, labels)
-        return record(out, L.softmax_cross_entropy_backward, cache, (input,), "cross_entropy")
+        return record(out, _softmax_cross_entropy_backward, (cache, settings), parents, "cross_entropy")
     out, cache = L.cross_entropy_nd(input.array, labels, _arr(weight), ignore_index, reduction, label_smoothing)
-    return record(out, L.cross_entropy_nd_backward, cache, (input,), "cross_entropy")
+    return record(out, _cross_entropy_nd_backward, (cache, settings), parents, "cross_entropy")
 
 
 def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None, reduction="mean"):
@@ -374,7 +400,9 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, r
     weight = _constant(weight, "weight", "nll_loss")
     _same_kind("nll_loss", input, weight=weight)
     out, cache = L.nll_loss_nd(input.array, _class_indices(target), _arr(weight), ignore_index, reduction)
-    return record(out, L.nll_loss_nd_backward, cache, (input,), "nll_loss")
+    settings = _ClassLoss(reduction, _arr(weight), int(ignore_index), 0.0)
+    parents = (input, target if isinstance(target, Tensor) else None)
+    return record(out, _nll_loss_nd_backward, (cache, settings), parents, "nll_loss")
 
 
 def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=None, reduction="mean"):

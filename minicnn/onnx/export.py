@@ -39,7 +39,38 @@ their state_dict names, so minicnn.onnx.load gives back a module with the same s
     pad2d (Conv2d padding_mode)   Pad (mode=reflect, edge, wrap)        cache: pads, mode (wrap: opset >= 19)
     sum mean                      ReduceSum ReduceMean                  cache: axes, keepdims
     cat expand clone to           Concat Expand Identity Cast
+    elu, hardtanh / relu6, silu   Elu, Clip, x * Sigmoid                cache: alpha; the bounds
+    gelu, prelu                   Gelu (opset 20), PRelu                cache: approximate; the slope per channel
+    softplus                      Softplus, with beta and torch's       cache: beta, threshold
+                                  threshold written around it (Where)
+    conv_transpose2d              ConvTranspose (one per group, joined  cache: stride, padding, output_padding,
+                                  by Concat, where groups > 1)          dilation, groups
+    interpolate (Upsample)        Resize: nearest (asymmetric, floor),  cache: mode, align_corners, the scale
+                                  linear (half_pixel or align_corners)  factor torch used, else the sizes
+    layer_norm                    LayerNormalization (opset 17)         cache: the normalised axes, eps
+    group_norm (GroupNorm,        Reshape to (N, G, -1),                cache: G, eps
+      InstanceNorm)               InstanceNormalization, the affine
+    local_response_norm           x / (k + alpha/n * Conv(x^2, band))   cache: size, alpha, beta, k (not LRN:
+                                  ^ beta                                its window differs for even sizes)
+    amax amin max min (values)    ReduceMax ReduceMin                   cache: axes, keepdims
+    norm (p = 2, 1, inf)          ReduceL2, ReduceL1, ReduceMax(Abs)    cache: p, axes, keepdims
+    clamp maximum minimum         Clip Max Min
+    where                         Where (the condition must be a        the buffer, as an initializer
+                                  registered bool buffer)
+    stack                         Unsqueeze + Concat                    cache: axis
+    cross_entropy, nll_loss       SoftmaxCrossEntropyLoss,              the node's settings: reduction, class
+      (class indices)             NegativeLogLikelihoodLoss             weight, ignore_index; the target is an
+                                                                        input of the export
+    cross_entropy (probabilities) -sum w p' LogSoftmax, reduced         cache: weight, label smoothing
+    mse_loss l1_loss              written out (Sub, Mul or Abs,         cache: reduction (and smooth_l1's beta,
+    smooth_l1_loss                Where), then ReduceMean / ReduceSum   the BCE weights as constants)
+    binary_cross_entropy(_with_logits)
     (Dropout, Dropout2d in eval)  nothing: they record no op in eval, and the graph is the inference graph
+
+A loss reduced over the batch ('mean', 'sum') has no batch axis, and runs on any batch size.
+Refused, with the reason: max_unpool2d (its indices are off the tape), in-place writes (fill_,
+copy_, x[i] = v), cross_entropy with label smoothing against class indices, a where whose
+condition is not a registered buffer.
 
 F.pad's cache does not keep its fill value: it is read from the output where the pad is a
 layer's output (PadShortcut), else taken as 0, and the check below refuses a graph that differs.
@@ -67,15 +98,17 @@ import os
 
 import numpy as np
 import onnx
-from onnx import helper, numpy_helper
+from onnx import TensorProto, helper, numpy_helper
 
 from .. import __version__
 from .._tensor import Tensor, as_tensor
 from ..autograd import Node, _order, set_grad_enabled
 from ..backend import get_array_module, to_numpy
 from ..nn.module import Module
+from ..ops import loss as _loss_ops
 from ..ops import norm as _norm
 from ..ops import pool as _pool
+from ..ops import tensor as _tensor_ops
 
 __all__ = ["export", "ExportError", "MIN_OPSET"]
 
@@ -677,6 +710,329 @@ def _dropout(b, node, x):
                   "training=True): pass training=self.training, or use nn.Dropout, which is the identity in eval")
 
 
+def _reduce_op(b, op, x, axes, keepdims, batched=None):
+    """One ONNX reduction over axes (None: every axis), in the opset's form: ReduceSum takes its axes
+    as an input from opset 13, the others (ReduceMean, ReduceMax, ReduceMin, ReduceL1, ReduceL2)
+    from 18; before, an attribute."""
+    attrs = dict(keepdims=int(keepdims))
+    if axes is None:
+        return b.emit(op, [x], batched=batched, **attrs)
+    axes = [int(a) for a in axes]
+    if op == "ReduceSum" or b.opset >= 18:
+        return b.emit(op, [x, b.ints(axes)], batched=batched, **attrs)
+    return b.emit(op, [x], batched=batched, axes=axes, **attrs)
+
+
+def _over_batch(b, x, axes):
+    """None when the reduction keeps axis 0 (the batch) in the output, else False (the output has no batch)."""
+    return False if x in b.batched and (axes is None or 0 in axes) else None
+
+
+def _extreme(op):
+    """amax / amin, and max / min over all elements or along one dim (their values: ONNX's ReduceMax
+    and ReduceMin keep NaN, as torch does)."""
+    def handler(b, node, x):
+        n = len(b.shape_of(node.inputs[0]))
+        if node.backward in (_tensor_ops.max_along_backward, _tensor_ops.min_along_backward):
+            _, axis, _, keepdims = node.cache
+            axes = (int(axis),)
+        else:
+            _, axes, _, keepdims = node.cache
+            axes = tuple(int(a) for a in axes) if axes is not None else tuple(range(n))
+        if n == 0:
+            return b.emit("Identity", [x])
+        return _reduce_op(b, op, x, axes, keepdims, _over_batch(b, x, axes))
+    return handler
+
+
+def _norm_op(b, node, x):
+    _, p, axes, _, keepdims = node.cache
+    n = len(b.shape_of(node.inputs[0]))
+    axes = tuple(int(a) for a in axes) if axes is not None else tuple(range(n))
+    batched = _over_batch(b, x, axes)
+    if p == 2:
+        return _reduce_op(b, "ReduceL2", x, axes, keepdims, batched)
+    if p == 1:
+        return _reduce_op(b, "ReduceL1", x, axes, keepdims, batched)
+    return _reduce_op(b, "ReduceMax", b.emit("Abs", [x]), axes, keepdims, batched)
+
+
+def _clamp(b, node, x):
+    _, low, high = node.cache
+    dtype = node.dtype
+    bound = [b.constant(np.asarray(v, dtype=dtype)) if v is not None else None for v in (low, high)]
+    if bound == [None, None]:
+        return b.emit("Identity", [x])
+    return b.emit("Clip", [x, bound[0] or "", bound[1]] if bound[1] else [x, bound[0]])
+
+
+def _where(b, node, x, y):
+    condition = node.cache[0]
+    name = b.state.get(id(condition))
+    if name is None:
+        raise b.error("its condition is not a registered bool buffer: the exporter cannot tell a constant mask "
+                      "from one computed from the input off the tape (x > 0 records no op). Register a constant "
+                      "mask with self.register_buffer(name, mask), or write the op with relu, clamp or maximum")
+    _check_broadcast(b, node, (x, y))
+    if id(condition) not in b.names:
+        b.initializers.append(numpy_helper.from_array(to_numpy(condition), name))
+        b.names[id(condition)] = name
+    return b.emit("Where", [b.names[id(condition)], x, y])
+
+
+def _stack(b, node, *values):
+    count, axis = node.cache
+    axis = int(axis)
+    if axis == 0 and any(v in b.batched for v in values):
+        b.mixes_batch("it stacks tensors along a new axis 0, the batch")
+    axes = b.ints([axis])
+    return b.emit("Concat", [b.emit("Unsqueeze", [v, axes]) for v in values], axis=axis)
+
+
+def _softplus(b, node, x):
+    """torch's softplus: log(1 + exp(beta x)) / beta, and x itself where beta x > threshold (ONNX's
+    Softplus has neither beta nor threshold, so both are written out around it)."""
+    _, threshold, beta = node.cache
+    beta = float(beta)
+    z = b.emit("Mul", [x, b.constant(np.asarray(beta, dtype=node.dtype))]) if beta != 1 else x
+    soft = b.emit("Softplus", [z])
+    if beta != 1:
+        soft = b.emit("Div", [soft, b.constant(np.asarray(beta, dtype=node.dtype))])
+    above = b.emit("Greater", [z, b.constant(np.asarray(threshold, dtype=node.dtype))])
+    return b.emit("Where", [above, x, soft])
+
+
+def _conv_transpose2d(b, node, x, w, bias):
+    """ConvTranspose; with groups, one ConvTranspose per group on its slice of channels, joined
+    (onnx 1.23's reference evaluator cannot run a grouped ConvTranspose, so the check could not pass)."""
+    _, _, weight, _, stride, padding, output_padding, dilation, groups = node.cache[:9]
+    (ph, pw) = padding
+    attrs = dict(kernel_shape=[int(k) for k in weight.shape[2:]], strides=[int(s) for s in stride],
+                 pads=[int(ph), int(pw), int(ph), int(pw)], output_padding=[int(p) for p in output_padding],
+                 dilations=[int(d) for d in dilation])
+    G = int(groups)
+    if G == 1:
+        return b.emit("ConvTranspose", [x, w, bias], **attrs)
+    C_in, C_out_g = int(weight.shape[0]), int(weight.shape[1])
+
+    def part(value, size, g):
+        return b.emit("Slice", [value, b.ints([g * size]), b.ints([(g + 1) * size]), b.ints([1 if value is x else 0])],
+                      batched=None if value is x else False)
+    parts = [b.emit("ConvTranspose", [part(x, C_in // G, g), part(w, C_in // G, g),
+                                      part(bias, C_out_g, g) if bias else None], **attrs) for g in range(G)]
+    return b.emit("Concat", parts, axis=1)
+
+
+def _resize_rule_is_torchs(n, m, scale, rows):
+    """Whether Resize's nearest rule (asymmetric, floor: src = floor(o / scale)) picks torch's rows for
+    every output o, computed in float32 and in float64, from the scale and from its float32 rounding
+    (runtimes differ in which they use)."""
+    o = np.arange(m)
+    stored = np.float32(scale)  # a Resize scale is a float32 in the file
+    return all(np.array_equal(np.clip(np.floor(o.astype(dt) / dt(s)), 0, n - 1).astype(np.int64), rows)
+               for dt in (np.float32, np.float64) for s in (scale, stored))
+
+
+def _interpolate(b, node, x):
+    """Resize: 'nearest' as asymmetric coordinates with nearest_mode floor, 'bilinear' as linear with
+    half_pixel centres (align_corners: the corner rule, from the sizes). Where torch used the scale
+    factor given, so does the graph (scales, 1 on an axis whose length is kept); else the sizes.
+    Torch's nearest rule is floor(o * s) in float32, which Resize's floor(o / scale) can miss by one
+    row (scale 1.2, o = 6): where it would for some row, the rows torch reads are two Gathers instead."""
+    shape, taps, (mode, align_corners, scales) = node.cache
+    sides = list(zip(shape[2:], node.shape[2:]))
+    use_scales = mode == "nearest" or not align_corners
+    use_scales = use_scales and all(s is not None for s in scales)
+    per_axis = [1.0 if m == n else float(s) for (n, m), s in zip(sides, scales)] if use_scales else None
+    if mode == "nearest":
+        rows = [to_numpy(t[0][0]).astype(np.int64) for t in taps]
+        ratios = per_axis or [m / n for n, m in sides]
+        if not all(_resize_rule_is_torchs(n, m, r, i) for (n, m), r, i in zip(sides, ratios, rows)):
+            out = b.emit("Gather", [x, b.ints(rows[0])], axis=2)
+            return b.emit("Gather", [out, b.ints(rows[1])], axis=3)
+        attrs = dict(mode="nearest", coordinate_transformation_mode="asymmetric", nearest_mode="floor")
+    else:
+        attrs = dict(mode="linear", coordinate_transformation_mode="align_corners" if align_corners else "half_pixel")
+    if per_axis is not None:
+        return b.emit("Resize", [x, "", b.constant(np.asarray([1.0, 1.0] + per_axis, dtype=np.float32))], **attrs)
+    lead = b.emit("Slice", [b.emit("Shape", [x], batched=False), b.ints([0]), b.ints([2])], batched=False)
+    sizes = b.emit("Concat", [lead, b.ints([m for _, m in sides])], batched=False, axis=0)
+    return b.emit("Resize", [x, "", "", sizes], batched=None if x in b.batched else False, **attrs)
+
+
+def _layer_norm(b, node, x, w, bias):
+    _, _, _, _, axes, eps = node.cache
+    if b.opset < 17:
+        raise b.error(f"layer norm is ONNX's LayerNormalization, new in opset 17; export with opset_version=17 or "
+                      f"later (this is {b.opset})")
+    shape = b.shape_of(node.inputs[0])
+    if x in b.batched and 0 in axes:
+        b.mixes_batch("it normalises over axis 0, the batch")
+    scale = w or b.constant(np.ones([shape[a] for a in axes], dtype=node.dtype))
+    return b.emit("LayerNormalization", [x, scale, bias], axis=int(axes[0]) - len(shape), epsilon=float(eps))
+
+
+def _channel_vector(b, node, value, rank):
+    """A (C,) weight as (C, 1, ..., 1), to broadcast along axis 1 of a tensor of the given rank."""
+    C = b.shape_of(node.inputs[0])[1]
+    return b.emit("Reshape", [value, b.ints([C] + [1] * (rank - 2))], batched=False)
+
+
+def _group_norm(b, node, x, w, bias):
+    """(N, C, *) as (N, G, C/G * ...) through InstanceNormalization (which normalises each (n, g) over
+    the rest), back to x's shape, then the per-channel affine: exactly group norm, in any opset."""
+    _, _, _, _, G, eps = node.cache
+    shape = b.shape_of(node.inputs[0])
+    grouped = b.emit("Reshape", [x, b.ints([0, int(G), -1])])
+    ones, zeros = (b.constant(np.full(int(G), v, dtype=node.dtype)) for v in (1, 0))
+    normed = b.emit("InstanceNormalization", [grouped, ones, zeros], epsilon=float(eps))
+    out = b.emit("Reshape", [normed, b.emit("Shape", [x], batched=False)])
+    if w:
+        out = b.emit("Mul", [out, _channel_vector(b, node, w, len(shape))])
+    if bias:
+        out = b.emit("Add", [out, _channel_vector(b, node, bias, len(shape))])
+    return out
+
+
+def _local_response_norm(b, node, x):
+    """b = x / (k + alpha / n * s)^beta, s the sum of x^2 over torch's window of channels c - n//2 ... c + (n-1)//2:
+    a 1x1 convolution of x^2 with that band of channels. Not ONNX's LRN: its window is the mirror image
+    for an even n, and onnx 1.23's reference evaluator sums only the first N channels (its loop runs
+    over the batch), so the check could not pass."""
+    _, _, _, _, size, alpha, beta, k = node.cache
+    shape = b.shape_of(node.inputs[0])
+    C, dtype = shape[1], node.dtype
+    band = np.zeros((C, C) + (1,) * (len(shape) - 2), dtype=dtype)
+    for c in range(C):
+        band[c, max(c - size // 2, 0):c + (size - 1) // 2 + 1] = 1
+    total = b.emit("Conv", [b.emit("Mul", [x, x]), b.constant(band)], kernel_shape=[1] * (len(shape) - 2))
+    d = b.emit("Add", [b.emit("Mul", [total, b.constant(np.asarray(alpha / size, dtype=dtype))]),
+                       b.constant(np.asarray(k, dtype=dtype))])
+    return b.emit("Div", [x, b.emit("Pow", [d, b.constant(np.asarray(beta, dtype=dtype))])])
+
+
+# -- losses: their reductions over the batch give a value with no batch axis, on any batch size ----------
+
+
+def _reduced(b, losses, reduction):
+    if reduction == "none":
+        return losses
+    return _reduce_op(b, "ReduceMean" if reduction == "mean" else "ReduceSum", losses, None, 0, batched=False)
+
+
+def _number(b, node, v):
+    return b.constant(np.asarray(v, dtype=node.dtype))
+
+
+def _weighted(b, node, losses, w):
+    """losses * w, w a loss's constant weight (an array: torch's exporter writes it as a constant too)."""
+    return losses if w is None else b.emit("Mul", [losses, b.constant(to_numpy(w).astype(node.dtype))])
+
+
+def _mse_loss(b, node, x, y):
+    d = b.emit("Sub", [x, y])
+    return _reduced(b, b.emit("Mul", [d, d]), node.cache[1])
+
+
+def _l1_loss(b, node, x, y):
+    return _reduced(b, b.emit("Abs", [b.emit("Sub", [x, y])]), node.cache[1])
+
+
+def _smooth_l1_loss(b, node, x, y):
+    _, reduction, beta = node.cache
+    z = b.emit("Abs", [b.emit("Sub", [x, y])])
+    if beta:
+        square = b.emit("Div", [b.emit("Mul", [b.emit("Mul", [z, z]), _number(b, node, 0.5)]), _number(b, node, beta)])
+        z = b.emit("Where", [b.emit("Less", [z, _number(b, node, beta)]), square,
+                             b.emit("Sub", [z, _number(b, node, 0.5 * beta)])])
+    return _reduced(b, z, reduction)
+
+
+def _binary_cross_entropy(b, node, x, y):
+    """-w (y max(log x, -100) + (1 - y) max(log(1 - x), -100)), torch's clamped logs."""
+    _, _, w, _, _, reduction = node.cache
+    low = _number(b, node, -100)
+    log_x = b.emit("Max", [b.emit("Log", [x]), low])
+    log_1mx = b.emit("Max", [b.emit("Log", [b.emit("Sub", [_number(b, node, 1), x])]), low])
+    terms = b.emit("Add", [b.emit("Mul", [y, log_x]), b.emit("Mul", [b.emit("Sub", [_number(b, node, 1), y]), log_1mx])])
+    return _reduced(b, _weighted(b, node, b.emit("Neg", [terms]), w), reduction)
+
+
+def _binary_cross_entropy_with_logits(b, node, x, y):
+    """w ((1 - y) x + (1 + (pw - 1) y) softplus(-x)), softplus(-x) = max(-x, 0) + log(1 + exp(-|x|))
+    (the stable form, as minicnn computes it)."""
+    _, _, w, pw, _, reduction = node.cache
+    one = _number(b, node, 1)
+    softplus_neg = b.emit("Add", [b.emit("Relu", [b.emit("Neg", [x])]),
+                                  b.emit("Log", [b.emit("Add", [one, b.emit("Exp", [b.emit("Neg", [b.emit("Abs", [x])])])])])])
+    if pw is not None:
+        pw_minus_1 = b.constant(to_numpy(pw).astype(node.dtype) - 1)
+        softplus_neg = b.emit("Mul", [b.emit("Add", [one, b.emit("Mul", [pw_minus_1, y])]), softplus_neg])
+    losses = b.emit("Add", [b.emit("Mul", [b.emit("Sub", [one, y]), x]), softplus_neg])
+    return _reduced(b, _weighted(b, node, losses, w), reduction)
+
+
+def _class_loss(b, node, scores, target, op):
+    """SoftmaxCrossEntropyLoss / NegativeLogLikelihoodLoss against class indices: (N, C, d...) scores,
+    (N, d...) int64 labels; an unbatched (C,) input is written as a batch of one."""
+    cache, (reduction, weight, ignore_index, smoothing) = node.cache
+    if smoothing:
+        raise b.error(f"it smooths the labels (label_smoothing={smoothing}), which ONNX's SoftmaxCrossEntropyLoss "
+                      "does not; export the model without its loss, or with label_smoothing=0")
+    if target is None:
+        raise b.error("its target is not a Tensor (a list or an array was given): pass the class indices as a "
+                      "Tensor, an input of the export")
+    labels = target
+    if np.dtype(node.inputs[1].dtype) != np.int64:
+        labels = b.emit("Cast", [target], to=TensorProto.INT64)
+    shape = b.shape_of(node.inputs[0])
+    unbatched = len(shape) == 1
+    if unbatched:
+        scores = b.emit("Unsqueeze", [scores, b.ints([0])], batched=False)
+        labels = b.emit("Unsqueeze", [labels, b.ints([0])], batched=False)
+    inputs = [scores, labels]
+    if weight is not None:
+        inputs.append(b.constant(to_numpy(weight).astype(node.dtype)))
+    out = b.emit(op, inputs, batched=None if reduction == "none" and not unbatched else False,
+                 reduction=reduction, ignore_index=int(ignore_index))
+    if unbatched and reduction == "none":
+        out = b.emit("Squeeze", [out, b.ints([0])], batched=False)
+    return out
+
+
+def _cross_entropy(b, node, x, target=None):
+    if node.backward is _loss_ops.cross_entropy_probs_backward:
+        return _cross_entropy_probs(b, node, x, target)
+    return _class_loss(b, node, x, target, "SoftmaxCrossEntropyLoss")
+
+
+def _cross_entropy_probs(b, node, x, p):
+    """-sum_c w_c p'_c log softmax(x)_c, p' = (1 - eps) p + eps / C: written out (ONNX's loss takes labels)."""
+    _, _, wc, eps, reduction, unbatched = node.cache
+    shape = b.shape_of(node.inputs[0])
+    C = shape[0] if unbatched else shape[1]
+    axis = 0 if unbatched else 1
+    if eps:
+        p = b.emit("Add", [b.emit("Mul", [p, _number(b, node, 1 - eps)]), _number(b, node, eps / C)])
+    q = p if wc is None else b.emit("Mul", [p, b.constant(to_numpy(wc).reshape(
+        (C,) + (1,) * (len(shape) - 1 - axis)).astype(node.dtype))])
+    logp = b.emit("LogSoftmax", [x], axis=axis)
+    losses = b.emit("Neg", [_reduce_op(b, "ReduceSum", b.emit("Mul", [logp, q]), [axis], 0,
+                                       batched=False if unbatched else None)])
+    return _reduced(b, losses, reduction)
+
+
+def _max_unpool2d(b, node, x):
+    raise b.error("its indices come from max_pool2d(return_indices=True), which keeps them off the tape, so the "
+                  "graph has no value for them (and ONNX's MaxUnpool counts indices over the whole tensor, not per "
+                  "plane); export the encoder and the decoder separately, with the indices as an input")
+
+
+def _in_place(b, node, *values):
+    raise b.error(f"it writes into a tensor in place ({node.op}), and an ONNX graph has no in-place writes; write "
+                  "forward without it (minicnn.where, cat, or a new tensor)")
+
+
 HANDLERS = {
     "conv2d": _conv2d,
     "max_pool2d": _max_pool2d,
@@ -723,6 +1079,33 @@ HANDLERS = {
     "expand": _expand,
     "clone": _unary("Identity"),
     "to": _cast,
+    "amax": _extreme("ReduceMax"),
+    "amin": _extreme("ReduceMin"),
+    "max": _extreme("ReduceMax"),
+    "min": _extreme("ReduceMin"),
+    "norm": _norm_op,
+    "clamp": _clamp,
+    "maximum": _binary("Max"),
+    "minimum": _binary("Min"),
+    "where": _where,
+    "stack": _stack,
+    "softplus": _softplus,
+    "conv_transpose2d": _conv_transpose2d,
+    "interpolate": _interpolate,
+    "layer_norm": _layer_norm,
+    "group_norm": _group_norm,
+    "local_response_norm": _local_response_norm,
+    "mse_loss": _mse_loss,
+    "l1_loss": _l1_loss,
+    "smooth_l1_loss": _smooth_l1_loss,
+    "binary_cross_entropy": _binary_cross_entropy,
+    "binary_cross_entropy_with_logits": _binary_cross_entropy_with_logits,
+    "cross_entropy": _cross_entropy,
+    "nll_loss": lambda b, node, x, target=None: _class_loss(b, node, x, target, "NegativeLogLikelihoodLoss"),
+    "max_unpool2d": _max_unpool2d,
+    "fill_": _in_place,
+    "copy_": _in_place,
+    "index_put": _in_place,
     "dropout": _dropout,
     "dropout2d": _dropout,
 }

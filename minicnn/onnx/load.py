@@ -44,7 +44,7 @@ any other operator, attribute or setting is a LoadError naming the node, at load
     Floor, Ceil, Sign (constants on the tape: their gradient is 0)
     LayerNormalization (axis, epsilon, stash_type; Y, Mean, InvStdDev), GroupNormalization-21 (num_groups,
     epsilon, stash_type), MaxUnpool (2-D; kernel_shape, strides, pads; no output_shape input)
-    ReduceMax, ReduceMin, ReduceProd (axes, keepdims, noop_with_empty_axes), ArgMax, ArgMin (axis, keepdims,
+    ReduceMax, ReduceMin, ReduceProd, ReduceL1, ReduceL2 (axes, keepdims, noop_with_empty_axes), ArgMax, ArgMin (axis, keepdims,
     select_last_index), Split (axis, split, num_outputs), Tile, Range
 
 MaxPool and AveragePool with pads over half the kernel pad explicitly first (-inf, or zeros counted:
@@ -752,6 +752,22 @@ def _reduce(method, since):
 
 
 _op("ReduceMean", inputs=2, axes=None, keepdims=1, noop_with_empty_axes=0)(_reduce("mean", 18))
+
+
+def _reduce_norm(p):
+    """ReduceL1 / ReduceL2: Tensor.norm(p) over the axes (all of them when none are given)."""
+    def run(step, a, x, axes=None):
+        axes = _axes(step, a, axes, 18)
+        if not axes:
+            if a["noop_with_empty_axes"]:
+                return x
+            axes = list(range(x.ndim))
+        return x.norm(p=p, dim=tuple(sorted({d % x.ndim for d in axes})), keepdim=bool(a["keepdims"]))
+    return run
+
+
+_op("ReduceL1", inputs=2, axes=None, keepdims=1, noop_with_empty_axes=0)(_reduce_norm(1))
+_op("ReduceL2", inputs=2, axes=None, keepdims=1, noop_with_empty_axes=0)(_reduce_norm(2))
 _op("ReduceSum", inputs=2, axes=None, keepdims=1, noop_with_empty_axes=0)(_reduce("sum", 13))
 
 

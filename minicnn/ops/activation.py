@@ -256,12 +256,12 @@ def softplus(x, beta=1.0, threshold=20.0):
     xp = get_array_module(x)
     z = x * beta
     soft = (xp.maximum(z, 0) + xp.log1p(xp.exp(-xp.abs(z)))) / beta
-    return xp.where(z > threshold, x, soft), (z, threshold)
+    return xp.where(z > threshold, x, soft), (z, threshold, beta)
 
 
 def softplus_backward(dout, cache):
     """dx = sigmoid(beta x) * dout, and dout where beta x > threshold."""
-    z, threshold = cache
+    z, threshold, _ = cache
     s, _ = sigmoid(z)
     return get_array_module(z).where(z > threshold, dout, dout * s)
 

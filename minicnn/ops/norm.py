@@ -219,13 +219,13 @@ def group_norm(x, num_groups, gamma=None, beta=None, eps=1e-5):
     xhat, inv_std, _, _ = _standardize(x.reshape(N, G, -1), (2,), eps)
     xhat = xhat.reshape(x.shape)
     out = _affine(xhat, gamma, beta, _channel_shape(x))
-    return out, (xhat, gamma, inv_std, beta is not None, G)
+    return out, (xhat, gamma, inv_std, beta is not None, G, eps)  # eps: for minicnn.onnx's export
 
 
 def group_norm_backward(dout, cache):
     """-> (dx, dgamma, dbeta): the standardisation backward within each (sample, group),
     with dxhat = gamma * dy (gamma varies across a group's channels, so no compact form here)."""
-    xhat, gamma, inv_std, has_beta, G = cache
+    xhat, gamma, inv_std, has_beta, G, _ = cache
     axes = (0,) + tuple(range(2, xhat.ndim))
     dxhat = dout * gamma.reshape(_channel_shape(xhat)) if gamma is not None else dout
     N = xhat.shape[0]
@@ -246,13 +246,13 @@ def layer_norm(x, normalized_shape, gamma=None, beta=None, eps=1e-5):
     axes = tuple(range(x.ndim - k, x.ndim))
     xhat, inv_std, _, _ = _standardize(x, axes, eps)
     out = _affine(xhat, gamma, beta, tuple(normalized_shape))
-    return out, (xhat, gamma, inv_std, beta is not None, axes)
+    return out, (xhat, gamma, inv_std, beta is not None, axes, eps)  # eps: for minicnn.onnx's export
 
 
 def layer_norm_backward(dout, cache):
     """-> (dx, dgamma, dbeta): the standardisation backward over the normalised dims with
     dxhat = gamma * dy; dgamma and dbeta sum over the leading dims."""
-    xhat, gamma, inv_std, has_beta, axes = cache
+    xhat, gamma, inv_std, has_beta, axes, _ = cache
     dxhat = dout * gamma if gamma is not None else dout
     dx = _standardize_backward(dxhat, xhat, inv_std, axes)
     lead = tuple(range(xhat.ndim - len(axes)))
@@ -290,7 +290,7 @@ def local_response_norm(x, size, alpha=1e-4, beta=0.75, k=1.0):
     d += k
     scale = d ** -beta
     out = x * scale
-    return out, (x, d, scale, out, size, alpha, beta)
+    return out, (x, d, scale, out, size, alpha, beta, k)  # k: for minicnn.onnx's export
 
 
 def local_response_norm_backward(dout, cache):
@@ -298,6 +298,6 @@ def local_response_norm_backward(dout, cache):
 
     a_j appears in the windows of c = j - (n-1)//2 ... j + n//2: the same window sum with its two
     sides swapped. dy_c a_c d_c^(-beta-1) is dy_c * b_c / d_c."""
-    x, d, scale, out, size, alpha, beta = cache
+    x, d, scale, out, size, alpha, beta, _ = cache
     u = dout * out / d
     return dout * scale - (2 * alpha * beta / size) * x * _channel_window_sum(u, (size - 1) // 2, size // 2)

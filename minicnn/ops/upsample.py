@@ -118,13 +118,14 @@ def interpolate(x, size=None, scale_factor=None, mode="nearest", align_corners=N
         else:
             taps.append(list(zip(*linear_source(n, m, bool(align_corners), scale, x.dtype))))
     rows = _read(x, taps[0], axis=2)
-    return _read(rows, taps[1], axis=3), (x.shape, taps)
+    # (mode, align_corners, scales): what minicnn.onnx's export writes as Resize's settings
+    return _read(rows, taps[1], axis=3), (x.shape, taps, (mode, bool(align_corners), scales))
 
 
 def interpolate_backward(dout, cache):
     """dx: the columns step undone, then the rows step; each input row or column receives the
     weighted sum of the outputs that read it. dout (N, C, OH, OW) -> dx (N, C, H, W)."""
-    shape, (rows, cols) = cache
+    shape, (rows, cols), _ = cache
     d = _read_backward(dout, cols, shape[3], axis=3)
     return _read_backward(d, rows, shape[2], axis=2)
 
