@@ -214,6 +214,20 @@ def test_export_each_op_passes_the_checker_and_the_reference_evaluator_and_loads
     assert_close(run(mo.load(path), bigger), run(net, bigger))
 
 
+@pytest.mark.parametrize("opset", [18, 21])
+@pytest.mark.parametrize("case", ["extremes", "norm", "sum_mean", "layer_norm", "group_norm", "upsample_bilinear",
+                                  "conv_transpose"])
+def test_export_at_newer_opsets_where_reductions_take_their_axes_as_an_input(case, opset, tmp_path):
+    fn, shape, layers, ops = CASES[case]
+    minicnn.manual_seed(0)
+    net = Net(fn, **layers)
+    x = np.random.default_rng(1).standard_normal(shape).astype(np.float32)
+    proto = mo.export(net, minicnn.from_numpy(x), tmp_path / "m.onnx", opset_version=opset)
+    assert proto.opset_import[0].version == opset
+    assert_close(reference(proto, x), run(net, x))
+    assert_close(run(mo.load(tmp_path / "m.onnx"), x), run(net, x))
+
+
 def test_export_restores_training_mode_and_writes_to_file_objects():
     net = nn.Sequential(nn.Linear(3, 2), nn.Dropout(0.5))
     net[1].eval()  # a mixed state comes back as it was
@@ -345,6 +359,18 @@ def test_export_refuses_label_smoothing_on_class_indices_and_a_target_that_is_no
         mo.export(_Forward(lambda x, t: F.cross_entropy(x, t, label_smoothing=0.1)), (x, t), io.BytesIO())
     with pytest.raises(mo.ExportError, match="target is not a Tensor"):
         mo.export(_Forward(lambda x: F.cross_entropy(x, [0, 1, 2], weight=W4)), x, io.BytesIO())
+
+
+def test_a_class_loss_keeps_its_target_off_the_tape_as_torch_and_does_not_keep_it_alive():
+    import gc
+    x, t = minicnn.randn(3, 4, requires_grad=True), minicnn.tensor([0, 1, 2])
+    for loss in (F.cross_entropy(x * 2, t), F.nll_loss(x * 2, t, reduction="sum")):
+        assert [f is None for f, _ in loss.grad_fn.next_functions] == [False]  # torch: the input only
+    loss = F.cross_entropy(x * 2, minicnn.tensor([0, 1, 2]))
+    gc.collect()
+    assert loss._node.cache[1][4]() is None  # the target went away: the tape held only a weak reference
+    loss.backward()  # the backward needs only the op's own cache
+    assert x.grad is not None and np.isfinite(x.grad.numpy()).all()
 
 
 def test_export_refuses_a_where_whose_condition_is_computed_off_the_tape():

@@ -12,6 +12,7 @@ Where minicnn differs from torch, the function says so.
 
 import numbers
 import warnings
+import weakref
 
 import numpy as np
 
@@ -315,12 +316,15 @@ def _constant(t, what, name):
 class _ClassLoss(tuple):
     """The settings of a cross_entropy or nll_loss against class indices, kept on the tape beside
     the op's cache for minicnn.onnx's export: (reduction, class weight array or None, ignore_index,
-    label_smoothing). The target Tensor is the node's second input (it gets no gradient)."""
+    label_smoothing, target), the target a weak reference to the target Tensor (None for a list or
+    an array): the export finds it among its inputs, and the tape does not keep it alive. The target
+    is not a node input, as in torch (it has no gradient, and grad_fn.next_functions leaves it out)."""
 
     __slots__ = ()
 
-    def __new__(cls, reduction, weight, ignore_index, label_smoothing):
-        return super().__new__(cls, (reduction, weight, ignore_index, label_smoothing))
+    def __new__(cls, reduction, weight, ignore_index, label_smoothing, target):
+        ref = weakref.ref(target) if isinstance(target, Tensor) else None
+        return super().__new__(cls, (reduction, weight, ignore_index, label_smoothing, ref))
 
 
 # the ops' backwards, reading their own cache from the (cache, settings) pair a class loss records
@@ -383,13 +387,12 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
     plain = (weight is None and label_smoothing == 0 and reduction == "mean" and input.ndim == 2
              and labels.dtype.kind in "iu" and tuple(labels.shape) == (input.shape[0],)
              and not bool((labels == ignore_index).any()))
-    settings = _ClassLoss(reduction, _arr(weight), int(ignore_index), float(label_smoothing))
-    parents = (input, target if isinstance(target, Tensor) else None)
+    settings = _ClassLoss(reduction, _arr(weight), int(ignore_index), float(label_smoothing), target)
     if plain:  # the common case: one fused pair, softmax minus one-hot
         out, cache = L.softmax_cross_entropy(input.array, labels)
-        return record(out, _softmax_cross_entropy_backward, (cache, settings), parents, "cross_entropy")
+        return record(out, _softmax_cross_entropy_backward, (cache, settings), (input,), "cross_entropy")
     out, cache = L.cross_entropy_nd(input.array, labels, _arr(weight), ignore_index, reduction, label_smoothing)
-    return record(out, _cross_entropy_nd_backward, (cache, settings), parents, "cross_entropy")
+    return record(out, _cross_entropy_nd_backward, (cache, settings), (input,), "cross_entropy")
 
 
 def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None, reduction="mean"):
@@ -400,9 +403,8 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, r
     weight = _constant(weight, "weight", "nll_loss")
     _same_kind("nll_loss", input, weight=weight)
     out, cache = L.nll_loss_nd(input.array, _class_indices(target), _arr(weight), ignore_index, reduction)
-    settings = _ClassLoss(reduction, _arr(weight), int(ignore_index), 0.0)
-    parents = (input, target if isinstance(target, Tensor) else None)
-    return record(out, _nll_loss_nd_backward, (cache, settings), parents, "nll_loss")
+    settings = _ClassLoss(reduction, _arr(weight), int(ignore_index), 0.0, target)
+    return record(out, _nll_loss_nd_backward, (cache, settings), (input,), "nll_loss")
 
 
 def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=None, reduction="mean"):

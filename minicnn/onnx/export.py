@@ -972,18 +972,21 @@ def _binary_cross_entropy_with_logits(b, node, x, y):
     return _reduced(b, _weighted(b, node, losses, w), reduction)
 
 
-def _class_loss(b, node, scores, target, op):
+def _class_loss(b, node, scores, op):
     """SoftmaxCrossEntropyLoss / NegativeLogLikelihoodLoss against class indices: (N, C, d...) scores,
-    (N, d...) int64 labels; an unbatched (C,) input is written as a batch of one."""
-    cache, (reduction, weight, ignore_index, smoothing) = node.cache
+    (N, d...) int64 labels; an unbatched (C,) input is written as a batch of one. The target is found
+    by the weak reference the node's settings keep: an input of the export, a buffer, or a number."""
+    cache, (reduction, weight, ignore_index, smoothing, ref) = node.cache
     if smoothing:
         raise b.error(f"it smooths the labels (label_smoothing={smoothing}), which ONNX's SoftmaxCrossEntropyLoss "
                       "does not; export the model without its loss, or with label_smoothing=0")
-    if target is None:
+    t = ref() if ref is not None else None
+    if t is None:
         raise b.error("its target is not a Tensor (a list or an array was given): pass the class indices as a "
                       "Tensor, an input of the export")
+    target = b.value(t)
     labels = target
-    if np.dtype(node.inputs[1].dtype) != np.int64:
+    if np.dtype(t.dtype) != np.int64:
         labels = b.emit("Cast", [target], to=TensorProto.INT64)
     shape = b.shape_of(node.inputs[0])
     unbatched = len(shape) == 1
@@ -1001,9 +1004,9 @@ def _class_loss(b, node, scores, target, op):
 
 
 def _cross_entropy(b, node, x, target=None):
-    if node.backward is _loss_ops.cross_entropy_probs_backward:
+    if node.backward is _loss_ops.cross_entropy_probs_backward:  # (input, target) of class probabilities
         return _cross_entropy_probs(b, node, x, target)
-    return _class_loss(b, node, x, target, "SoftmaxCrossEntropyLoss")
+    return _class_loss(b, node, x, "SoftmaxCrossEntropyLoss")
 
 
 def _cross_entropy_probs(b, node, x, p):
@@ -1101,7 +1104,7 @@ HANDLERS = {
     "binary_cross_entropy": _binary_cross_entropy,
     "binary_cross_entropy_with_logits": _binary_cross_entropy_with_logits,
     "cross_entropy": _cross_entropy,
-    "nll_loss": lambda b, node, x, target=None: _class_loss(b, node, x, target, "NegativeLogLikelihoodLoss"),
+    "nll_loss": lambda b, node, x: _class_loss(b, node, x, "NegativeLogLikelihoodLoss"),
     "max_unpool2d": _max_unpool2d,
     "fill_": _in_place,
     "copy_": _in_place,
