@@ -116,6 +116,39 @@ def test_batch_norm_eval_value_and_grads_match_torch(backend, dtype, case, seed,
     run_both(ours, theirs, x, seed)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@settings(max_examples=15, deadline=None)
+@given(case=batch_norm_cases(), seed=seeds, big=st.booleans())
+def test_batch_norm_eval_under_no_grad_folds_to_one_scale_and_shift_and_matches_torch(backend, dtype, case, seed,
+                                                                                       big):
+    """Nothing recorded (no_grad): the output alone, x * a + b per channel, cut over the channels on
+    threads when big (a shape of at least parallel.MIN_COMPUTE values). After training steps, so the
+    running statistics it reads are the ones the steps left, as torch's."""
+    name, shape, affine, bias = case
+    if big:
+        shape = (64, shape[1]) + (32,) * (len(shape) - 2) if len(shape) > 2 else (40000, shape[1])
+    ours = getattr(nn, name)(shape[1], affine=affine, bias=bias).to(dtype=dtype)
+    theirs = getattr(torch.nn, name)(shape[1], affine=affine, bias=bias).double()
+    twin(ours, theirs, seed)
+    rng = np.random.default_rng(seed)
+    for _ in range(2):  # training steps move the running statistics away from 0 and 1
+        x = (rng.standard_normal(shape) * 2 + 1).astype(dtype)
+        ours(mc.from_numpy(x))
+        theirs(torch.from_numpy(x.astype(np.float64)))
+    ours.eval(), theirs.eval()
+    x = rng.standard_normal(shape).astype(dtype)
+    with mc.no_grad():
+        y = ours(mc.from_numpy(x))
+    with mc.set_impl("plain"), mc.no_grad():
+        plain = ours(mc.from_numpy(x))
+    assert y._node is None
+    assert_same(y, theirs(torch.from_numpy(x.astype(np.float64))), dtype)
+    np.testing.assert_allclose(to_numpy(y.array), to_numpy(plain.array), **TOL[np.dtype(dtype)])
+    ours.train()  # and back to training: the batch's statistics again
+    z = ours(mc.from_numpy(x))
+    assert_same(z, theirs.train()(torch.from_numpy(x.astype(np.float64))), dtype)
+
+
 @pytest.mark.parametrize("name, shape", [("BatchNorm1d", (6, 3)), ("BatchNorm1d", (4, 3, 5)),
                                          ("BatchNorm2d", (4, 3, 2, 3))])
 @pytest.mark.parametrize("momentum", [0.1, 0.5, None])

@@ -127,6 +127,30 @@ def batch_norm_inference(x, gamma, beta, running_mean, running_var, eps=1e-5):
     return _affine(xhat, gamma, beta, shape), (xhat, gamma, inv_std, beta is not None, axes)
 
 
+def batch_norm_inference_out(x, gamma, beta, running_mean, running_var, eps=1e-5):
+    """batch_norm_inference's output alone, for a call that records nothing (no_grad, or no input
+    needs a gradient), so no xhat is kept: y = x * a + b per channel, a = gamma / sqrt(var + eps),
+    b = beta - mean * a. Two passes over x instead of four, cut over the channels on threads. Agrees
+    with batch_norm_inference to float rounding (the per-channel constants are folded first)."""
+    xp = get_array_module(x)
+    shape = _channel_shape(x)
+    a = 1 / xp.sqrt(running_var.reshape(shape) + eps)
+    if gamma is not None:
+        a = a * gamma.reshape(shape)
+    b = -running_mean.reshape(shape) * a
+    if beta is not None:
+        b = b + beta.reshape(shape)
+    a, b = a.astype(x.dtype, copy=False), b.astype(x.dtype, copy=False)
+    out = xp.empty_like(x)
+
+    def channels(c0, c1):
+        c = (slice(None), slice(c0, c1))
+        xp.multiply(x[c], a[c], out=out[c])
+        out[c] += b[c]
+    parallel.split(channels, x.shape[1], x, k=_threads(x))
+    return out
+
+
 def batch_norm_inference_backward(dout, cache):
     """-> (dx, dgamma, dbeta). y = gamma * (x - mean) * inv_std + beta is affine in x: dx = gamma * inv_std * dy."""
     xhat, gamma, inv_std, has_beta, axes = cache
