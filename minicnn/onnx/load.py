@@ -740,14 +740,23 @@ def _pad(step, a, x, pads, value=None, axes=None):
     return record(out, _conv_ops.pad2d_backward, cache, (x,), "pad2d")
 
 
+def _reduced_axes(step, a, x, axes, since):
+    """A reduction's axes, sorted and made non-negative: all of x's when none are given, or None
+    when none are given and noop_with_empty_axes says that the reduction is the identity."""
+    axes = _axes(step, a, axes, since)
+    if not axes:
+        if a["noop_with_empty_axes"]:
+            return None
+        axes = range(x.ndim)
+    return tuple(sorted({d % x.ndim for d in axes}))
+
+
 def _reduce(method, since):
     def run(step, a, x, axes=None):
-        axes = _axes(step, a, axes, since)
-        if not axes:
-            if a["noop_with_empty_axes"]:
-                return x
-            axes = list(range(x.ndim))
-        return getattr(x, method)(dim=tuple(d % x.ndim for d in axes), keepdim=bool(a["keepdims"]))
+        axes = _reduced_axes(step, a, x, axes, since)
+        if axes is None:
+            return x
+        return getattr(x, method)(dim=axes, keepdim=bool(a["keepdims"]))
     return run
 
 
@@ -757,12 +766,10 @@ _op("ReduceMean", inputs=2, axes=None, keepdims=1, noop_with_empty_axes=0)(_redu
 def _reduce_norm(p):
     """ReduceL1 / ReduceL2: Tensor.norm(p) over the axes (all of them when none are given)."""
     def run(step, a, x, axes=None):
-        axes = _axes(step, a, axes, 18)
-        if not axes:
-            if a["noop_with_empty_axes"]:
-                return x
-            axes = list(range(x.ndim))
-        return x.norm(p=p, dim=tuple(sorted({d % x.ndim for d in axes})), keepdim=bool(a["keepdims"]))
+        axes = _reduced_axes(step, a, x, axes, 18)
+        if axes is None:
+            return x
+        return x.norm(p=p, dim=axes, keepdim=bool(a["keepdims"]))
     return run
 
 
@@ -1128,12 +1135,9 @@ def _lowest_or_highest(dtype, highest):
 
 def _reduce_extreme(method, empty):
     def run(step, a, x, axes=None):
-        axes = _axes(step, a, axes, 18)
-        if not axes:
-            if a["noop_with_empty_axes"]:
-                return x
-            axes = list(range(x.ndim))
-        axes = tuple(sorted(d % x.ndim for d in axes))
+        axes = _reduced_axes(step, a, x, axes, 18)
+        if axes is None:
+            return x
         if any(x.shape[d] == 0 for d in axes):  # the maximum of no values is the lowest value (min: highest)
             shape = [1 if d in axes else n for d, n in enumerate(x.shape)]
             if not a["keepdims"]:
@@ -1276,12 +1280,9 @@ def _max_unpool(step, a, x, indices, output_shape=None):
 
 @_op("ReduceProd", inputs=2, axes=None, keepdims=1, noop_with_empty_axes=0)
 def _reduce_prod(step, a, x, axes=None):
-    axes = _axes(step, a, axes, 18)
-    if not axes:
-        if a["noop_with_empty_axes"]:
-            return x
-        axes = list(range(x.ndim))
-    axes = sorted({d % x.ndim for d in axes})
+    axes = _reduced_axes(step, a, x, axes, 18)
+    if axes is None:
+        return x
     if any(x.shape[d] == 0 for d in axes):  # the product of no values is 1
         shape = [1 if d in axes else n for d, n in enumerate(x.shape)]
         out = _like(x, np.ones(shape, dtype=x.dtype))
