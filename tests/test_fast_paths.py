@@ -537,3 +537,85 @@ def test_a_float32_training_step_stays_float32(impl):
         opt.step()
     assert all(p.dtype == np.float32 and p.grad.dtype == np.float32 for p in net.parameters())
     assert all(s["momentum_buffer"].dtype == np.float32 for s in opt.state.values())
+
+
+# -- the depthwise convolution by phases (ops.conv_depthwise) ------------------------------------
+
+
+@st.composite
+def depthwise_geometries(draw):
+    """A depthwise convolution (groups = C = OC) with any kernel, stride, dilation and padding,
+    which may differ before and after each axis, on an input the dilated kernel fits."""
+    C, N = draw(st.integers(1, 5)), draw(st.integers(1, 3))
+    KH, KW = draw(st.integers(1, 5)), draw(st.integers(1, 5))
+    stride, dilation = (draw(st.integers(1, 3)), draw(st.integers(1, 3))), (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+    pads = tuple((draw(st.integers(0, 3)), draw(st.integers(0, 3))) for _ in range(2))
+    H = max(1, dilation[0] * (KH - 1) + 1 - sum(pads[0])) + draw(st.integers(0, 6))
+    W = max(1, dilation[1] * (KW - 1) + 1 - sum(pads[1])) + draw(st.integers(0, 6))
+    return dict(shape=(N, C, H, W), kernel=(KH, KW), stride=stride, dilation=dilation, pads=pads,
+                bias=draw(st.booleans()), input_grad=draw(st.booleans()), chunk=draw(st.sampled_from([1, 1 << 17])),
+                threads=draw(st.sampled_from([1, 2])), dtype=draw(st.sampled_from([np.float64, np.float32])),
+                seed=draw(st.integers(0, 2**16)))
+
+
+@settings(max_examples=120, deadline=None)
+@given(depthwise_geometries())
+def test_depthwise_conv2d_by_phases_matches_torch_for_any_stride_dilation_and_padding(g):
+    """Values and all three gradients against torch (the padding applied by TF.pad first, as torch's
+    conv2d has no padding that differs before and after), with every scratch array of the phases
+    path filled with NaN when made (a cell read before it is written would show), its channels one
+    per chunk or all in one, on one thread or cut over two."""
+    from minicnn.ops import conv_depthwise
+    dtype, (N, C, H, W) = g["dtype"], g["shape"]
+    rng = np.random.default_rng(g["seed"])
+    x, w = rng.standard_normal(g["shape"]).astype(dtype), rng.standard_normal((C, 1, *g["kernel"])).astype(dtype)
+    b = rng.standard_normal(C).astype(dtype) if g["bias"] else None
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(conv_depthwise, "_empty", lambda xp, shape, dt: xp.full(shape, np.nan, dtype=dt))
+        mp.setattr(conv_depthwise, "CHUNK", g["chunk"])
+        mp.setattr(parallel, "MIN_PRODUCT", 1)  # cut even these small convolutions when on two threads
+        minicnn.set_num_threads(g["threads"])
+        try:
+            out, cache = F.conv2d(x, w, b, g["stride"], g["pads"], g["dilation"], groups=C, impl="fast")
+            dout = rng.standard_normal(out.shape).astype(dtype)
+            dx, dw, db = F.conv2d_backward(dout, cache, input_grad=g["input_grad"])
+        finally:
+            minicnn.set_num_threads(2)
+    (PT, PB), (PL, PR) = g["pads"]
+    leaves = [torch.tensor(a, dtype=torch.float64, requires_grad=True) for a in (x, w) + ((b,) if g["bias"] else ())]
+    t_out = TF.conv2d(TF.pad(leaves[0], (PL, PR, PT, PB)), leaves[1], leaves[2] if g["bias"] else None,
+                      g["stride"], 0, g["dilation"], C)
+    t_out.backward(torch.tensor(dout, dtype=torch.float64))
+    close(out, t_out, dtype)
+    close(dw, leaves[1].grad, dtype)
+    if g["bias"]:
+        close(db, leaves[2].grad, dtype)
+    else:
+        assert db is None
+    if g["input_grad"]:
+        close(dx, leaves[0].grad, dtype)
+    else:
+        assert dx is None
+
+
+def test_a_depthwise_layer_matches_torch_while_sizes_change_eval_and_no_grad_come_between():
+    """One depthwise Conv2d in a training loop's call orders: the batch and image size change, an
+    eval-mode no_grad pass comes between two training steps, and the layer is used twice in one graph."""
+    ours, theirs = nn.Conv2d(4, 4, 3, stride=2, padding=1, groups=4).double(), torch.nn.Conv2d(4, 4, 3, 2, 1, groups=4).double()
+    with torch.no_grad():
+        theirs.weight.copy_(torch.from_numpy(ours.weight.array))
+        theirs.bias.copy_(torch.from_numpy(ours.bias.array))
+    rng = np.random.default_rng(5)
+    for N, H in [(3, 9), (2, 16), (3, 9)]:
+        x = rng.standard_normal((N, 4, H, H))
+        with minicnn.no_grad():
+            ours.eval()
+            close(ours(minicnn.tensor(x)).array, theirs(torch.tensor(x)), np.float64)
+            ours.train()
+        ours.zero_grad(), theirs.zero_grad()
+        xo, xt = minicnn.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+        (ours(ours(xo)) ** 2).sum().backward()
+        (theirs(theirs(xt)) ** 2).sum().backward()
+        close(xo.grad.array, xt.grad, np.float64)
+        close(ours.weight.grad.array, theirs.weight.grad, np.float64)
+        close(ours.bias.grad.array, theirs.bias.grad, np.float64)

@@ -29,7 +29,8 @@ Two implementations of the same math, selected by minicnn.set_impl (or impl= per
              and the cache keeps col for the backward. Read this one first.
     'fast'   (at the end of this file) the same slices and products, image block by image block
              in reused scratch buffers; the cache keeps x and the backward makes col again, so
-             no col outlives its call; a stride-1 col2im runs on the padded grid.
+             no col outlives its call; a stride-1 col2im runs on the padded grid. A depthwise
+             layer (G = C = OC) goes by phases instead, writing no col (ops/conv_depthwise.py).
 
 padding_mode 'reflect', 'replicate' and 'circular' (torch's Conv2d) are not a convolution's
 business: the layer pads with pad2d below (its own forward/backward pair) and convolves with no padding.
@@ -40,7 +41,7 @@ import numbers
 import threading
 
 from ..backend import get_array_module
-from . import conv_rows, parallel
+from . import conv_depthwise, conv_rows, parallel
 from .checks import check_same_dtype, pair
 from .impl import choose
 
@@ -191,6 +192,10 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, impl=None, w
     N, C = x.shape[:2]
     OC, _, KH, KW = w.shape
     OH, OW = _output_hw(x.shape, KH, KW, stride, pads, dilation, "conv2d")
+    if impl == "fast" and G > 1 and G == C == OC:  # depthwise: by phases, no col (see conv_depthwise)
+        k = _on_threads(C, N * C * OH * OW * KH * KW, x, workspace)
+        out = conv_depthwise.depthwise_forward(x, w, b, OH, OW, stride, pads, dilation, k)
+        return out.transpose(1, 0, 2, 3), (x.shape, w, b is not None, x, stride, pads, dilation, G, impl, workspace)
     if impl == "fast":  # the same products, image block by image block; the cache keeps x, not col
         out = _conv2d_fast(x, w, b, OH, OW, stride, pads, dilation, G, workspace)
         return out.transpose(1, 0, 2, 3), (x.shape, w, b is not None, x, stride, pads, dilation, G, impl, workspace)
@@ -223,6 +228,9 @@ def conv2d_backward(dout, cache, input_grad=True):
             return None, dw, db
         dcol = (w_g.transpose(0, 2, 1) @ dout_g).reshape(col.shape)
         return col2im(dcol, x_shape, KH, KW, stride, pads, dilation), dw, db
+    if G > 1 and G == x_shape[1] == OC:  # depthwise: by phases, no col or dcol (see conv_depthwise)
+        k = _on_threads(G, dout.size * KH * KW * (2 if input_grad else 1), kept, workspace)
+        return conv_depthwise.depthwise_backward(dout, kept, w, has_bias, stride, pads, dilation, input_grad, k)
     return _conv2d_backward_fast(dout, kept, w_g, w.shape, has_bias, stride, pads, dilation, workspace, input_grad)
 
 
