@@ -185,7 +185,7 @@ def _batch_norm_fast(x, gamma, beta, eps, axes):
 def _batch_norm_backward_fast(dout, xhat, gamma, inv_std, has_beta, axes):
     xp = get_array_module(xhat)
     M = xhat.size // xhat.shape[1]
-    dx, work = xp.empty_like(dout), xp.empty_like(dout)
+    dx = xp.empty_like(dout)
     sum_dy, sum_dy_xhat = (xp.empty(xhat.shape[1], dtype=dout.dtype) for _ in range(2))
 
     def channels(c0, c1):
@@ -194,11 +194,13 @@ def _batch_norm_backward_fast(dout, xhat, gamma, inv_std, has_beta, axes):
         sum_dy[c0:c1] = d.sum(axis=axes)
         sum_dy_xhat[c0:c1] = _channel_dots(d, xh, o)  # o as scratch where it needs one
         part = inv_std[c]
-        scale = part / M if gamma is None else gamma[c0:c1].reshape(part.shape) * part / M
-        # dx = scale * (M * dy - sum(dy) - xhat * sum(dy * xhat)), the scale taken inside: one pass fewer
-        xp.multiply(d, scale * M, out=o)
-        o -= scale * sum_dy[c0:c1].reshape(part.shape)
-        o -= xp.multiply(xh, scale * sum_dy_xhat[c0:c1].reshape(part.shape), out=work[c])
+        scale = part if gamma is None else gamma[c0:c1].reshape(part.shape) * part
+        # dx = scale * (dy - mean(dy) - xhat * mean(dy * xhat)): one pass that writes a new array, the
+        # other three in place (a pass into a new array costs here about 1.7 times one in place)
+        xp.multiply(xh, -(sum_dy_xhat[c0:c1] / M).reshape(part.shape), out=o)
+        o += d
+        o -= (sum_dy[c0:c1] / M).reshape(part.shape)
+        o *= scale
     parallel.split(channels, xhat.shape[1], xhat, k=_threads(xhat))
     return dx, (sum_dy_xhat if gamma is not None else None), (sum_dy if has_beta else None)
 
