@@ -619,3 +619,111 @@ def test_a_depthwise_layer_matches_torch_while_sizes_change_eval_and_no_grad_com
         close(xo.grad.array, xt.grad, np.float64)
         close(ours.weight.grad.array, theirs.weight.grad, np.float64)
         close(ours.bias.grad.array, theirs.bias.grad, np.float64)
+
+
+# -- stride-1 convolution on shifted windows of the padded grid (ops.conv_shifted) -----------------
+
+
+@st.composite
+def shifted_geometries(draw):
+    """A stride-1 convolution that conv_shifted takes (at least 16 input channels, no more output
+    ones, outputs wider than conv_rows's), any kernel, dilation and padding before and after."""
+    from minicnn.ops import conv_shifted
+    C = draw(st.integers(conv_shifted.MIN_CHANNELS, conv_shifted.MIN_CHANNELS + 3))
+    OC = C if draw(st.booleans()) else draw(st.integers(1, C))
+    KH, KW = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    dilation = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+    pads = tuple((draw(st.integers(0, 3)), draw(st.integers(0, 3))) for _ in range(2))
+    H = max(1, dilation[0] * (KH - 1) + 1 - sum(pads[0])) + draw(st.integers(0, 4))
+    OW = conv_shifted.WIDEST_ROWS + 1 + draw(st.integers(0, 4))
+    W = OW - 1 + dilation[1] * (KW - 1) + 1 - sum(pads[1])
+    assume(W >= 1)
+    return dict(shape=(draw(st.integers(1, 3)), C, H, W), OC=OC, kernel=(KH, KW), dilation=dilation, pads=pads,
+                bias=draw(st.booleans()), input_grad=draw(st.booleans()), grid=draw(st.sampled_from([1, 1 << 16])),
+                threads=draw(st.sampled_from([1, 2])), dtype=draw(st.sampled_from([np.float64, np.float32])),
+                seed=draw(st.integers(0, 2**16)))
+
+
+@settings(max_examples=80, deadline=None)
+@given(shifted_geometries())
+def test_conv2d_on_shifted_grid_windows_matches_torch_for_any_kernel_dilation_and_padding(g):
+    """Values and all three gradients against torch (padding by TF.pad, as torch has no padding that
+    differs before and after), every scratch array of the path NaN-filled when made, one image per
+    block or many, on one thread or two; the path is taken (forward, dW, and dx where C == OC and
+    no padding is wider than the kernel reaches)."""
+    from minicnn.ops import conv_shifted
+    dtype, (N, C, H, W), OC = g["dtype"], g["shape"], g["OC"]
+    rng = np.random.default_rng(g["seed"])
+    x, w = rng.standard_normal(g["shape"]).astype(dtype), rng.standard_normal((OC, C, *g["kernel"])).astype(dtype)
+    b = rng.standard_normal(OC).astype(dtype) if g["bias"] else None
+    calls = []
+    real_conv, real_dw = conv_shifted.conv, conv_shifted.dw
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(conv_shifted, "_empty", lambda xp, shape, dt: xp.full(shape, np.nan, dtype=dt))
+        mp.setattr(conv_shifted, "GRID", g["grid"])
+        mp.setattr(conv_shifted, "conv", lambda *a: (calls.append("conv"), real_conv(*a))[1])
+        mp.setattr(conv_shifted, "dw", lambda *a: (calls.append("dw"), real_dw(*a))[1])
+        mp.setattr(parallel, "MIN_PRODUCT", 1)
+        minicnn.set_num_threads(g["threads"])
+        try:
+            out, cache = F.conv2d(x, w, b, 1, g["pads"], g["dilation"], impl="fast")
+            dout = rng.standard_normal(out.shape).astype(dtype)
+            dx, dw, db = F.conv2d_backward(dout, cache, input_grad=g["input_grad"])
+        finally:
+            minicnn.set_num_threads(2)
+    (PT, PB), (PL, PR) = g["pads"]
+    (KH, KW), (DH, DW) = g["kernel"], g["dilation"]
+    full = min(DH * (KH - 1) - max(PT, PB), DW * (KW - 1) - max(PL, PR)) >= 0
+    takes_backward = not g["input_grad"] or (full and OC == C)
+    assert calls == ["conv"] + (["dw", "conv"] if g["input_grad"] else ["dw"]) * takes_backward
+    leaves = [torch.tensor(a, dtype=torch.float64, requires_grad=True) for a in (x, w) + ((b,) if g["bias"] else ())]
+    t_out = TF.conv2d(TF.pad(leaves[0], (PL, PR, PT, PB)), leaves[1], leaves[2] if g["bias"] else None,
+                      1, 0, g["dilation"])
+    t_out.backward(torch.tensor(dout, dtype=torch.float64))
+    close(out, t_out, dtype)
+    close(dw, leaves[1].grad, dtype)
+    assert dw.flags.c_contiguous
+    if g["bias"]:
+        close(db, leaves[2].grad, dtype)
+    if g["input_grad"]:
+        close(dx, leaves[0].grad, dtype)
+    else:
+        assert dx is None
+
+
+def test_an_inf_on_the_shifted_grid_gives_the_exact_paths_dw_not_nan():
+    """An inf input in a cell that is no output pixel's tap meets dout's zero there: the shifted
+    path's dW comes out NaN, and the exact path's dW (what plain im2col gives) is returned instead."""
+    rng = np.random.default_rng(3)
+    x, w = rng.standard_normal((2, 16, 6, 12)), rng.standard_normal((16, 16, 3, 3))
+    x[0, 3, 2, 11] = np.inf  # the last column: with padding 0, no output's tap (i, 0) or (i, 1) reads it
+    out, cache = F.conv2d(x, w, None, 1, 0, impl="fast")
+    dout = rng.standard_normal(out.shape)
+    got = F.conv2d_backward(dout, cache)
+    want_out, want_cache = F.conv2d(x, w, None, 1, 0, impl="plain")
+    want = F.conv2d_backward(dout, want_cache)
+    np.testing.assert_array_equal(np.isfinite(got[1]), np.isfinite(want[1]))
+    np.testing.assert_allclose(got[1][np.isfinite(want[1])], want[1][np.isfinite(want[1])], rtol=1e-10)
+
+
+def test_a_resnet_sized_conv_layer_matches_torch_while_sizes_change_eval_and_no_grad_come_between():
+    """One 16 -> 16 3 x 3 Conv2d (the shifted path) in a training loop's call orders: the batch and
+    image size change, an eval-mode no_grad pass comes between two steps, the layer is used twice."""
+    ours, theirs = nn.Conv2d(16, 16, 3, padding=1), torch.nn.Conv2d(16, 16, 3, padding=1)
+    with torch.no_grad():
+        theirs.weight.copy_(torch.from_numpy(ours.weight.array))
+        theirs.bias.copy_(torch.from_numpy(ours.bias.array))
+    rng = np.random.default_rng(6)
+    for N, H in [(3, 12), (5, 10), (3, 12)]:
+        x = rng.standard_normal((N, 16, H, H)).astype(np.float32)
+        with minicnn.no_grad():
+            ours.eval()
+            close(ours(minicnn.tensor(x)).array, theirs(torch.tensor(x)), np.float32)
+            ours.train()
+        ours.zero_grad(), theirs.zero_grad()
+        xo, xt = minicnn.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+        (ours(ours(xo)) ** 2).sum().backward()
+        (theirs(theirs(xt)) ** 2).sum().backward()
+        close(xo.grad.array, xt.grad, np.float32)
+        close(ours.weight.grad.array, theirs.weight.grad, np.float32)
+        close(ours.bias.grad.array, theirs.bias.grad, np.float32)

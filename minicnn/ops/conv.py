@@ -41,7 +41,7 @@ import numbers
 import threading
 
 from ..backend import get_array_module
-from . import conv_depthwise, conv_rows, parallel
+from . import conv_depthwise, conv_rows, conv_shifted, parallel
 from .checks import check_same_dtype, pair
 from .impl import choose
 
@@ -519,6 +519,9 @@ def _conv2d_fast(x, w, b, OH, OW, stride, pads, dilation, G, workspace):
     w_g = w.reshape(G, OC // G, -1)
     out = xp.empty((OC, N, OH, OW), dtype=x.dtype)
     k = _on_threads(N, N * OC * OH * OW * (C // G) * KH * KW, x, workspace)
+    if conv_shifted.pays(xp.__name__, stride, G, C, OC, OW):  # stride 1, no im2col: see conv_shifted
+        conv_shifted.conv(out, x.transpose(1, 0, 2, 3), w, pads, dilation, b, k)
+        return out
     Wp = pads[1][0] + x.shape[3] + pads[1][1]
     rows = conv_rows.rows_pay(xp.__name__, stride, pads, OW, Wp)  # stride 1, narrow: see conv_rows
     blocks = _blocks(N, C * KH * KW * OH * (Wp if rows else OW), k)
@@ -551,6 +554,10 @@ def _conv2d_backward_fast(dout, x, w_g, w_shape, has_bias, stride, pads, dilatio
     OH, OW = dout.shape[2:]
     (PT, PB), (PL, PR) = pads
     Hp, Wp = PT + H + PB, PL + W + PR
+    shifted = _conv2d_backward_shifted(dout, x, w_g, w_shape, has_bias, stride, pads, dilation, workspace,
+                                       input_grad)
+    if shifted is not None:
+        return shifted
     # stride 1, narrow images: dW and dx in conv_rows's layout, dx as the full correlation of dout with w
     rows_dw = conv_rows.rows_pay(xp.__name__, stride, pads, OW, Wp)
     wf, full = None, None
@@ -616,6 +623,36 @@ def _conv2d_backward_fast(dout, x, w_g, w_shape, has_bias, stride, pads, dilatio
         if has_bias:
             db += sums[first][1]
     return (None if dx_t is None else dx_t.transpose(1, 0, 2, 3)), dw.reshape(w_shape), db
+
+
+def _conv2d_backward_shifted(dout, x, w_g, w_shape, has_bias, stride, pads, dilation, workspace, input_grad):
+    """(dx, dW, db) by conv_shifted's products where they pay for dW and for dx (the full correlation
+    of dout with w: no padding wider than the kernel reaches, and as many input channels as output
+    ones, so that it pays too), else None; None also when dW comes out non-finite (see
+    conv_shifted), so that the exact path computes it."""
+    xp = get_array_module(dout)
+    G = w_g.shape[0]
+    OC, C, KH, KW = w_shape
+    N, _, H, W = x.shape
+    if not conv_shifted.pays(xp.__name__, stride, G, C, OC, dout.shape[3]):
+        return None
+    wf, full = None, None
+    if input_grad:
+        wf, full = conv_rows.full_correlation(w_g.reshape(w_shape), pads, dilation)
+        if full is None or not conv_shifted.pays(xp.__name__, stride, G, OC, C, W):
+            return None
+    k = _on_threads(N, dout.size * C * KH * KW * (2 if input_grad else 1), x, workspace)
+    dout_t = dout.transpose(1, 0, 2, 3)
+    dw = conv_shifted.dw(dout_t, x.transpose(1, 0, 2, 3), w_shape, pads, dilation, k)
+    if not xp.isfinite(dw).all():
+        return None
+    dx = None
+    if input_grad:  # the full correlation: dout's OC channels in, C out, w flipped with its channel axes swapped
+        dx_t = conv_shifted._empty(xp, (C, N, H, W), dout.dtype)  # conv writes every cell
+        conv_shifted.conv(dx_t, dout_t, wf.reshape(C, OC, KH, KW), full, dilation, None, k)
+        dx = dx_t.transpose(1, 0, 2, 3)
+    db = dout.sum(axis=(0, 2, 3)) if has_bias else None
+    return dx, xp.ascontiguousarray(dw), db
 
 
 def _col2im_shifted(dx_t, dout_t, w_g, KH, KW, pads, dilation, workspace):
