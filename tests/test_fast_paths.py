@@ -738,3 +738,22 @@ def test_a_resnet_sized_conv_layer_matches_torch_while_sizes_change_eval_and_no_
         close(xo.grad.array, xt.grad, np.float64)
         close(ours.weight.grad.array, theirs.weight.grad, np.float64)
         close(ours.bias.grad.array, theirs.bias.grad, np.float64)
+
+
+def test_shifted_dw_on_two_threads_sums_every_image_when_one_block_would_hold_them_all(monkeypatch):
+    """Three small images fit one grid block; cut over two threads, each thread must still get a
+    block of its own and its sum be kept (an empty second part once overwrote the first's dW with
+    zeros, now and then). Repeated, since it was a race."""
+    from minicnn.ops import conv_shifted
+    monkeypatch.setattr(parallel, "MIN_PRODUCT", 1)
+    minicnn.set_num_threads(2)
+    rng = np.random.default_rng(7)
+    x, w = rng.standard_normal((3, 16, 3, 9)), rng.standard_normal((4, 16, 3, 1))
+    assert len(conv_shifted._blocks(3, 16, 8 * 12, 1)) == 1 and len(conv_shifted._blocks(3, 16, 8 * 12, 2)) == 2
+    out, cache = F.conv2d(x, w, None, 1, ((2, 3), (3, 2)), (1, 2), impl="fast")
+    dout = rng.standard_normal(out.shape)
+    t_x, t_w = torch.tensor(x), torch.tensor(w, requires_grad=True)
+    TF.conv2d(TF.pad(t_x, (3, 2, 2, 3)), t_w, None, 1, 0, (1, 2)).backward(torch.tensor(dout))
+    for _ in range(30):
+        _, dw, _ = F.conv2d_backward(dout, cache, input_grad=False)
+        close(dw, t_w.grad, np.float64)

@@ -47,9 +47,13 @@ def _empty(xp, shape, dtype):
     return xp.empty(shape, dtype=dtype)
 
 
-def _blocks(N, C, cells):
+def _blocks(N, C, cells, k):
+    """Image ranges (n0, n1) covering range(N), of about equal sizes, each with at most GRID values
+    of grid (one image at least), and at least k of them: every one of the k threads gets a block,
+    so no two threads' runs start at the same block (dw keys each thread's sum by it)."""
     per = max(1, GRID // (C * cells))
-    return [(n0, min(N, n0 + per)) for n0 in range(0, N, per)]
+    count = min(N, max(k, -(-N // per)))
+    return [(N * i // count, N * (i + 1) // count) for i in range(count)]
 
 
 def _fill_grid(grid, src_t, n0, n1, pads):
@@ -81,7 +85,7 @@ def conv(out_t, src_t, w, pads, dilation, b, k):
     Hp, Wp = PT + H + PB, PL + W + PR
     slack = DH * (KH - 1) * Wp + DW * (KW - 1)
     wt = xp.ascontiguousarray(w.transpose(2, 0, 3, 1)).reshape(KH, OC, KW * C)  # kernel row i's (OC, KW*C) matrix
-    blocks = _blocks(N, C, Hp * Wp)
+    blocks = _blocks(N, C, Hp * Wp, k)
     most = max(n1 - n0 for n0, n1 in blocks) * Hp * Wp
 
     def run(first, last):  # blocks[first:last], on one thread, in buffers of its own
@@ -117,11 +121,13 @@ def dw(dout_t, src_t, w_shape, pads, dilation, k):
     DH, DW = dilation
     Hp, Wp = PT + H + PB, PL + W + PR
     slack = DH * (KH - 1) * Wp + DW * (KW - 1)
-    blocks = _blocks(N, C, Hp * Wp)
+    blocks = _blocks(N, C, Hp * Wp, k)
     most = max(n1 - n0 for n0, n1 in blocks) * Hp * Wp
     sums = {}
 
     def run(first, last):
+        if first == last:  # no block for this thread (a job cut into more parts than blocks): no sum either
+            return
         grid = _empty(xp, (C, most + slack), src_t.dtype)
         col = _empty(xp, (KW * C, most + DH * (KH - 1) * Wp), src_t.dtype)
         dgrid = _empty(xp, (OC, most), dout_t.dtype)
