@@ -29,6 +29,7 @@ no cache outlives the op that made it. The grad mode is per thread, as in torch.
 """
 
 import functools
+import heapq
 import itertools
 import threading
 import weakref
@@ -61,13 +62,14 @@ class Node:
         inputs, needs, saved = [], [], []
         for p in parents:
             if p is None:
-                inputs.append(None), needs.append(False)
+                inputs.append(None)
+                needs.append(False)
                 continue
-            node = p._node
-            inputs.append(node if node is not None else p), needs.append(p._requires_grad)
+            node, array, counter = p._node, p.array, p._counter
+            inputs.append(p if node is None else node)
+            needs.append(p._requires_grad)
             # what a message needs of the tensor, not the tensor itself (that would keep it alive)
-            saved.append((p._counter, p._counter.value, p.array.shape, p.array.dtype,
-                          node.op if node is not None else None, False))
+            saved.append((counter, counter.value, array.shape, array.dtype, None if node is None else node.op, False))
         if out_counter is not None:
             saved.append((out_counter, out_counter.value, out.shape, out.dtype, name, False))
         self.inputs, self.needs, self.saved = tuple(inputs), tuple(needs), tuple(saved)
@@ -383,23 +385,31 @@ def _backward(tensor, gradient=None, retain_graph=False):
 
 
 def _walk(root, dout, retain_graph, leaves):
-    """Run every node's backward behind root, in order; collect the leaves' summed gradients."""
-    grads = {id(root): dout}
-    for node in _order(root):
-        dout = grads.pop(id(node), None)
-        if dout is None:  # no gradient reached this node (its output only fed integer ops)
-            continue
+    """Run every node's backward behind root, in order; collect the leaves' summed gradients.
+
+    A node is made after the nodes behind its inputs, so it has a larger serial number: taking the
+    waiting node with the largest serial first (a heap) runs each node after every node that feeds
+    it a gradient, and a node no gradient reaches (its output only fed integer ops) never runs.
+    """
+    grads = {root: dout}  # node -> the sum of the gradients that reached its output so far
+    waiting = [(-root.serial, root)]
+    while waiting:
+        node = heapq.heappop(waiting)[1]
+        dout = grads.pop(node)
         if node.freed:
             raise RuntimeError(
                 f"Trying to backward through the graph a second time ({node.where()}): its saved values were "
                 "freed by the first backward(). Specify retain_graph=True on the first call if you need to "
                 "backward twice, or run the forward again."
             )
-        _check_saved(node)
+        for saved in node.saved:
+            if saved[0].value != saved[1]:  # a counter moved: look closer (the common case is none)
+                _check_saved(node)
+                break
         if node.hooks:
             dout = _run_hooks(node.hooks, dout)
         result = node.backward(dout, node.cache)
-        if not isinstance(result, tuple):
+        if type(result) is not tuple:
             result = (result,)
         inputs = node.inputs
         if not retain_graph:  # free as we go: the cache, and the links to the nodes behind
@@ -414,10 +424,15 @@ def _walk(root, dout, retain_graph, leaves):
                                    f"{tuple(g.shape)} for an input of shape {tuple(shape)}")
             if g.dtype != dtype:  # an input promoted by the op (float32 * float64) gets its own dtype back
                 g = g.astype(dtype)
-            key = id(p)
             if is_node:
-                grads[key] = g if key not in grads else grads[key] + g
-            elif key in leaves:
+                if p in grads:
+                    grads[p] = grads[p] + g
+                else:
+                    grads[p] = g
+                    heapq.heappush(waiting, (-p.serial, p))
+                continue
+            key = id(p)
+            if key in leaves:
                 entry = leaves[key]
                 entry[1], entry[2] = entry[1] + g, True  # a sum is a new array, owned here
             else:

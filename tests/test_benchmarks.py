@@ -225,3 +225,18 @@ def test_profile_bench_names_only_functions_that_exist_and_its_kinds_add_up():
     if kinds["the tape and the rest"] > 0:  # else the profiled ops alone took longer than the step
         assert sum(kinds.values()) == pytest.approx(plain, rel=1e-9)
     assert kinds["conv forward"] > 0 and kinds["conv backward (dW + dx)"] > 0 and kinds["BatchNorm forward"] > 0
+
+
+def test_tape_bench_keeps_each_steps_fastest_call_and_runs_every_step_every_round():
+    import tape_bench
+    calls = {"a": 0, "b": 0}
+
+    def step(name, seconds):
+        def run():
+            calls[name] += 1
+            time.sleep(seconds)
+        return run
+    import time
+    best = tape_bench.fastest({"a": step("a", 0.0), "b": step("b", 0.002)}, rounds=2, block=3)
+    assert calls == {"a": 9, "b": 9}  # a warm-up block, then one block a round
+    assert 0 < best["a"] < best["b"] and best["b"] >= 0.002

@@ -34,6 +34,17 @@ def close(actual, expected, dtype):
     np.testing.assert_allclose(actual, expected, **TOL[dtype])
 
 
+def close_summed(actual, expected, dtype):
+    """close(), with float32's absolute tolerance taken relative to the largest expected value: a sum
+    of a few hundred float32 products near zero is off by about 1e-7 of the terms' size, not of its own."""
+    expected = expected.detach().numpy() if isinstance(expected, torch.Tensor) else np.asarray(expected)
+    actual = to_numpy(actual)
+    assert actual.dtype == dtype and actual.shape == expected.shape
+    scale = max(1.0, float(np.abs(expected).max())) if expected.size else 1.0
+    tol = TOL[dtype] if dtype == np.float64 else dict(rtol=1e-4, atol=1e-5 * scale)
+    np.testing.assert_allclose(actual, expected, **tol)
+
+
 def torch_grads(fn, arrays, dout):
     leaves = [torch.tensor(a, dtype=torch.float64, requires_grad=True) for a in arrays]
     out = fn(*leaves)
@@ -537,3 +548,212 @@ def test_a_float32_training_step_stays_float32(impl):
         opt.step()
     assert all(p.dtype == np.float32 and p.grad.dtype == np.float32 for p in net.parameters())
     assert all(s["momentum_buffer"].dtype == np.float32 for s in opt.state.values())
+
+
+# -- the depthwise convolution by phases (ops.conv_depthwise) ------------------------------------
+
+
+@st.composite
+def depthwise_geometries(draw):
+    """A depthwise convolution (groups = C = OC) with any kernel, stride, dilation and padding,
+    which may differ before and after each axis, on an input the dilated kernel fits."""
+    C, N = draw(st.integers(1, 5)), draw(st.integers(1, 3))
+    KH, KW = draw(st.integers(1, 5)), draw(st.integers(1, 5))
+    stride, dilation = (draw(st.integers(1, 3)), draw(st.integers(1, 3))), (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+    pads = tuple((draw(st.integers(0, 3)), draw(st.integers(0, 3))) for _ in range(2))
+    H = max(1, dilation[0] * (KH - 1) + 1 - sum(pads[0])) + draw(st.integers(0, 6))
+    W = max(1, dilation[1] * (KW - 1) + 1 - sum(pads[1])) + draw(st.integers(0, 6))
+    return dict(shape=(N, C, H, W), kernel=(KH, KW), stride=stride, dilation=dilation, pads=pads,
+                bias=draw(st.booleans()), input_grad=draw(st.booleans()), chunk=draw(st.sampled_from([1, 1 << 17])),
+                threads=draw(st.sampled_from([1, 2])), dtype=draw(st.sampled_from([np.float64, np.float32])),
+                seed=draw(st.integers(0, 2**16)))
+
+
+@settings(max_examples=120, deadline=None)
+@given(depthwise_geometries())
+def test_depthwise_conv2d_by_phases_matches_torch_for_any_stride_dilation_and_padding(g):
+    """Values and all three gradients against torch (the padding applied by TF.pad first, as torch's
+    conv2d has no padding that differs before and after), with every scratch array of the phases
+    path filled with NaN when made (a cell read before it is written would show), its channels one
+    per chunk or all in one, on one thread or cut over two."""
+    from minicnn.ops import conv_depthwise
+    dtype, (N, C, H, W) = g["dtype"], g["shape"]
+    rng = np.random.default_rng(g["seed"])
+    x, w = rng.standard_normal(g["shape"]).astype(dtype), rng.standard_normal((C, 1, *g["kernel"])).astype(dtype)
+    b = rng.standard_normal(C).astype(dtype) if g["bias"] else None
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(conv_depthwise, "_empty", lambda xp, shape, dt: xp.full(shape, np.nan, dtype=dt))
+        mp.setattr(conv_depthwise, "CHUNK", g["chunk"])
+        mp.setattr(parallel, "MIN_PRODUCT", 1)  # cut even these small convolutions when on two threads
+        minicnn.set_num_threads(g["threads"])
+        try:
+            out, cache = F.conv2d(x, w, b, g["stride"], g["pads"], g["dilation"], groups=C, impl="fast")
+            dout = rng.standard_normal(out.shape).astype(dtype)
+            dx, dw, db = F.conv2d_backward(dout, cache, input_grad=g["input_grad"])
+        finally:
+            minicnn.set_num_threads(2)
+    (PT, PB), (PL, PR) = g["pads"]
+    leaves = [torch.tensor(a, dtype=torch.float64, requires_grad=True) for a in (x, w) + ((b,) if g["bias"] else ())]
+    t_out = TF.conv2d(TF.pad(leaves[0], (PL, PR, PT, PB)), leaves[1], leaves[2] if g["bias"] else None,
+                      g["stride"], 0, g["dilation"], C)
+    t_out.backward(torch.tensor(dout, dtype=torch.float64))
+    close_summed(out, t_out, dtype)
+    close_summed(dw, leaves[1].grad, dtype)
+    if g["bias"]:
+        close_summed(db, leaves[2].grad, dtype)
+    else:
+        assert db is None
+    if g["input_grad"]:
+        close_summed(dx, leaves[0].grad, dtype)
+    else:
+        assert dx is None
+
+
+def test_a_depthwise_layer_matches_torch_while_sizes_change_eval_and_no_grad_come_between():
+    """One depthwise Conv2d in a training loop's call orders: the batch and image size change, an
+    eval-mode no_grad pass comes between two training steps, and the layer is used twice in one graph."""
+    ours, theirs = nn.Conv2d(4, 4, 3, stride=2, padding=1, groups=4).double(), torch.nn.Conv2d(4, 4, 3, 2, 1, groups=4).double()
+    with torch.no_grad():
+        theirs.weight.copy_(torch.from_numpy(ours.weight.array))
+        theirs.bias.copy_(torch.from_numpy(ours.bias.array))
+    rng = np.random.default_rng(5)
+    for N, H in [(3, 9), (2, 16), (3, 9)]:
+        x = rng.standard_normal((N, 4, H, H))
+        with minicnn.no_grad():
+            ours.eval()
+            close(ours(minicnn.tensor(x)).array, theirs(torch.tensor(x)), np.float64)
+            ours.train()
+        ours.zero_grad(), theirs.zero_grad()
+        xo, xt = minicnn.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+        (ours(ours(xo)) ** 2).sum().backward()
+        (theirs(theirs(xt)) ** 2).sum().backward()
+        close(xo.grad.array, xt.grad, np.float64)
+        close(ours.weight.grad.array, theirs.weight.grad, np.float64)
+        close(ours.bias.grad.array, theirs.bias.grad, np.float64)
+
+
+# -- stride-1 convolution on shifted windows of the padded grid (ops.conv_shifted) -----------------
+
+
+@st.composite
+def shifted_geometries(draw):
+    """A stride-1 convolution that conv_shifted takes (at least 16 input channels, no more output
+    ones, outputs wider than conv_rows's), any kernel, dilation and padding before and after."""
+    from minicnn.ops import conv_shifted
+    C = draw(st.integers(conv_shifted.MIN_CHANNELS, conv_shifted.MIN_CHANNELS + 3))
+    OC = C if draw(st.booleans()) else draw(st.integers(1, C))
+    KH, KW = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    dilation = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+    pads = tuple((draw(st.integers(0, 3)), draw(st.integers(0, 3))) for _ in range(2))
+    H = max(1, dilation[0] * (KH - 1) + 1 - sum(pads[0])) + draw(st.integers(0, 4))
+    OW = conv_shifted.WIDEST_ROWS + 1 + draw(st.integers(0, 4))
+    W = OW - 1 + dilation[1] * (KW - 1) + 1 - sum(pads[1])
+    assume(W >= 1)
+    return dict(shape=(draw(st.integers(1, 3)), C, H, W), OC=OC, kernel=(KH, KW), dilation=dilation, pads=pads,
+                bias=draw(st.booleans()), input_grad=draw(st.booleans()), grid=draw(st.sampled_from([1, 1 << 16])),
+                threads=draw(st.sampled_from([1, 2])), dtype=draw(st.sampled_from([np.float64, np.float32])),
+                seed=draw(st.integers(0, 2**16)))
+
+
+@settings(max_examples=80, deadline=None)
+@given(shifted_geometries())
+def test_conv2d_on_shifted_grid_windows_matches_torch_for_any_kernel_dilation_and_padding(g):
+    """Values and all three gradients against torch (padding by TF.pad, as torch has no padding that
+    differs before and after), every scratch array of the path NaN-filled when made, one image per
+    block or many, on one thread or two; the path is taken (forward, dW, and dx where C == OC and
+    no padding is wider than the kernel reaches)."""
+    from minicnn.ops import conv_shifted
+    dtype, (N, C, H, W), OC = g["dtype"], g["shape"], g["OC"]
+    rng = np.random.default_rng(g["seed"])
+    x, w = rng.standard_normal(g["shape"]).astype(dtype), rng.standard_normal((OC, C, *g["kernel"])).astype(dtype)
+    b = rng.standard_normal(OC).astype(dtype) if g["bias"] else None
+    calls = []
+    real_conv, real_dw = conv_shifted.conv, conv_shifted.dw
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(conv_shifted, "_empty", lambda xp, shape, dt: xp.full(shape, np.nan, dtype=dt))
+        mp.setattr(conv_shifted, "GRID", g["grid"])
+        mp.setattr(conv_shifted, "conv", lambda *a: (calls.append("conv"), real_conv(*a))[1])
+        mp.setattr(conv_shifted, "dw", lambda *a: (calls.append("dw"), real_dw(*a))[1])
+        mp.setattr(parallel, "MIN_PRODUCT", 1)
+        minicnn.set_num_threads(g["threads"])
+        try:
+            out, cache = F.conv2d(x, w, b, 1, g["pads"], g["dilation"], impl="fast")
+            dout = rng.standard_normal(out.shape).astype(dtype)
+            dx, dw, db = F.conv2d_backward(dout, cache, input_grad=g["input_grad"])
+        finally:
+            minicnn.set_num_threads(2)
+    (PT, PB), (PL, PR) = g["pads"]
+    (KH, KW), (DH, DW) = g["kernel"], g["dilation"]
+    full = min(DH * (KH - 1) - max(PT, PB), DW * (KW - 1) - max(PL, PR)) >= 0
+    takes_backward = not g["input_grad"] or (full and OC == C)
+    assert calls == ["conv"] + (["dw", "conv"] if g["input_grad"] else ["dw"]) * takes_backward
+    leaves = [torch.tensor(a, dtype=torch.float64, requires_grad=True) for a in (x, w) + ((b,) if g["bias"] else ())]
+    t_out = TF.conv2d(TF.pad(leaves[0], (PL, PR, PT, PB)), leaves[1], leaves[2] if g["bias"] else None,
+                      1, 0, g["dilation"])
+    t_out.backward(torch.tensor(dout, dtype=torch.float64))
+    close_summed(out, t_out, dtype)
+    close_summed(dw, leaves[1].grad, dtype)
+    assert dw.flags.c_contiguous
+    if g["bias"]:
+        close_summed(db, leaves[2].grad, dtype)
+    if g["input_grad"]:
+        close_summed(dx, leaves[0].grad, dtype)
+    else:
+        assert dx is None
+
+
+def test_an_inf_on_the_shifted_grid_gives_the_exact_paths_dw_not_nan():
+    """An inf input in a cell that is no output pixel's tap meets dout's zero there: the shifted
+    path's dW comes out NaN, and the exact path's dW (what plain im2col gives) is returned instead."""
+    rng = np.random.default_rng(3)
+    x, w = rng.standard_normal((2, 16, 6, 12)), rng.standard_normal((16, 16, 3, 3))
+    x[0, 3, 2, 11] = np.inf  # the last column: with padding 0, no output's tap (i, 0) or (i, 1) reads it
+    out, cache = F.conv2d(x, w, None, 1, 0, impl="fast")
+    dout = rng.standard_normal(out.shape)
+    got = F.conv2d_backward(dout, cache)
+    want_out, want_cache = F.conv2d(x, w, None, 1, 0, impl="plain")
+    want = F.conv2d_backward(dout, want_cache)
+    np.testing.assert_array_equal(np.isfinite(got[1]), np.isfinite(want[1]))
+    np.testing.assert_allclose(got[1][np.isfinite(want[1])], want[1][np.isfinite(want[1])], rtol=1e-10)
+
+
+def test_a_resnet_sized_conv_layer_matches_torch_while_sizes_change_eval_and_no_grad_come_between():
+    """One 16 -> 16 3 x 3 Conv2d (the shifted path) in a training loop's call orders: the batch and
+    image size change, an eval-mode no_grad pass comes between two steps, the layer is used twice."""
+    ours, theirs = nn.Conv2d(16, 16, 3, padding=1).double(), torch.nn.Conv2d(16, 16, 3, padding=1).double()
+    with torch.no_grad():
+        theirs.weight.copy_(torch.from_numpy(ours.weight.array))
+        theirs.bias.copy_(torch.from_numpy(ours.bias.array))
+    rng = np.random.default_rng(6)
+    for N, H in [(3, 12), (5, 10), (3, 12)]:
+        x = rng.standard_normal((N, 16, H, H))
+        with minicnn.no_grad():
+            ours.eval()
+            close(ours(minicnn.tensor(x)).array, theirs(torch.tensor(x)), np.float64)
+            ours.train()
+        ours.zero_grad(), theirs.zero_grad()
+        xo, xt = minicnn.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+        (ours(ours(xo)) ** 2).sum().backward()
+        (theirs(theirs(xt)) ** 2).sum().backward()
+        close(xo.grad.array, xt.grad, np.float64)
+        close(ours.weight.grad.array, theirs.weight.grad, np.float64)
+        close(ours.bias.grad.array, theirs.bias.grad, np.float64)
+
+
+def test_shifted_dw_on_two_threads_sums_every_image_when_one_block_would_hold_them_all(monkeypatch):
+    """Three small images fit one grid block; cut over two threads, each thread must still get a
+    block of its own and its sum be kept (an empty second part once overwrote the first's dW with
+    zeros, now and then). Repeated, since it was a race."""
+    from minicnn.ops import conv_shifted
+    monkeypatch.setattr(parallel, "MIN_PRODUCT", 1)
+    minicnn.set_num_threads(2)
+    rng = np.random.default_rng(7)
+    x, w = rng.standard_normal((3, 16, 3, 9)), rng.standard_normal((4, 16, 3, 1))
+    assert len(conv_shifted._blocks(3, 16, 8 * 12, 1)) == 1 and len(conv_shifted._blocks(3, 16, 8 * 12, 2)) == 2
+    out, cache = F.conv2d(x, w, None, 1, ((2, 3), (3, 2)), (1, 2), impl="fast")
+    dout = rng.standard_normal(out.shape)
+    t_x, t_w = torch.tensor(x), torch.tensor(w, requires_grad=True)
+    TF.conv2d(TF.pad(t_x, (3, 2, 2, 3)), t_w, None, 1, 0, (1, 2)).backward(torch.tensor(dout))
+    for _ in range(30):
+        _, dw, _ = F.conv2d_backward(dout, cache, input_grad=False)
+        close(dw, t_w.grad, np.float64)

@@ -149,6 +149,80 @@ def test_batch_norm_eval_under_no_grad_folds_to_one_scale_and_shift_and_matches_
     assert_same(z, theirs.train()(torch.from_numpy(x.astype(np.float64))), dtype)
 
 
+@settings(max_examples=30, deadline=None)
+@given(n=st.integers(1, 4), C=st.integers(1, 5), H=st.integers(1, 4), W=st.integers(1, 4), affine=st.booleans(),
+       bias=st.booleans(), threads=st.integers(1, 3), dtype=st.sampled_from(DTYPES), seed=seeds)
+def test_batch_norm_eval_fast_path_cut_over_channels_matches_the_plain_path_and_torch(n, C, H, W, affine, bias,
+                                                                                     threads, dtype, seed):
+    """The eval forward as one fused scale and shift (its channels cut over threads even when tiny)
+    gives the plain path's and torch's output and gradients, with its cache holding x and the
+    statistics instead of xhat."""
+    from minicnn.ops import parallel
+    rng = np.random.default_rng(seed)
+    x = (rng.standard_normal((n, C, H, W)) * 2 + 1).astype(dtype)
+    mean, var = rng.standard_normal(C).astype(dtype), rng.uniform(0.5, 2, C).astype(dtype)
+    gamma = rng.standard_normal(C).astype(dtype) if affine else None
+    beta = rng.standard_normal(C).astype(dtype) if affine and bias else None
+    dout = rng.standard_normal(x.shape).astype(dtype)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(parallel, "MIN_COMPUTE", 1)
+        mc.set_num_threads(threads)
+        try:
+            out, cache = N.batch_norm_inference(x, gamma, beta, mean, var)
+            grads = N.batch_norm_inference_backward(dout, cache)
+        finally:
+            mc.set_num_threads(2)
+    assert isinstance(cache, N.BatchNormInferenceCache) and cache.x is x
+    with mc.set_impl("plain"):
+        want_out, want_cache = N.batch_norm_inference(x, gamma, beta, mean, var)
+        want = N.batch_norm_inference_backward(dout, want_cache)
+    tol = TOL[np.dtype(dtype)]
+    np.testing.assert_allclose(out, want_out, **tol)
+    assert out.dtype == dtype
+    for g, w in zip(grads, want):
+        assert (g is None) == (w is None)
+        if g is not None:
+            assert g.dtype == dtype
+            np.testing.assert_allclose(g, w, **tol)
+    leaves = [torch.tensor(a.astype(np.float64), requires_grad=True) if a is not None else None for a in (x, gamma, beta)]
+    ref = TF.batch_norm(leaves[0], torch.tensor(mean.astype(np.float64)), torch.tensor(var.astype(np.float64)),
+                        leaves[1], leaves[2], training=False)
+    ref.backward(torch.tensor(dout.astype(np.float64)))
+    np.testing.assert_allclose(out, ref.detach().numpy(), **tol)
+    for g, t in zip(grads, leaves):
+        if t is not None:
+            np.testing.assert_allclose(g, t.grad.numpy(), **tol)
+
+
+def test_an_eval_batch_norm_backward_uses_the_statistics_of_its_forward_and_sees_x_changed_in_place():
+    """The fast eval forward keeps a copy of the running mean: a training step between an eval
+    forward and its backward (which updates the running statistics in place) does not change that
+    backward; and x changed in place after the forward is torch's in-place error, not a wrong dgamma."""
+    rng = np.random.default_rng(4)
+    layer = nn.BatchNorm2d(3).double()
+    layer.weight.data = mc.tensor(rng.standard_normal(3))
+    layer.running_mean.array[...] = rng.standard_normal(3)
+    x = rng.standard_normal((2, 3, 4, 4))
+    layer.eval()
+    xt = mc.tensor(x, requires_grad=True)
+    out = layer(xt)
+    want_dgamma = ((x - layer.running_mean.array.reshape(1, 3, 1, 1)) / np.sqrt(layer.running_var.array.reshape(1, 3, 1, 1)
+                                                                                + layer.eps)).sum(axis=(0, 2, 3))
+    layer.train()
+    layer(mc.tensor(rng.standard_normal((2, 3, 4, 4)) + 5))  # moves running_mean in place
+    out.sum().backward()
+    np.testing.assert_allclose(layer.weight.grad.array, want_dgamma, rtol=1e-10)
+    layer.eval()
+    layer.zero_grad()
+    xt = mc.tensor(x.copy(), requires_grad=True)
+    y = xt * 1.0
+    out = layer(y)
+    with mc.no_grad():
+        y.add_(1.0)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        out.sum().backward()
+
+
 @pytest.mark.parametrize("name, shape", [("BatchNorm1d", (6, 3)), ("BatchNorm1d", (4, 3, 5)),
                                          ("BatchNorm2d", (4, 3, 2, 3))])
 @pytest.mark.parametrize("momentum", [0.1, 0.5, None])

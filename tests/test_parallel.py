@@ -166,6 +166,29 @@ def test_fast_tanh_and_relu_give_the_plain_bits_in_every_layout(threads, layout,
         assert out.strides == want.strides  # laid out as the input, as the plain ufunc does
 
 
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("a_layout", ["nchw", "cnhw", "strided"])
+@pytest.mark.parametrize("b_layout", ["nchw", "cnhw", "strided"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_fast_add_of_two_arrays_of_one_shape_gives_the_plain_bits_in_every_layout(threads, a_layout, b_layout,
+                                                                                      dtype, cut_everything):
+    """A residual add cut over threads: a + b bit for bit, whatever the two layouts (unlike ones
+    run whole), infs and NaNs included; other operands (a broadcast, another dtype, 0-d) take a + b."""
+    minicnn.set_num_threads(threads)
+    rng = np.random.default_rng(5)
+    a = layouts(rng, (5, 3, 4, 6))[a_layout].astype(dtype, copy=False)
+    b = layouts(rng, (5, 3, 4, 6))[b_layout].astype(dtype, copy=False)
+    a[0, 0, 0, :3] = [np.nan, np.inf, -np.inf]
+    out, cache = ops.tensor.add(a, b)
+    want = a + b
+    np.testing.assert_array_equal(out, want)
+    assert out.dtype == want.dtype and cache == (a.shape, b.shape)
+    for other in (b[:1], b.astype(np.float16), np.float32(2.0)):
+        np.testing.assert_array_equal(ops.tensor.add(a, other)[0], a + other)
+    zero_d = ops.tensor.add(np.array(1.5, dtype), np.array(2.0, dtype))[0]
+    assert zero_d == 3.5 and np.ndim(zero_d) == 0
+
+
 @given(N=st.integers(1, 6), C=st.integers(1, 3), H=st.integers(3, 7), W=st.integers(3, 7), K=st.integers(1, 3),
        stride=st.integers(1, 2), padding=st.integers(0, 2), per_block=st.integers(1, 3), threads=st.integers(1, 3),
        rows=st.booleans())

@@ -21,7 +21,6 @@ from ..ops import activation as A
 from ..ops.dropout import dropout2d as _dropout2d, dropout2d_backward as _dropout2d_backward
 from ..ops import loss as L
 from ..ops import norm as N
-from ..ops.impl import choose
 from .._tensor import Tensor, as_tensor
 
 __all__ = [
@@ -95,16 +94,9 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
         if running_mean is None or running_var is None:
             raise ValueError("batch_norm: training=False normalises with running_mean and running_var: pass "
                              "them, or training=True to use the batch's own statistics")
-        parents = (input, weight, bias)
-        if choose(None, "batch_norm") == "fast" and not (
-                is_grad_enabled() and any(t is not None and t.requires_grad for t in parents)):
-            # nothing will be recorded: the output alone, without the xhat a backward would need
-            out = N.batch_norm_inference_out(input.array, _arr(weight), _arr(bias), running_mean.array,
-                                             running_var.array, eps)
-            return record(out, N.batch_norm_inference_backward, None, parents, "batch_norm")
         out, cache = N.batch_norm_inference(input.array, _arr(weight), _arr(bias), running_mean.array,
                                             running_var.array, eps)
-        return record(out, N.batch_norm_inference_backward, cache, parents, "batch_norm")
+        return record(out, N.batch_norm_inference_backward, cache, (input, weight, bias), "batch_norm")
     M = input.numel() // C if C else 0
     if M <= 1:
         raise ValueError(f"Expected more than 1 value per channel when training, got input size {input.shape}")

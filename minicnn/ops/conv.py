@@ -29,7 +29,8 @@ Two implementations of the same math, selected by minicnn.set_impl (or impl= per
              and the cache keeps col for the backward. Read this one first.
     'fast'   (at the end of this file) the same slices and products, image block by image block
              in reused scratch buffers; the cache keeps x and the backward makes col again, so
-             no col outlives its call; a stride-1 col2im runs on the padded grid.
+             no col outlives its call; a stride-1 col2im runs on the padded grid. A depthwise
+             layer (G = C = OC) goes by phases instead, writing no col (ops/conv_depthwise.py).
 
 padding_mode 'reflect', 'replicate' and 'circular' (torch's Conv2d) are not a convolution's
 business: the layer pads with pad2d below (its own forward/backward pair) and convolves with no padding.
@@ -40,7 +41,7 @@ import numbers
 import threading
 
 from ..backend import get_array_module
-from . import conv_rows, parallel
+from . import conv_depthwise, conv_rows, conv_shifted, parallel
 from .checks import check_same_dtype, pair
 from .impl import choose
 
@@ -191,6 +192,10 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, impl=None, w
     N, C = x.shape[:2]
     OC, _, KH, KW = w.shape
     OH, OW = _output_hw(x.shape, KH, KW, stride, pads, dilation, "conv2d")
+    if impl == "fast" and G > 1 and G == C == OC:  # depthwise: by phases, no col (see conv_depthwise)
+        k = _on_threads(C, N * C * OH * OW * KH * KW, x, workspace)
+        out = conv_depthwise.depthwise_forward(x, w, b, OH, OW, stride, pads, dilation, k)
+        return out.transpose(1, 0, 2, 3), (x.shape, w, b is not None, x, stride, pads, dilation, G, impl, workspace)
     if impl == "fast":  # the same products, image block by image block; the cache keeps x, not col
         out = _conv2d_fast(x, w, b, OH, OW, stride, pads, dilation, G, workspace)
         return out.transpose(1, 0, 2, 3), (x.shape, w, b is not None, x, stride, pads, dilation, G, impl, workspace)
@@ -223,6 +228,9 @@ def conv2d_backward(dout, cache, input_grad=True):
             return None, dw, db
         dcol = (w_g.transpose(0, 2, 1) @ dout_g).reshape(col.shape)
         return col2im(dcol, x_shape, KH, KW, stride, pads, dilation), dw, db
+    if G > 1 and G == x_shape[1] == OC:  # depthwise: by phases, no col or dcol (see conv_depthwise)
+        k = _on_threads(G, dout.size * KH * KW * (2 if input_grad else 1), kept, workspace)
+        return conv_depthwise.depthwise_backward(dout, kept, w, has_bias, stride, pads, dilation, input_grad, k)
     return _conv2d_backward_fast(dout, kept, w_g, w.shape, has_bias, stride, pads, dilation, workspace, input_grad)
 
 
@@ -511,6 +519,9 @@ def _conv2d_fast(x, w, b, OH, OW, stride, pads, dilation, G, workspace):
     w_g = w.reshape(G, OC // G, -1)
     out = xp.empty((OC, N, OH, OW), dtype=x.dtype)
     k = _on_threads(N, N * OC * OH * OW * (C // G) * KH * KW, x, workspace)
+    if conv_shifted.pays(xp.__name__, stride, G, C, OC, OW):  # stride 1, no im2col: see conv_shifted
+        conv_shifted.conv(out, x.transpose(1, 0, 2, 3), w, pads, dilation, b, k)
+        return out
     Wp = pads[1][0] + x.shape[3] + pads[1][1]
     rows = conv_rows.rows_pay(xp.__name__, stride, pads, OW, Wp)  # stride 1, narrow: see conv_rows
     blocks = _blocks(N, C * KH * KW * OH * (Wp if rows else OW), k)
@@ -543,6 +554,10 @@ def _conv2d_backward_fast(dout, x, w_g, w_shape, has_bias, stride, pads, dilatio
     OH, OW = dout.shape[2:]
     (PT, PB), (PL, PR) = pads
     Hp, Wp = PT + H + PB, PL + W + PR
+    shifted = _conv2d_backward_shifted(dout, x, w_g, w_shape, has_bias, stride, pads, dilation, workspace,
+                                       input_grad)
+    if shifted is not None:
+        return shifted
     # stride 1, narrow images: dW and dx in conv_rows's layout, dx as the full correlation of dout with w
     rows_dw = conv_rows.rows_pay(xp.__name__, stride, pads, OW, Wp)
     wf, full = None, None
@@ -608,6 +623,36 @@ def _conv2d_backward_fast(dout, x, w_g, w_shape, has_bias, stride, pads, dilatio
         if has_bias:
             db += sums[first][1]
     return (None if dx_t is None else dx_t.transpose(1, 0, 2, 3)), dw.reshape(w_shape), db
+
+
+def _conv2d_backward_shifted(dout, x, w_g, w_shape, has_bias, stride, pads, dilation, workspace, input_grad):
+    """(dx, dW, db) by conv_shifted's products where they pay for dW and for dx (the full correlation
+    of dout with w: no padding wider than the kernel reaches, and as many input channels as output
+    ones, so that it pays too), else None; None also when dW comes out non-finite (see
+    conv_shifted), so that the exact path computes it."""
+    xp = get_array_module(dout)
+    G = w_g.shape[0]
+    OC, C, KH, KW = w_shape
+    N, _, H, W = x.shape
+    if not conv_shifted.pays(xp.__name__, stride, G, C, OC, dout.shape[3]):
+        return None
+    wf, full = None, None
+    if input_grad:
+        wf, full = conv_rows.full_correlation(w_g.reshape(w_shape), pads, dilation)
+        if full is None or not conv_shifted.pays(xp.__name__, stride, G, OC, C, W):
+            return None
+    k = _on_threads(N, dout.size * C * KH * KW * (2 if input_grad else 1), x, workspace)
+    dout_t = dout.transpose(1, 0, 2, 3)
+    dw = conv_shifted.dw(dout_t, x.transpose(1, 0, 2, 3), w_shape, pads, dilation, k)
+    if not xp.isfinite(dw).all():
+        return None
+    dx = None
+    if input_grad:  # the full correlation: dout's OC channels in, C out, w flipped with its channel axes swapped
+        dx_t = conv_shifted._empty(xp, (C, N, H, W), dout.dtype)  # conv writes every cell
+        conv_shifted.conv(dx_t, dout_t, wf.reshape(C, OC, KH, KW), full, dilation, None, k)
+        dx = dx_t.transpose(1, 0, 2, 3)
+    db = dout.sum(axis=(0, 2, 3)) if has_bias else None
+    return dx, xp.ascontiguousarray(dw), db
 
 
 def _col2im_shifted(dx_t, dout_t, w_g, KH, KW, pads, dilation, workspace):

@@ -10,6 +10,8 @@ dout summed over the broadcast axes and reshaped back to S (`unbroadcast`).
 """
 
 from ..backend import get_array_module
+from . import parallel
+from .impl import choose
 
 
 def unbroadcast(grad, shape):
@@ -27,7 +29,12 @@ def unbroadcast(grad, shape):
 
 
 def add(a, b):
-    """out = a + b."""
+    """out = a + b. The fast path (two arrays of one shape and dtype: a residual add) cuts the sum
+    over threads (ops.parallel); the same values, bit for bit."""
+    if (choose(None, "add") == "fast" and getattr(a, "ndim", 0) > 0 and getattr(b, "shape", None) == a.shape
+            and b.dtype == a.dtype):
+        xp = get_array_module(a, b)
+        return parallel.elementwise(lambda o, x, y: xp.add(x, y, out=o), xp.empty_like(a), a, b), (a.shape, b.shape)
     return a + b, (a.shape, b.shape)
 
 
