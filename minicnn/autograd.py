@@ -177,6 +177,8 @@ def _check_saved(node):
                 f"by {node.where()}; make a copy with .clone() before changing it in place, or change it after "
                 "backward().)"
             )
+
+
 def is_grad_enabled():
     """True when operations are being recorded (outside no_grad, or inside enable_grad); per thread."""
     return _state.enabled
