@@ -36,9 +36,10 @@ images). 100% would mean every counted FLOP ran as fast as in one large product;
 time spent outside the products (copies, pooling, activations, the tape, the optimizer) and the
 products' own shapes (small or thin ones run slower than 1024 x 1024).
 
-Targets (minicnn fast / torch, float32, 2 threads each): throughput in TARGETS, and peak RSS
-growth no larger than torch's, for training and for inference, at every network and batch
-(checked only when the RSS figures are measured, i.e. not with --quick).
+Targets (issue 22's; minicnn fast / torch, float32, 2 threads each): throughput in TARGETS, and
+peak RSS growth no larger than torch's, for training and for inference, at every network and batch
+(checked only when the RSS figures are measured, i.e. not with --quick); DEZERO_TARGET, minicnn's
+throughput over DeZero's wherever DeZero runs; TAPE_TARGET, the autograd step over the by-hand one.
 
 --backend cupy runs the same table on the GPU: minicnn on CuPy (minicnn.use('cupy')) against
 torch on CUDA (TF32 off in torch, so that both compute in float32; CuPy uses none unless
@@ -78,11 +79,16 @@ CONFIGS = [("LeNet-5", "lenet5", (1, 28, 28), (16, 64, 256)), ("CIFAR CNN", "cif
 DEZERO = {"lenet5", "cifar_cnn"}  # what DeZero can express (no trainable batch norm: no ResNet-20)
 BY_HAND = {"lenet5", "cifar_cnn"}  # the Sequential chains by_hand_step can walk; not ResNet-20
 # minimum ratio of minicnn's throughput to torch's: (network, batch or None for all, mode) -> target
-# (float32, 2 threads each; no target for LeNet-5 at batch 16)
-TARGETS = {("LeNet-5", 64, "train"): 1.2, ("LeNet-5", 64, "infer"): 1.0,
-           ("LeNet-5", 256, "train"): 1.0, ("LeNet-5", 256, "infer"): 1.0,
+# (float32, 2 threads each; issue 22's: no target for LeNet-5 at batch 16, nor for its inference at 64)
+TARGETS = {("LeNet-5", 64, "train"): 0.9,
+           ("LeNet-5", 256, "train"): 0.9, ("LeNet-5", 256, "infer"): 0.9,
            ("CIFAR CNN", 100, "train"): 1.0, ("CIFAR CNN", 100, "infer"): 1.0,
-           ("ResNet-20", 128, "train"): 0.8, ("ResNet-20", 128, "infer"): 0.8}
+           ("ResNet-20", 128, "train"): 0.8, ("ResNet-20", 128, "infer"): 0.9}
+# minicnn's throughput over DeZero's, at least this, training and inference, wherever DeZero runs
+DEZERO_TARGET = 4.0
+# the tape's cost: the autograd step's time over the by-hand step's, at most this (LeNet-5, batch 16;
+# benchmarks/tape_bench.py measures it the issue's way, on one thread as the fastest of many steps)
+TAPE_TARGET = ("LeNet-5", 16, 1.05)
 # the same against torch on CUDA, with --backend cupy
 GPU_TARGETS = {("LeNet-5", 256, "train"): 0.5, ("ResNet-20", 128, "train"): 0.5}
 # and for memory: minicnn's peak RSS growth / torch's, at most this, for training and for inference
@@ -617,8 +623,9 @@ def main():
                          and h["method"] == "minicnn by hand"), None)
             if hand is None:  # ResNet-20: no by-hand step to compare with
                 continue
+            r["tape_ratio"] = r["train_s_per_step"] / hand["train_s_per_step"]
             print(f"autograd step / by-hand step, {r['network']} batch {r['batch']}: "
-                  f"{r['train_s_per_step'] / hand['train_s_per_step']:.3f} (1.00 = the tape costs nothing)")
+                  f"{r['tape_ratio']:.3f} (1.00 = the tape costs nothing)")
     for r in results:
         if r["method"] == "minicnn fast":
             peer = next((h for h in results if h["network"] == r["network"] and h["batch"] == r["batch"]
@@ -645,6 +652,27 @@ def main():
                                    "ratio": r[key], "met": met})
                     print(f"  {r['network']:9s} batch {r['batch']:3d} {mode_:5s}: {r[key]:.2f}x torch, "
                           f"target >= {target}: {'met' if met else 'NOT met'}")
+    if not gpu and any("train_vs_dezero" in r or "tape_ratio" in r for r in results):
+        print("targets against DeZero, and the tape's cost:")
+        for r in results:
+            if r["method"] == "minicnn fast" and "train_vs_dezero" in r:
+                for mode_ in ("train", "infer"):
+                    ratio = r[f"{mode_}_vs_dezero"]
+                    checks.append({"network": r["network"], "batch": r["batch"], "mode": mode_,
+                                   "measure": "throughput against DeZero", "rule": "minicnn / DeZero >= target",
+                                   "target": DEZERO_TARGET, "ratio": ratio, "met": ratio >= DEZERO_TARGET})
+                    print(f"  {r['network']:9s} batch {r['batch']:3d} {mode_:5s}: {ratio:.2f}x DeZero, "
+                          f"target >= {DEZERO_TARGET}: {'met' if ratio >= DEZERO_TARGET else 'NOT met'}")
+            if (r["method"] == "minicnn fast" and "tape_ratio" in r
+                    and (r["network"], r["batch"]) == TAPE_TARGET[:2]):
+                met = r["tape_ratio"] <= TAPE_TARGET[2]
+                checks.append({"network": r["network"], "batch": r["batch"], "mode": "train",
+                               "measure": "autograd step / by-hand step", "rule": "ratio <= target",
+                               "target": TAPE_TARGET[2], "ratio": r["tape_ratio"], "met": met})
+                print(f"  {r['network']:9s} batch {r['batch']:3d} tape : {r['tape_ratio']:.3f} autograd / by hand "
+                      f"(2 threads, median; tape_bench.py measures the issue's way), target <= {TAPE_TARGET[2]}: "
+                      f"{'met' if met else 'NOT met'}")
+    if torch is not None:
         if not gpu and args.quick:
             print("memory targets (peak RSS growth <= torch's): not checked with --quick (no RSS figures)")
         elif not gpu:
