@@ -609,16 +609,17 @@ def test_depthwise_conv2d_by_phases_matches_torch_for_any_stride_dilation_and_pa
         assert dx is None
 
 
-def test_a_depthwise_layer_matches_torch_while_sizes_change_eval_and_no_grad_come_between():
-    """One depthwise Conv2d in a training loop's call orders: the batch and image size change, an
-    eval-mode no_grad pass comes between two training steps, and the layer is used twice in one graph."""
-    ours, theirs = nn.Conv2d(4, 4, 3, stride=2, padding=1, groups=4).double(), torch.nn.Conv2d(4, 4, 3, 2, 1, groups=4).double()
+def _conv_layer_through_call_orders(C, kwargs, seed, sizes):
+    """One Conv2d(C, C, 3, **kwargs) in a training loop's call orders, against torch: the batch and
+    image size change (sizes), an eval-mode no_grad pass comes between two training steps, and the
+    layer is used twice in one graph."""
+    ours, theirs = nn.Conv2d(C, C, 3, **kwargs).double(), torch.nn.Conv2d(C, C, 3, **kwargs).double()
     with torch.no_grad():
         theirs.weight.copy_(torch.from_numpy(ours.weight.array))
         theirs.bias.copy_(torch.from_numpy(ours.bias.array))
-    rng = np.random.default_rng(5)
-    for N, H in [(3, 9), (2, 16), (3, 9)]:
-        x = rng.standard_normal((N, 4, H, H))
+    rng = np.random.default_rng(seed)
+    for N, H in sizes:
+        x = rng.standard_normal((N, C, H, H))
         with minicnn.no_grad():
             ours.eval()
             close(ours(minicnn.tensor(x)).array, theirs(torch.tensor(x)), np.float64)
@@ -630,6 +631,10 @@ def test_a_depthwise_layer_matches_torch_while_sizes_change_eval_and_no_grad_com
         close(xo.grad.array, xt.grad, np.float64)
         close(ours.weight.grad.array, theirs.weight.grad, np.float64)
         close(ours.bias.grad.array, theirs.bias.grad, np.float64)
+
+
+def test_a_depthwise_layer_matches_torch_while_sizes_change_eval_and_no_grad_come_between():
+    _conv_layer_through_call_orders(4, dict(stride=2, padding=1, groups=4), 5, [(3, 9), (2, 16), (3, 9)])
 
 
 # -- stride-1 convolution on shifted windows of the padded grid (ops.conv_shifted) -----------------
@@ -718,26 +723,8 @@ def test_an_inf_on_the_shifted_grid_gives_the_exact_paths_dw_not_nan():
 
 
 def test_a_resnet_sized_conv_layer_matches_torch_while_sizes_change_eval_and_no_grad_come_between():
-    """One 16 -> 16 3 x 3 Conv2d (the shifted path) in a training loop's call orders: the batch and
-    image size change, an eval-mode no_grad pass comes between two steps, the layer is used twice."""
-    ours, theirs = nn.Conv2d(16, 16, 3, padding=1).double(), torch.nn.Conv2d(16, 16, 3, padding=1).double()
-    with torch.no_grad():
-        theirs.weight.copy_(torch.from_numpy(ours.weight.array))
-        theirs.bias.copy_(torch.from_numpy(ours.bias.array))
-    rng = np.random.default_rng(6)
-    for N, H in [(3, 12), (5, 10), (3, 12)]:
-        x = rng.standard_normal((N, 16, H, H))
-        with minicnn.no_grad():
-            ours.eval()
-            close(ours(minicnn.tensor(x)).array, theirs(torch.tensor(x)), np.float64)
-            ours.train()
-        ours.zero_grad(), theirs.zero_grad()
-        xo, xt = minicnn.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
-        (ours(ours(xo)) ** 2).sum().backward()
-        (theirs(theirs(xt)) ** 2).sum().backward()
-        close(xo.grad.array, xt.grad, np.float64)
-        close(ours.weight.grad.array, theirs.weight.grad, np.float64)
-        close(ours.bias.grad.array, theirs.bias.grad, np.float64)
+    """16 -> 16 channels, 3 x 3, padding 1: the shifted path."""
+    _conv_layer_through_call_orders(16, dict(padding=1), 6, [(3, 12), (5, 10), (3, 12)])
 
 
 def test_shifted_dw_on_two_threads_sums_every_image_when_one_block_would_hold_them_all(monkeypatch):
