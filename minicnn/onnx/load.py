@@ -519,24 +519,17 @@ def _check_bn(a, opset, node):
     return None
 
 
+# the element-wise operators with no attributes: each is one minicnn function of its input
+_ELEMENTWISE = {"Relu": F.relu, "Sigmoid": F.sigmoid, "Tanh": F.tanh, "HardSwish": F.hardswish,
+                "Softplus": F.softplus, "Softsign": F.softsign, "Neg": Tensor.__neg__, "Exp": Tensor.exp,
+                "Log": Tensor.log, "Sqrt": Tensor.sqrt, "Abs": Tensor.abs}
+for _name, _fn in _ELEMENTWISE.items():
+    _op(_name)(lambda step, a, x, fn=_fn: fn(x))
+
+
 @_op("BatchNormalization", inputs=5, check=_check_bn, epsilon=1e-5, momentum=0.9, training_mode=0, spatial=1)
 def _batch_norm(step, a, x, scale, bias, mean, var):
     return F.batch_norm(x, mean, var, scale, bias, training=False, eps=float(a["epsilon"]))
-
-
-@_op("Relu")
-def _relu(step, a, x):
-    return F.relu(x)
-
-
-@_op("Sigmoid")
-def _sigmoid(step, a, x):
-    return F.sigmoid(x)
-
-
-@_op("Tanh")
-def _tanh(step, a, x):
-    return F.tanh(x)
 
 
 @_op("LeakyRelu", alpha=0.01)
@@ -600,31 +593,6 @@ def _pow(step, a, x, y):
         xp = get_array_module(x.array)
         return Tensor._wrap(xp.power(x.array.astype(np.float64), y.array).astype(x.dtype))
     return x ** (_float(y) if y.numel() == 1 else y)
-
-
-@_op("Neg")
-def _neg(step, a, x):
-    return -x
-
-
-@_op("Exp")
-def _exp(step, a, x):
-    return x.exp()
-
-
-@_op("Log")
-def _log(step, a, x):
-    return x.log()
-
-
-@_op("Sqrt")
-def _sqrt(step, a, x):
-    return x.sqrt()
-
-
-@_op("Abs")
-def _abs(step, a, x):
-    return x.abs()
 
 
 @_op("Flatten", axis=1)
@@ -858,21 +826,6 @@ def _prelu(step, a, x, slope):
 @_op("HardSigmoid", alpha=0.2, beta=0.5)
 def _hard_sigmoid(step, a, x):
     return (x * float(a["alpha"]) + float(a["beta"])).clamp(0.0, 1.0)
-
-
-@_op("HardSwish")
-def _hard_swish(step, a, x):
-    return F.hardswish(x)
-
-
-@_op("Softplus")
-def _softplus(step, a, x):
-    return F.softplus(x)
-
-
-@_op("Softsign")
-def _softsign(step, a, x):
-    return F.softsign(x)
 
 
 @_op("Gelu", check=lambda a, o, n: None if a["approximate"] in ("none", "tanh") else
