@@ -61,21 +61,32 @@ def _adam_step(p, grad, m, v, a, b, v_max=None, *, lr, beta1, beta2, eps, weight
     a and b are work arrays of p's shape: each line below is one formula of the class docstring,
     computed in place in the order torch computes it (so the bits are torch's)."""
     xp = get_array_module(p)
-    g = -grad if maximize else grad
-    if weight_decay != 0:
-        if decoupled:
-            p *= 1 - lr * weight_decay
-        else:
-            g = g + weight_decay * p
-    _lerp_(m, g, 1 - beta1, a)               # m = b1 * m + (1 - b1) * g, as torch's lerp_ computes it
-    v *= beta2                               # v = b2 * v + (1 - b2) * g^2
-    v += xp.multiply(xp.multiply(g, 1 - beta2, out=a), g, out=a)
+    _moments_(p, grad, m, v, a, lr=lr, beta1=beta1, beta2=beta2, weight_decay=weight_decay, maximize=maximize,
+              decoupled=decoupled)
     if v_max is not None:
         xp.maximum(v_max, v, out=v_max)
         v = v_max
     step_size = lr / (1 - beta1 ** t)
     denom = xp.add(xp.divide(xp.sqrt(v, out=a), (1 - beta2 ** t) ** 0.5, out=a), eps, out=a)
     p += xp.divide(xp.multiply(m, -step_size, out=b), denom, out=b)
+
+
+def _moments_(p, grad, m, v, work, *, lr, beta1, beta2, weight_decay, maximize, decoupled):
+    """The first half of an Adam-family step (Adam, AdamW, NAdam, RAdam), in place, in torch's order:
+    g = -grad with maximize; weight decay, decoupled (p shrinks by lr * weight_decay * p) or added
+    to g; then m = b1 * m + (1 - b1) * g and v = b2 * v + (1 - b2) * g^2. Returns g (the caller's
+    step may read it again). work: an array of p's shape."""
+    xp = get_array_module(p)
+    g = -grad if maximize else grad
+    if weight_decay != 0:
+        if decoupled:
+            p *= 1 - lr * weight_decay
+        else:
+            g = g + weight_decay * p
+    _lerp_(m, g, 1 - beta1, work)            # m = b1 * m + (1 - b1) * g, as torch's lerp_ computes it
+    v *= beta2                               # v = b2 * v + (1 - b2) * g^2
+    v += xp.multiply(xp.multiply(g, 1 - beta2, out=work), g, out=work)
+    return g
 
 
 class AdamW(Adam):

@@ -5,7 +5,7 @@ import numpy as np
 from ..backend import get_array_module
 from ..ops import parallel
 from .._tensor import Tensor
-from .adam import _lerp_
+from .adam import _moments_
 from .optimizer import Optimizer, _check_betas, _check_number, _check_one_path
 
 
@@ -77,15 +77,8 @@ def _nadam_step(p, grad, m, v, work, *, lr, beta1, beta2, eps, weight_decay, bia
     -lr (1 - mu_t) / (1 - P_t) and -lr mu_{t+1} / (1 - P_t mu_{t+1})) are numbers, made once per
     step by the caller. work: an array of p's shape."""
     xp = get_array_module(p)
-    g = -grad if maximize else grad
-    if weight_decay != 0:
-        if decoupled:
-            p *= 1 - lr * weight_decay
-        else:
-            g = g + weight_decay * p
-    _lerp_(m, g, 1 - beta1, work)   # as torch's lerp_ computes it
-    v *= beta2
-    v += (1 - beta2) * g * g
+    g = _moments_(p, grad, m, v, work, lr=lr, beta1=beta1, beta2=beta2, weight_decay=weight_decay,
+                  maximize=maximize, decoupled=decoupled)
     d = xp.sqrt(v / bias_correction2) + eps
     p += grad_coef * g / d
     p += exp_avg_coef * m / d

@@ -2,7 +2,7 @@
 
 from ..backend import get_array_module
 from ..ops import parallel
-from .adam import _lerp_
+from .adam import _moments_
 from .optimizer import Optimizer, _check_adam_family, _first_state
 
 
@@ -62,15 +62,8 @@ def _radam_step(p, grad, m, v, work, *, lr, beta1, beta2, eps, weight_decay, bia
     p = p - m / bias_correction1 * lr * (sqrt(bias_correction2) / (sqrt(v) + eps)) * rect, or
     p = p - m / bias_correction1 * lr while rect is None (rho_t <= 5). work: an array of p's shape."""
     xp = get_array_module(p)
-    g = -grad if maximize else grad
-    if weight_decay != 0:
-        if decoupled:
-            p *= 1 - lr * weight_decay
-        else:
-            g = g + weight_decay * p
-    _lerp_(m, g, 1 - beta1, work)   # as torch's lerp_ computes it
-    v *= beta2
-    v += (1 - beta2) * g * g
+    _moments_(p, grad, m, v, work, lr=lr, beta1=beta1, beta2=beta2, weight_decay=weight_decay, maximize=maximize,
+              decoupled=decoupled)
     step = m / bias_correction1 * lr
     if rect is not None:
         step = step * (bias_correction2 ** 0.5 / (xp.sqrt(v) + eps)) * rect
