@@ -763,7 +763,7 @@ def _clamp(b, node, x):
     bound = [b.constant(np.asarray(v, dtype=dtype)) if v is not None else None for v in (low, high)]
     if bound == [None, None]:
         return b.emit("Identity", [x])
-    return b.emit("Clip", [x, bound[0] or "", bound[1]] if bound[1] else [x, bound[0]])
+    return b.emit("Clip", [x] + bound)  # an absent bound: an empty input (a trailing one is left out)
 
 
 def _where(b, node, x, y):
@@ -794,10 +794,11 @@ def _softplus(b, node, x):
     Softplus has neither beta nor threshold, so both are written out around it)."""
     _, threshold, beta = node.cache
     beta = float(beta)
-    z = b.emit("Mul", [x, b.constant(np.asarray(beta, dtype=node.dtype))]) if beta != 1 else x
+    scale = b.constant(np.asarray(beta, dtype=node.dtype)) if beta != 1 else None
+    z = b.emit("Mul", [x, scale]) if scale else x
     soft = b.emit("Softplus", [z])
-    if beta != 1:
-        soft = b.emit("Div", [soft, b.constant(np.asarray(beta, dtype=node.dtype))])
+    if scale:
+        soft = b.emit("Div", [soft, scale])
     above = b.emit("Greater", [z, b.constant(np.asarray(threshold, dtype=node.dtype))])
     return b.emit("Where", [above, x, soft])
 
@@ -841,8 +842,8 @@ def _interpolate(b, node, x):
     row (scale 1.2, o = 6): where it would for some row, the rows torch reads are two Gathers instead."""
     shape, taps, (mode, align_corners, scales) = node.cache
     sides = list(zip(shape[2:], node.shape[2:]))
-    use_scales = mode == "nearest" or not align_corners
-    use_scales = use_scales and all(s is not None for s in scales)
+    # align_corners reads n and m only, never the scale: from the sizes
+    use_scales = (mode == "nearest" or not align_corners) and all(s is not None for s in scales)
     per_axis = [1.0 if m == n else float(s) for (n, m), s in zip(sides, scales)] if use_scales else None
     if mode == "nearest":
         rows = [to_numpy(t[0][0]).astype(np.int64) for t in taps]
@@ -976,7 +977,7 @@ def _class_loss(b, node, scores, op):
     """SoftmaxCrossEntropyLoss / NegativeLogLikelihoodLoss against class indices: (N, C, d...) scores,
     (N, d...) int64 labels; an unbatched (C,) input is written as a batch of one. The target is found
     by the weak reference the node's settings keep: an input of the export, a buffer, or a number."""
-    cache, (reduction, weight, ignore_index, smoothing, ref) = node.cache
+    _, (reduction, weight, ignore_index, smoothing, ref) = node.cache  # (the op's own cache, the settings)
     if smoothing:
         raise b.error(f"it smooths the labels (label_smoothing={smoothing}), which ONNX's SoftmaxCrossEntropyLoss "
                       "does not; export the model without its loss, or with label_smoothing=0")
