@@ -55,7 +55,9 @@ Pooling follows torch's output-size rule (with ceil_mode, a last window that wou
 the padding is dropped), as ONNX's newer opsets specify it too.
 """
 
+import functools
 import math
+import operator
 import os
 from collections import Counter
 
@@ -1005,28 +1007,14 @@ def _resize(step, a, x, roi=None, scales=None, sizes=None):
 # -- element-wise and comparisons ----------------------------------------------------------------------
 
 
-@_op("Max", inputs=2 ** 31)
-def _max(step, a, *xs):
-    out = xs[0]
-    for x in xs[1:]:
-        out = maximum(out, x)
-    return out
+def _fold(combine):
+    """Max, Min, Sum: any number of inputs, combined left to right (broadcasting), one recorded op each."""
+    return lambda step, a, *xs: functools.reduce(combine, xs)
 
 
-@_op("Min", inputs=2 ** 31)
-def _min(step, a, *xs):
-    out = xs[0]
-    for x in xs[1:]:
-        out = minimum(out, x)
-    return out
-
-
-@_op("Sum", inputs=2 ** 31)
-def _sum(step, a, *xs):
-    out = xs[0]
-    for x in xs[1:]:
-        out = out + x
-    return out
+_op("Max", inputs=2 ** 31)(_fold(maximum))
+_op("Min", inputs=2 ** 31)(_fold(minimum))
+_sum = _op("Sum", inputs=2 ** 31)(_fold(operator.add))
 
 
 @_op("Mean", inputs=2 ** 31)
