@@ -130,22 +130,22 @@ def dw(dout_t, src_t, w_shape, pads, dilation, k):
             return
         grid = _empty(xp, (C, most + slack), src_t.dtype)
         col = _empty(xp, (KW * C, most + DH * (KH - 1) * Wp), src_t.dtype)
-        dgrid = _empty(xp, (OC, most), dout_t.dtype)
-        total = xp.zeros((KH, OC, KW * C), dtype=dout_t.dtype)
+        dgrid = _empty(xp, (most, OC), dout_t.dtype)  # channels last: see conv_rows.dw_product
+        total = xp.zeros((KH, KW * C, OC), dtype=dout_t.dtype)
         for n0, n1 in blocks[first:last]:
             n, L = n1 - n0, (n1 - n0) * Hp * Wp
             _fill_grid(grid, src_t, n0, n1, pads)
             _rows_of_taps(col, grid, KW, DW, C, L + DH * (KH - 1) * Wp)
-            d = dgrid[:, :L].reshape(OC, n, Hp, Wp)
-            d[:, :, OH:], d[:, :, :OH, OW:] = 0, 0
-            d[:, :, :OH, :OW] = dout_t[:, n0:n1]
+            d = dgrid[:L].reshape(n, Hp, Wp, OC)
+            d[:, OH:], d[:, :OH, OW:] = 0, 0
+            d[:, :OH, :OW] = dout_t[:, n0:n1].transpose(1, 2, 3, 0)
             with np.errstate(invalid="ignore"):  # a 0 * inf is conv.py's to find and redo, not the user's to hear of
                 for i in range(KH):
                     off = i * DH * Wp
-                    total[i] += dgrid[:, :L] @ col[:, off:off + L].T
+                    total[i] += col[:, off:off + L] @ dgrid[:L]
         sums[first] = total
     parallel.split(run, len(blocks), src_t, k=k)
     total = sums.pop(0)
     for first in sorted(sums):
         total += sums[first]
-    return total.reshape(KH, OC, KW, C).transpose(1, 3, 0, 2)
+    return total.reshape(KH, KW, C, OC).transpose(3, 2, 0, 1)
