@@ -41,7 +41,7 @@ import numbers
 import threading
 
 from ..backend import get_array_module
-from . import conv_depthwise, conv_rows, conv_shifted, parallel
+from . import conv_depthwise, conv_rows, conv_shifted, parallel, products
 from .checks import check_same_dtype, pair
 from .impl import choose
 
@@ -535,7 +535,7 @@ def _conv2d_fast(x, w, b, OH, OW, stride, pads, dilation, G, workspace):
                 continue
             col = _im2col_fast(x[n0:n1], KH, KW, OH, OW, stride, pads, dilation, ws)
             part = out[:, n0:n1].reshape(G, OC // G, (n1 - n0) * OH * OW)  # a view (rows N*OH*OW apart)
-            xp.matmul(w_g, col.reshape(G, -1, col.shape[1]), out=part)
+            products.matmul(w_g, col.reshape(G, -1, col.shape[1]), part)
             if b is not None:
                 part += b.reshape(G, OC // G, 1)
     parallel.split(run, len(blocks), x, k=k)

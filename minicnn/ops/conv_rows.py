@@ -35,6 +35,7 @@ written in the same call.
 import numpy as np
 
 from ..backend import get_array_module
+from . import products
 
 ROWS_WIDTH = 8  # rows_pay's widest output: measured, see rows_pay
 
@@ -83,7 +84,7 @@ def conv_rows(out_t, src_t, w_g, KH, KW, pads, dilation, buffer, b=None, roles=(
     col = im2col_rows(src_t, KH, KW, OH, pads, dilation, buffer, roles=roles[:2])
     Wp = col.shape[1] // (n * OH)
     rows = buffer(roles[2], (OC, n, OH, Wp), src_t)
-    xp.matmul(w_g, col.reshape(G, Kg, -1), out=rows.reshape(G, OCg, -1))
+    products.matmul(w_g, col.reshape(G, Kg, -1), rows.reshape(G, OCg, -1))
     if b is None:
         out_t[...] = rows[..., :OW]
     else:
@@ -122,7 +123,7 @@ def dw_product(col, d_last, G):
     K, L = col.shape
     OC = d_last.shape[1]
     rhs = d_last.reshape(L, G, OC // G).transpose(1, 0, 2)  # (G, L, OC/G), a view
-    return (col.reshape(G, K // G, L) @ rhs).transpose(0, 2, 1)
+    return products.matmul_sum(col.reshape(G, K // G, L), rhs).transpose(0, 2, 1)
 
 
 def full_correlation(w, pads, dilation):
