@@ -108,8 +108,8 @@ def test_the_small_kernel_is_read_from_threadpoolctls_report(controllers, small,
     assert products._has_small_kernel() is small  # asked once, then remembered
 
 
-@pytest.mark.parametrize("K, OC, last", [(144, 16, True), (288, 64, True), (25, 6, True), (27, 16, True),
-                                         (27, 32, False)])
+@pytest.mark.parametrize("K, OC, last", [(25, 6, True), (150, 16, True), (27, 16, True), (96, 32, True),
+                                         (144, 32, True), (27, 32, False), (288, 64, False), (576, 64, False)])
 def test_dw_last_pays_where_it_was_measured_to(K, OC, last):
     assert conv_rows.dw_last_pays(K, OC) is last
 

@@ -229,7 +229,7 @@ def conv2d_backward(dout, cache, input_grad=True):
         dcol = (w_g.transpose(0, 2, 1) @ dout_g).reshape(col.shape)
         return col2im(dcol, x_shape, KH, KW, stride, pads, dilation), dw, db
     if G > 1 and G == x_shape[1] == OC:  # depthwise: by phases, no col or dcol (see conv_depthwise)
-        k = _on_threads(G, dout.size * KH * KW * (2 if input_grad else 1), kept, workspace)
+        k = _on_threads(G, dout.size * KH * KW * (2 if input_grad else 1), kept, workspace, backward=True)
         return conv_depthwise.depthwise_backward(dout, kept, w, has_bias, stride, pads, dilation, input_grad, k)
     return _conv2d_backward_fast(dout, kept, w_g, w.shape, has_bias, stride, pads, dilation, workspace, input_grad)
 
@@ -371,10 +371,19 @@ def _blocks(N, per_image, k=1):
     return [(N * i // count, N * (i + 1) // count) for i in range(count)]
 
 
-def _on_threads(N, macs, like, workspace):
+BACKWARD_LEAST = 2  # a backward is cut from this many times parallel.MIN_PRODUCT multiply-adds
+
+
+def _on_threads(N, macs, like, workspace, backward=False):
     """How many threads a convolution of `macs` multiply-adds over N images runs its blocks on
-    (ops.parallel); one when the caller hands in a workspace (one thread's buffers)."""
-    return 1 if workspace is not None else parallel.parts(N, macs, like, parallel.MIN_PRODUCT)
+    (ops.parallel); one when the caller hands in a workspace (one thread's buffers).
+    A backward is cut only from BACKWARD_LEAST times the forward's size: its blocks carry more
+    fixed cost (dout's copies, the threads' dW sums added after). Measured, 2 threads, once the
+    products ran in pieces (ops/products.py): LeNet-5's batch-16 step 2.84 -> 2.61 ms with its second
+    convolution's backward (7.7 million multiply-adds) on one thread, while its batch-64 inference
+    lost 27% with the first convolution's forward (7.5 million) on one thread."""
+    least = parallel.MIN_PRODUCT * (BACKWARD_LEAST if backward else 1)
+    return 1 if workspace is not None else parallel.parts(N, macs, like, least)
 
 
 class Workspace:
@@ -573,7 +582,7 @@ def _conv2d_backward_fast(dout, x, w_g, w_shape, has_bias, stride, pads, dilatio
     dx_t = None
     if input_grad:  # fresh: the caller may keep dx. col2im by taps adds into it; the others write all of it
         dx_t = (xp.empty if on_grid or rows_dx else xp.zeros)((C, N, H, W), dtype=dout.dtype)
-    k = _on_threads(N, N * OC * OH * OW * Kg * (2 if input_grad else 1), x, workspace)
+    k = _on_threads(N, N * OC * OH * OW * Kg * (2 if input_grad else 1), x, workspace, backward=True)
     per_image = max(C * KH * KW * OH * (Wp if rows_dw else OW),  # the most values of col and dcol one image needs
                     OC * KH * KW * H * Wf if rows_dx else 0, C * KH * KW * Hp * Wp if on_grid else 0)
     blocks = _blocks(N, per_image, k)
@@ -647,7 +656,7 @@ def _conv2d_backward_shifted(dout, x, w_g, w_shape, has_bias, stride, pads, dila
         wf, full = conv_rows.full_correlation(w_g.reshape(w_shape), pads, dilation)
         if full is None or not conv_shifted.pays(xp.__name__, stride, G, OC, C, W):
             return None
-    k = _on_threads(N, dout.size * C * KH * KW * (2 if input_grad else 1), x, workspace)
+    k = _on_threads(N, dout.size * C * KH * KW * (2 if input_grad else 1), x, workspace, backward=True)
     dout_t = dout.transpose(1, 0, 2, 3)
     dw = conv_shifted.dw(dout_t, x.transpose(1, 0, 2, 3), w_shape, pads, dilation, k)
     if not xp.isfinite(dw).all():
