@@ -595,12 +595,13 @@ def _conv2d_backward_fast(dout, x, w_g, w_shape, has_bias, stride, pads, dilatio
             d[...] = dout_t[:, n0:n1]
         return d
 
-    last = conv_rows.dw_last_pays(Kg, OCg)
+    dw_last = conv_rows.dw_last_pays(Kg, OCg)
 
-    def taps_dw(n0, n1, ws):  # the block's share of dW, through the taps' col
+    def taps_dw(n0, n1, ws, d=None):  # the block's share of dW, through the taps' col (d: the block's dout, if made)
         col = _im2col_fast(x[n0:n1], KH, KW, OH, OW, stride, pads, dilation, ws)
-        if not last:
-            return block_dout(n0, n1, ws).reshape(G, OCg, -1) @ col.reshape(G, Kg, -1).transpose(0, 2, 1)
+        if not dw_last:
+            d = block_dout(n0, n1, ws) if d is None else d
+            return d.reshape(G, OCg, -1) @ col.reshape(G, Kg, -1).transpose(0, 2, 1)
         d_last = ws.get("dout_last", (n1 - n0, OH, OW, OC), dout)
         d_last[...] = dout[n0:n1].transpose(0, 2, 3, 1)
         return conv_rows.dw_product(col, d_last.reshape(-1, OC), G)
@@ -614,7 +615,7 @@ def _conv2d_backward_fast(dout, x, w_g, w_shape, has_bias, stride, pads, dilatio
             if rows_dw:
                 dw += conv_rows.dw_rows(d, x[n0:n1].transpose(1, 0, 2, 3), w_shape, pads, dilation, ws.get, G)
             else:
-                dw += taps_dw(n0, n1, ws)
+                dw += taps_dw(n0, n1, ws, d)
             if has_bias:
                 db += d.reshape(OC, -1).sum(axis=1)
             if rows_dx:
