@@ -80,12 +80,12 @@ def test_no_pieces_without_the_small_kernel_or_under_min_piece(monkeypatch):
     does where a piece would be narrower than MIN_PIECE columns."""
     a = np.ones((16, 144), dtype=np.float32)
     monkeypatch.setitem(products._state, "small", False)
-    assert products._piece(a, None, 16 * 144) == 0
+    assert products._piece(a, 16 * 144) == 0
     monkeypatch.setitem(products._state, "small", True)
-    assert products._piece(a, None, 16 * 144) == -(-products.SMALL // (16 * 144)) - 1  # 434 columns
-    assert products._piece(a, None, 64 * 576) == 0  # 27 columns: under MIN_PIECE
+    assert products._piece(a, 16 * 144) == -(-products.SMALL // (16 * 144)) - 1  # 434 columns
+    assert products._piece(a, 64 * 576) == 0  # 27 columns: under MIN_PIECE
     monkeypatch.setattr(products, "MIN_PIECE", 1)
-    assert products._piece(a, None, 64 * 576) == 27
+    assert products._piece(a, 64 * 576) == 27
 
 
 class _Controller:

@@ -11,7 +11,7 @@ contiguous window of the KW horizontal shifts of the grid:
     out_grid (OC, L)  = sum over i of  W[:, :, i, :] (OC, KW*C) @ rows[:, i*DH*Wp : i*DH*Wp + L]
     dW[:, :, i, :]    = dout_grid (OC, L) @ rows[:, i*DH*Wp : i*DH*Wp + L]^T  (dout_grid: zeros off the outputs;
                         computed as rows_window @ dout_grid^T, dout laid out channels last, where
-                        conv_rows.dw_last_pays says that runs faster: up to 32 output channels)
+                        conv_rows.dw_last_pays says that runs faster: few output channels)
     dx                = the full correlation of dout with W (flipped, its channel axes swapped),
                         by the forward above, as ops/conv_rows.py does
 

@@ -18,8 +18,9 @@ and one summed over a long inner axis (dW = col (K, L) @ dout (L, OC)) as pieces
 
     matmul_sum(a, b)       a @ b, the pieces of the inner axis summed in order (a new array)
 
-On the layers of LeNet-5, the CIFAR CNN and ResNet-20 this took those products from 45-80 GFLOP/s to
-80-100 (benchmarks/PERFORMANCE.md). A piece is at least MIN_PIECE columns: under that the calls'
+In place, 2 threads, this made the im2col forward of LeNet-5's two convolutions and of the CIFAR
+CNN's first 1.1-1.4x faster, and LeNet-5's dW too (benchmarks/PERFORMANCE.md); ResNet-20's
+products are mostly too wide to cut. A piece is at least MIN_PIECE columns: under that the calls'
 own cost takes back what the kernel gains, and the product runs whole. So it does on CuPy, and where
 NumPy's BLAS is not OpenBLAS with one of SMALL_KERNELS (or threadpoolctl, which tells, is missing).
 """
@@ -43,7 +44,7 @@ def _has_small_kernel():
     return _state["small"]
 
 
-def _piece(a, b, other):
+def _piece(a, other):
     """Columns per piece for a product whose two other sizes multiply to `other`, or 0 (run whole)."""
     if backend.get_array_module(a).__name__ != "numpy" or not _has_small_kernel():
         return 0
@@ -56,7 +57,7 @@ def matmul(a, b, out):
     returns out."""
     M, K = a.shape[-2:]
     N = b.shape[-1]
-    per = _piece(a, b, M * K)
+    per = _piece(a, M * K)
     xp = backend.get_array_module(a)
     if not per or N <= per:
         return xp.matmul(a, b, out=out)
@@ -73,7 +74,7 @@ def matmul_sum(a, b):
     xp = backend.get_array_module(a)
     M, L = a.shape[-2:]
     N = b.shape[-1]
-    per = _piece(a, b, M * N)
+    per = _piece(a, M * N)
     if not per or L <= per:
         return a @ b
     count = -(-L // per)
