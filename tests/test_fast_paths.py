@@ -245,7 +245,7 @@ def test_a_scratch_buffer_holds_nothing_a_result_depends_on(padding, stride, thr
     monkeypatch.setattr(conv_rows, "dw_rows", dw_rows)
 
     def poison_one(space):
-        for role in ("col", "dcol", "dout", "xpad", "dout_grid", "dxpad", "dout_rows", "dout_last"):
+        for role in ("col", "dcol", "dout", "xpad", "dout_grid", "dxpad", "dout_rows"):
             space.get(role, (10_000,), x)[...] = np.nan
 
     def poison():

@@ -16,7 +16,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import minicnn.ops as F
-from minicnn.ops import conv_rows, parallel, products
+from minicnn.ops import parallel, products
 
 TOL = {np.float64: dict(rtol=1e-10, atol=1e-10), np.float32: dict(rtol=1e-4, atol=1e-4)}
 
@@ -108,17 +108,10 @@ def test_the_small_kernel_is_read_from_threadpoolctls_report(controllers, small,
     assert products._has_small_kernel() is small  # asked once, then remembered
 
 
-@pytest.mark.parametrize("K, OC, last", [(25, 6, True), (150, 16, True), (27, 16, True), (96, 32, True),
-                                         (144, 32, True), (27, 32, False), (288, 64, False), (576, 64, False)])
-def test_dw_last_pays_where_it_was_measured_to(K, OC, last):
-    assert conv_rows.dw_last_pays(K, OC) is last
-
-
 @st.composite
 def conv_cases(draw):
     """A convolution the fast path runs by im2col or the rows (not the shifted grid: C < 16), with
-    1-40 output channels, so that dW takes both of its forms (dw_last_pays), and a threshold that
-    cuts its products into pieces."""
+    1-40 output channels, and a threshold that cuts its products into pieces."""
     C, OC = draw(st.integers(1, 4)), draw(st.sampled_from([1, 3, 8, 17, 32, 40]))
     KH, KW = draw(st.integers(1, 3)), draw(st.integers(1, 3))
     stride, padding = draw(st.integers(1, 2)), draw(st.integers(0, 1))

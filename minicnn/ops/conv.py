@@ -595,27 +595,20 @@ def _conv2d_backward_fast(dout, x, w_g, w_shape, has_bias, stride, pads, dilatio
             d[...] = dout_t[:, n0:n1]
         return d
 
-    dw_last = conv_rows.dw_last_pays(Kg, OCg)
-
-    def taps_dw(n0, n1, ws, d=None):  # the block's share of dW, through the taps' col (d: the block's dout, if made)
+    def taps_dw(n0, n1, d, ws):  # the block's share of dW, through the taps' col
         col = _im2col_fast(x[n0:n1], KH, KW, OH, OW, stride, pads, dilation, ws)
-        if not dw_last:
-            d = block_dout(n0, n1, ws) if d is None else d
-            return d.reshape(G, OCg, -1) @ col.reshape(G, Kg, -1).transpose(0, 2, 1)
-        d_last = ws.get("dout_last", (n1 - n0, OH, OW, OC), dout)
-        d_last[...] = dout[n0:n1].transpose(0, 2, 3, 1)
-        return conv_rows.dw_product(col, d_last.reshape(-1, OC), G)
+        return conv_rows.dw_product(col, d.reshape(OC, -1), G)
 
     def run(first, last):  # blocks[first:last], on one thread
         ws = workspace if workspace is not None else scratch()
         dw = xp.zeros((G, OCg, Kg), dtype=dout.dtype)
         db = xp.zeros(OC, dtype=dout.dtype) if has_bias else None
         for n0, n1 in blocks[first:last]:
-            d = block_dout(n0, n1, ws) if rows_dw or has_bias or input_grad else None
+            d = block_dout(n0, n1, ws)
             if rows_dw:
                 dw += conv_rows.dw_rows(d, x[n0:n1].transpose(1, 0, 2, 3), w_shape, pads, dilation, ws.get, G)
             else:
-                dw += taps_dw(n0, n1, ws, d)
+                dw += taps_dw(n0, n1, d, ws)
             if has_bias:
                 db += d.reshape(OC, -1).sum(axis=1)
             if rows_dx:
@@ -630,7 +623,7 @@ def _conv2d_backward_fast(dout, x, w_g, w_shape, has_bias, stride, pads, dilatio
         if rows_dw and not xp.isfinite(dw).all():  # an inf or NaN input met a dropped column: see conv_rows
             dw[...] = 0
             for n0, n1 in blocks[first:last]:
-                dw += taps_dw(n0, n1, ws)
+                dw += taps_dw(n0, n1, block_dout(n0, n1, ws), ws)
         sums[first] = dw, db
     parallel.split(run, len(blocks), x, k=k)
     dw, db = sums.pop(0)

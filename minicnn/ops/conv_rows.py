@@ -98,38 +98,22 @@ def dw_rows(dout_t, src_t, w_shape, pads, dilation, buffer, G=1):
     _, n, OH, OW = dout_t.shape
     col = im2col_rows(src_t, KH, KW, OH, pads, dilation, buffer)
     Wp = col.shape[1] // (n * OH)
-    last = dw_last_pays(col.shape[0] // G, OC // G)
-    d = buffer("dout_rows", (n, OH, Wp, OC) if last else (OC, n, OH, Wp), dout_t)  # last: see dw_product
-    if last:
-        d[:, :, OW:] = 0
-        d[:, :, :OW] = dout_t.transpose(1, 2, 3, 0)
-    else:
-        d[..., OW:] = 0
-        d[..., :OW] = dout_t
+    d = buffer("dout_rows", (OC, n, OH, Wp), dout_t)
+    d[..., OW:] = 0
+    d[..., :OW] = dout_t
     with np.errstate(invalid="ignore"):  # a 0 * inf here is the caller's to find and redo, not the user's to hear of
-        if last:
-            return dw_product(col, d.reshape(-1, OC), G)
-        return d.reshape(G, OC // G, -1) @ col.reshape(G, col.shape[0] // G, -1).transpose(0, 2, 1)
+        return dw_product(col, d.reshape(OC, -1), G)
 
 
-def dw_last_pays(K, OC):
-    """Whether dw_product's form (dout copied channels last first) beats dout @ col^T, for col's K
-    rows and OC output channels (per group). Measured in place, dW alone, 2 threads, ms (plain form
-    -> this one): LeNet-5's layers 5.60 -> 3.22 (K 25, OC 6) and 2.91 -> 2.09 (K 150, OC 16);
-    ResNet-20's 32-channel shifted grid 15-16 -> 11-13 (K 96, OC 32); even at K 144, OC 32
-    (6.29 -> 6.17); but the CIFAR CNN's 9.93 -> 10.84 (K 288, OC 64), ResNet-20's 32 -> 64 stride 2
-    5.48 -> 6.16, and the CIFAR CNN's first layer 4.65 -> 6.59 (K 27, OC 32: the copy of dout is
-    large next to a product with so few rows)."""
-    return OC <= 16 or (OC <= 32 and K >= 64)
-
-
-def dw_product(col, d_last, G):
-    """dW (G, OC/G, K/G) = dout @ col^T, from col (K, L) and dout laid out channels last, d_last
-    (L, OC): computed as col @ d_last, in pieces of L (ops/products.py), and returned transposed (a
-    view). OpenBLAS runs a product with few output channels faster this way round (dw_last_pays)."""
+def dw_product(col, d, G):
+    """dW (G, OC/G, K/G) = dout @ col^T per group, from col (K, L) and dout d (OC, L), each row of d
+    contiguous. Computed the other way round, dW^T = col @ d^T with d^T a transposed view (no copy),
+    in pieces of L (ops/products.py), and returned transposed (a view). OpenBLAS runs dW's shapes
+    faster this way round: one thread, GFLOP/s, d @ col^T -> col @ d^T: K 25, OC 6: 16 -> 29;
+    K 150, OC 16: 41 -> 72; K 96, OC 32: 58 -> 76; K 288, OC 64: 77 -> 93."""
     K, L = col.shape
-    OC = d_last.shape[1]
-    rhs = d_last.reshape(L, G, OC // G).transpose(1, 0, 2)  # (G, L, OC/G), a view
+    OC = d.shape[0]
+    rhs = d.reshape(G, OC // G, L).transpose(0, 2, 1)  # (G, L, OC/G), a view
     return products.matmul_sum(col.reshape(G, K // G, L), rhs).transpose(0, 2, 1)
 
 

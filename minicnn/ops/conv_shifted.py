@@ -9,9 +9,8 @@ contiguous window of the KW horizontal shifts of the grid:
 
     rows  (KW*C, L + DH*(KH-1)*Wp)   rows[(j, c), p] = grid[c, p + j*DW]      (KW copies of the grid)
     out_grid (OC, L)  = sum over i of  W[:, :, i, :] (OC, KW*C) @ rows[:, i*DH*Wp : i*DH*Wp + L]
-    dW[:, :, i, :]    = dout_grid (OC, L) @ rows[:, i*DH*Wp : i*DH*Wp + L]^T  (dout_grid: zeros off the outputs;
-                        computed as rows_window @ dout_grid^T, dout laid out channels last, where
-                        conv_rows.dw_last_pays says that runs faster: few output channels)
+    dW[:, :, i, :]^T  = rows[:, i*DH*Wp : i*DH*Wp + L] @ dout_grid (OC, L)^T  (dout_grid: zeros off the
+                        outputs; this way round is OpenBLAS's faster one, see conv_rows.dw_product)
     dx                = the full correlation of dout with W (flipped, its channel axes swapped),
                         by the forward above, as ops/conv_rows.py does
 
@@ -30,7 +29,7 @@ uses it, and each cell is written before it is read.
 
 import numpy as np
 
-from . import conv_rows, parallel
+from . import parallel
 from ..backend import get_array_module
 
 MIN_CHANNELS = 16  # fewer input channels: each product's inner size C is too small to pay (LeNet-5, the CIFAR CNN's first layer)
@@ -125,7 +124,6 @@ def dw(dout_t, src_t, w_shape, pads, dilation, k):
     slack = DH * (KH - 1) * Wp + DW * (KW - 1)
     blocks = _blocks(N, C, Hp * Wp, k)
     most = max(n1 - n0 for n0, n1 in blocks) * Hp * Wp
-    channels_last = conv_rows.dw_last_pays(KW * C, OC)
     sums = {}
 
     def run(first, last):
@@ -133,36 +131,22 @@ def dw(dout_t, src_t, w_shape, pads, dilation, k):
             return
         grid = _empty(xp, (C, most + slack), src_t.dtype)
         col = _empty(xp, (KW * C, most + DH * (KH - 1) * Wp), src_t.dtype)
-        if channels_last:  # dout on the grid laid out (cells, OC): see conv_rows.dw_product
-            dgrid = _empty(xp, (most, OC), dout_t.dtype)
-            total = xp.zeros((KH, KW * C, OC), dtype=dout_t.dtype)
-        else:
-            dgrid = _empty(xp, (OC, most), dout_t.dtype)
-            total = xp.zeros((KH, OC, KW * C), dtype=dout_t.dtype)
+        dgrid = _empty(xp, (OC, most), dout_t.dtype)
+        total = xp.zeros((KH, KW * C, OC), dtype=dout_t.dtype)  # dW^T, kernel row by kernel row
         for n0, n1 in blocks[first:last]:
             n, L = n1 - n0, (n1 - n0) * Hp * Wp
             _fill_grid(grid, src_t, n0, n1, pads)
             _rows_of_taps(col, grid, KW, DW, C, L + DH * (KH - 1) * Wp)
-            if channels_last:
-                d = dgrid[:L].reshape(n, Hp, Wp, OC)
-                d[:, OH:], d[:, :OH, OW:] = 0, 0
-                d[:, :OH, :OW] = dout_t[:, n0:n1].transpose(1, 2, 3, 0)
-            else:
-                d = dgrid[:, :L].reshape(OC, n, Hp, Wp)
-                d[:, :, OH:], d[:, :, :OH, OW:] = 0, 0
-                d[:, :, :OH, :OW] = dout_t[:, n0:n1]
+            d = dgrid[:, :L].reshape(OC, n, Hp, Wp)
+            d[:, :, OH:], d[:, :, :OH, OW:] = 0, 0
+            d[:, :, :OH, :OW] = dout_t[:, n0:n1]
             with np.errstate(invalid="ignore"):  # a 0 * inf is conv.py's to find and redo, not the user's to hear of
                 for i in range(KH):
                     off = i * DH * Wp
-                    if channels_last:
-                        total[i] += col[:, off:off + L] @ dgrid[:L]
-                    else:
-                        total[i] += dgrid[:, :L] @ col[:, off:off + L].T
+                    total[i] += col[:, off:off + L] @ dgrid[:, :L].T
         sums[first] = total
     parallel.split(run, len(blocks), src_t, k=k)
     total = sums.pop(0)
     for first in sorted(sums):
         total += sums[first]
-    if channels_last:
-        return total.reshape(KH, KW, C, OC).transpose(3, 2, 0, 1)
-    return total.reshape(KH, OC, KW, C).transpose(1, 3, 0, 2)
+    return total.reshape(KH, KW, C, OC).transpose(3, 2, 0, 1)
